@@ -1,0 +1,438 @@
+/*
+ * exec_stage.c: the last stage of every container process.
+ *
+ * Python sets up the container (namespaces, rootfs, pivot_root) and then replaces itself
+ * with this small static program, run from a sealed memfd.  From here on no host
+ * interpreter or shared library is mapped into the container (CVE-2019-5736), and a
+ * container parked between `create` and `start` costs a few hundred kilobytes.
+ *
+ * The stage is told what to do by a "plan": NUL-separated key=value records that Python
+ * wrote into a memfd whose number is argv[1].  It applies the process settings that must
+ * come last (rlimits, user and groups, capabilities, umask, cwd, no_new_privs), resolves
+ * the program like execvp, reports {"type":"ready"} or {"type":"error","msg":...} on the
+ * sync socket, then blocks opening exec.fifo until `pyrunc start` opens the other end,
+ * closes every fd but 0-2 (and --preserve-fds), and execs the user's program.
+ *
+ * Plan keys (repeatable ones marked *):
+ *   sync=FD  fifo_dir=FD  preserve=N  arg=S*  env=S*  cwd=PATH  uid=N  gid=N  group=N*
+ *   setgroups=0|1  umask=N  nnp=1  rlimit=RES,SOFT,HARD*  caps=1  cap_last=N
+ *   cap_bnd=HEX  cap_eff=HEX  cap_prm=HEX  cap_inh=HEX  cap_amb=HEX
+ *   seccomp_fd=FD (a memfd holding a struct sock_filter program)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+#define MAX_ITEMS 4096
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct plan {
+    int sync_fd, fifo_dir_fd, preserve, seccomp_fd;
+    char *argv[MAX_ITEMS + 1];
+    int argc;
+    char *envp[MAX_ITEMS + 1];
+    int envc;
+    const char *cwd;
+    long uid, gid;
+    gid_t groups[MAX_ITEMS];
+    int ngroups, set_groups;
+    long umask_value;
+    int nnp, caps, cap_last;
+    uint64_t cap_bnd, cap_eff, cap_prm, cap_inh, cap_amb;
+    struct { int resource; rlim_t soft, hard; } rlimits[64];
+    int nrlimits;
+};
+
+static struct plan plan = {.sync_fd = -1, .fifo_dir_fd = -1, .seccomp_fd = -1,
+                           .uid = -1, .gid = -1, .umask_value = -1};
+
+/* Write a JSON message on the sync socket (one datagram). */
+static void send_msg(const char *type, const char *text)
+{
+    char buf[4096];
+    size_t n = 0;
+    if (plan.sync_fd < 0)
+        return;
+    n += snprintf(buf, sizeof(buf), "{\"type\":\"%s\"", type);
+    if (text) {
+        n += snprintf(buf + n, sizeof(buf) - n, ",\"msg\":\"");
+        for (const char *p = text; *p && n < sizeof(buf) - 16; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '"' || c == '\\')
+                n += snprintf(buf + n, sizeof(buf) - n, "\\%c", c);
+            else if (c < 0x20)
+                n += snprintf(buf + n, sizeof(buf) - n, "\\u%04x", c);
+            else
+                buf[n++] = (char)c;
+        }
+        n += snprintf(buf + n, sizeof(buf) - n, "\"");
+    }
+    n += snprintf(buf + n, sizeof(buf) - n, "}");
+    if (write(plan.sync_fd, buf, n) < 0) {
+        /* the parent is gone; nothing more to tell */
+    }
+}
+
+/* Report a failure: on the sync socket before "ready", on stderr after it.  Then exit. */
+static void __attribute__((noreturn, format(printf, 2, 3))) fail(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (plan.sync_fd >= 0) {
+        send_msg("error", msg);
+    } else {
+        dprintf(2, "pyrunc: %s\n", msg);
+    }
+    _exit(code);
+}
+
+static long parse_long(const char *key, const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end)
+        fail(1, "exec stage: bad plan value %s=%s", key, s);
+    return v;
+}
+
+static uint64_t parse_hex(const char *key, const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 16);
+    if (errno || *end)
+        fail(1, "exec stage: bad plan value %s=%s", key, s);
+    return v;
+}
+
+static void parse_rlimit(char *s)
+{
+    char *soft = strchr(s, ','), *hard;
+    if (!soft || !(hard = strchr(soft + 1, ',')) || plan.nrlimits >= 64)
+        fail(1, "exec stage: bad rlimit %s", s);
+    *soft++ = 0;
+    *hard++ = 0;
+    plan.rlimits[plan.nrlimits].resource = (int)parse_long("rlimit", s);
+    plan.rlimits[plan.nrlimits].soft = strtoull(soft, NULL, 10);
+    plan.rlimits[plan.nrlimits].hard = strtoull(hard, NULL, 10);
+    plan.nrlimits++;
+}
+
+static char *read_plan(int fd, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        fail(1, "exec stage: plan fd: %s", strerror(errno));
+    char *buf = malloc(st.st_size + 1);
+    if (!buf)
+        fail(1, "exec stage: out of memory");
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, st.st_size - got, got);
+        if (n <= 0)
+            fail(1, "exec stage: reading plan: %s", n < 0 ? strerror(errno) : "short read");
+        got += n;
+    }
+    buf[got] = 0;
+    *len = got;
+    close(fd);
+    return buf;
+}
+
+static void parse_plan(char *buf, size_t len)
+{
+    for (char *rec = buf, *next; rec < buf + len; rec = next) {
+        next = rec + strlen(rec) + 1;
+        char *val = strchr(rec, '=');
+        if (!val)
+            continue;
+        *val++ = 0;
+        if (!strcmp(rec, "arg")) {
+            if (plan.argc >= MAX_ITEMS)
+                fail(1, "exec stage: too many args");
+            plan.argv[plan.argc++] = val;
+        } else if (!strcmp(rec, "env")) {
+            if (plan.envc >= MAX_ITEMS)
+                fail(1, "exec stage: too many env entries");
+            plan.envp[plan.envc++] = val;
+        } else if (!strcmp(rec, "group")) {
+            if (plan.ngroups >= MAX_ITEMS)
+                fail(1, "exec stage: too many groups");
+            plan.groups[plan.ngroups++] = (gid_t)parse_long(rec, val);
+        } else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
+        else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "preserve")) plan.preserve = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "seccomp_fd")) plan.seccomp_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "cwd")) plan.cwd = val;
+        else if (!strcmp(rec, "uid")) plan.uid = parse_long(rec, val);
+        else if (!strcmp(rec, "gid")) plan.gid = parse_long(rec, val);
+        else if (!strcmp(rec, "setgroups")) plan.set_groups = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "umask")) plan.umask_value = parse_long(rec, val);
+        else if (!strcmp(rec, "nnp")) plan.nnp = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "caps")) plan.caps = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "cap_last")) plan.cap_last = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "cap_bnd")) plan.cap_bnd = parse_hex(rec, val);
+        else if (!strcmp(rec, "cap_eff")) plan.cap_eff = parse_hex(rec, val);
+        else if (!strcmp(rec, "cap_prm")) plan.cap_prm = parse_hex(rec, val);
+        else if (!strcmp(rec, "cap_inh")) plan.cap_inh = parse_hex(rec, val);
+        else if (!strcmp(rec, "cap_amb")) plan.cap_amb = parse_hex(rec, val);
+        else
+            fail(1, "exec stage: unknown plan key %s", rec);
+    }
+    plan.argv[plan.argc] = NULL;
+    plan.envp[plan.envc] = NULL;
+}
+
+/* Python leaves some signals ignored (SIGPIPE, SIGXFSZ); the program must start clean. */
+static void reset_signals(void)
+{
+    sigset_t all;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL); /* SIGKILL/SIGSTOP and the libc-reserved ones fail: fine */
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static const char *rlimit_name(int resource)
+{
+    static const char *names[] = {"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK",
+                                  "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+                                  "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+                                  "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+                                  "RLIMIT_RTPRIO", "RLIMIT_RTTIME"};
+    return resource >= 0 && resource < 16 ? names[resource] : "RLIMIT_?";
+}
+
+static void apply_rlimits(void)
+{
+    for (int i = 0; i < plan.nrlimits; i++) {
+        struct rlimit rl = {plan.rlimits[i].soft, plan.rlimits[i].hard};
+        if (setrlimit(plan.rlimits[i].resource, &rl) < 0) {
+            if (errno == EPERM)
+                fail(1, "setrlimit %s: raising the hard limit needs CAP_SYS_RESOURCE, "
+                        "which this runtime does not have: %s",
+                     rlimit_name(plan.rlimits[i].resource), strerror(errno));
+            fail(1, "setrlimit %s: %s", rlimit_name(plan.rlimits[i].resource), strerror(errno));
+        }
+    }
+}
+
+static void set_capabilities(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    data[0].effective = (uint32_t)plan.cap_eff;
+    data[1].effective = (uint32_t)(plan.cap_eff >> 32);
+    data[0].permitted = (uint32_t)plan.cap_prm;
+    data[1].permitted = (uint32_t)(plan.cap_prm >> 32);
+    data[0].inheritable = (uint32_t)plan.cap_inh;
+    data[1].inheritable = (uint32_t)(plan.cap_inh >> 32);
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        fail(1, "capset: %s", strerror(errno));
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        fail(1, "clearing ambient capabilities: %s", strerror(errno));
+    for (int cap = 0; cap <= plan.cap_last && cap < 64; cap++)
+        if ((plan.cap_amb >> cap) & 1)
+            /* best effort, as in runc: the kernel refuses a capability that is not also
+             * permitted and inheritable, and an ambient set is only ever a convenience */
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+}
+
+/* Bounding set first (needs CAP_SETPCAP), then ids (keeping caps), then the other sets. */
+static void change_identity(void)
+{
+    if (plan.caps) {
+        for (int cap = 0; cap <= plan.cap_last && cap < 64; cap++)
+            if (!((plan.cap_bnd >> cap) & 1))
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                    fail(1, "dropping capability %d from the bounding set: %s", cap,
+                         strerror(errno));
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            fail(1, "PR_SET_KEEPCAPS: %s", strerror(errno));
+    }
+    if (plan.set_groups && setgroups(plan.ngroups, plan.groups) < 0)
+        fail(1, "setgroups: %s", strerror(errno));
+    if (plan.gid >= 0 && setresgid(plan.gid, plan.gid, plan.gid) < 0)
+        fail(1, "setresgid %ld: %s", plan.gid, strerror(errno));
+    if (plan.uid >= 0 && setresuid(plan.uid, plan.uid, plan.uid) < 0)
+        fail(1, "setresuid %ld: %s", plan.uid, strerror(errno));
+    if (plan.caps) {
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+            fail(1, "PR_SET_KEEPCAPS: %s", strerror(errno));
+        set_capabilities();
+    }
+}
+
+/* Change to the working directory and make sure it is inside the container's root:
+ * a cwd reached through a leaked fd reads "(unreachable)" or fails (CVE-2024-21626). */
+static void enter_cwd(void)
+{
+    char buf[4096];
+    const char *cwd = plan.cwd ? plan.cwd : "/";
+    if (chdir(cwd) < 0)
+        fail(1, "chdir to cwd (\"%s\") set in config.json failed: %s", cwd, strerror(errno));
+    if (!getcwd(buf, sizeof(buf)) || buf[0] != '/')
+        fail(1, "cwd \"%s\" is outside the container's root", cwd);
+}
+
+static const char *env_path(void)
+{
+    for (int i = 0; i < plan.envc; i++)
+        if (!strncmp(plan.envp[i], "PATH=", 5))
+            return plan.envp[i] + 5;
+    return DEFAULT_PATH;
+}
+
+static int is_runnable(const char *path, int *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        *err = errno;
+        return 0;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        *err = EACCES;
+        return 0;
+    }
+    if (access(path, X_OK) < 0) {
+        *err = errno;
+        return 0;
+    }
+    return 1;
+}
+
+/* execvp's lookup, done before "ready" so that create reports a missing program the way
+ * runc does, with the words engines map to exit codes 127 and 126. */
+static char *resolve_program(void)
+{
+    static char found[4096];
+    const char *name = plan.argv[0];
+    int err = ENOENT, saw_eacces = 0;
+    if (!name || !*name)
+        fail(1, "process.args is empty");
+    if (strchr(name, '/')) {
+        if (is_runnable(name, &err))
+            return (char *)name;
+        if (err == EACCES)
+            fail(1, "exec: \"%s\": permission denied", name);
+        fail(1, "exec: \"%s\": %s", name, strerror(err));
+    }
+    const char *p = env_path();
+    while (1) {
+        const char *end = strchrnul(p, ':');
+        size_t dlen = end - p;
+        if (dlen == 0)
+            snprintf(found, sizeof(found), "%s", name);
+        else
+            snprintf(found, sizeof(found), "%.*s/%s", (int)dlen, p, name);
+        if (is_runnable(found, &err))
+            return found;
+        if (err == EACCES)
+            saw_eacces = 1;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (saw_eacces)
+        fail(1, "exec: \"%s\": permission denied", name);
+    fail(1, "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+/* Park until `pyrunc start` opens the fifo for reading, then tell it we are going. */
+static void wait_for_start(void)
+{
+    int fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(1, "open exec.fifo: %s", strerror(errno));
+    if (write(fd, "0", 1) != 1)
+        fail(1, "write exec.fifo: %s", strerror(errno));
+    close(fd);
+    close(plan.fifo_dir_fd);
+}
+
+static void load_seccomp(void)
+{
+    struct stat st;
+    if (fstat(plan.seccomp_fd, &st) < 0)
+        fail(1, "seccomp program: %s", strerror(errno));
+    struct sock_filter *insns = malloc(st.st_size ? st.st_size : 1);
+    if (!insns || pread(plan.seccomp_fd, insns, st.st_size, 0) != st.st_size)
+        fail(1, "reading seccomp program: %s", strerror(errno));
+    struct sock_fprog prog = {(unsigned short)(st.st_size / sizeof(*insns)), insns};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+        fail(1, "loading seccomp filter: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    size_t len;
+    if (argc < 2)
+        fail(1, "exec stage: usage: %s PLAN_FD", argv[0]);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    reset_signals();
+    char *buf = read_plan((int)parse_long("plan fd", argv[1]), &len);
+    parse_plan(buf, len);
+
+    if (plan.argc == 0) {
+        /* a config without `process`: park until killed; `start` refuses to start it */
+        send_msg("ready", NULL);
+        close(plan.sync_fd);
+        for (;;)
+            pause();
+    }
+    apply_rlimits();
+    enter_cwd();
+    change_identity();
+    if (plan.umask_value >= 0)
+        umask((mode_t)plan.umask_value);
+    if (plan.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail(1, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    char *program = resolve_program();
+
+    send_msg("ready", NULL);
+    close(plan.sync_fd);
+    plan.sync_fd = -1;
+
+    if (plan.fifo_dir_fd >= 0)
+        wait_for_start();
+    if (plan.seccomp_fd >= 0)
+        load_seccomp();
+    syscall(SYS_close_range, 3 + plan.preserve, ~0U, 0);
+    execve(program, plan.argv, plan.envp);
+    if (errno == EACCES)
+        fail(126, "exec: \"%s\": permission denied", plan.argv[0]);
+    fail(127, "exec: \"%s\": %s", plan.argv[0], strerror(errno));
+}

@@ -1,0 +1,54 @@
+"""Build pyrunc: the CFFI helper module and the static exec-stage program.
+
+The exec stage is a tiny static C program (ociruntime/_native/exec_stage.c) that every
+container process ends in; it is compiled here with the system C compiler and shipped as
+package data next to the CFFI module.
+"""
+
+import os
+import shutil
+import subprocess
+
+from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+STAGE_SOURCE = os.path.join("ociruntime", "_native", "exec_stage.c")
+STAGE_NAME = "exec-stage"
+
+
+class BuildWithStage(build_ext):
+    """build_ext that also compiles the exec stage (static, so it runs in any rootfs)."""
+
+    def run(self):
+        super().run()
+        cc = os.environ.get("CC", "cc")
+        out_dir = os.path.join(self.build_lib, "ociruntime", "_native")
+        os.makedirs(out_dir, exist_ok=True)
+        target = os.path.join(out_dir, STAGE_NAME)
+        cmd = [cc, "-static", "-Os", "-s", "-Wall", "-Wextra", "-Wno-unused-parameter",
+               "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections",
+               "-o", target, STAGE_SOURCE]
+        self.announce(" ".join(cmd), level=2)
+        subprocess.check_call(cmd)
+        if self.inplace:
+            shutil.copy2(target, os.path.join("ociruntime", "_native", STAGE_NAME))
+
+
+setup(
+    name="pyrunc",
+    version="0.1.0",
+    description="An OCI container runtime (runc-compatible) in Python, with a containerd shim",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ociruntime", "ociruntime.*", "shim", "shim.*"]),
+    package_data={"ociruntime._native": [STAGE_NAME, "exec_stage.c", "helper.c"]},
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["ociruntime/_native/build_native.py:ffibuilder"],
+    install_requires=["cffi>=1.15"],
+    extras_require={
+        "test": ["pytest", "hypothesis", "jsonschema", "pyroute2"],
+        "lint": ["ruff"],
+    },
+    cmdclass={"build_ext": BuildWithStage},
+    entry_points={"console_scripts": ["pyrunc = ociruntime.cli:main"]},
+    zip_safe=False,
+)
