@@ -1,0 +1,269 @@
+"""`pyrunc`: runc's command line, one function per subcommand.
+
+Engines call the runtime exactly as they call runc, so flags follow runc: global flags
+before the subcommand, `--flag value` and `--flag=value` (and Go's single-dash `-flag`).
+argparse is not used: its import costs more than a whole `pyrunc state`.
+"""
+
+import os
+import sys
+
+from ociruntime import OCI_VERSION, __version__, log
+from ociruntime.errors import PyruncError
+
+GLOBAL_FLAGS = {
+    "root": "str", "log": "str", "log-format": "str", "debug": "bool",
+    "systemd-cgroup": "bool", "rootless": "str", "criu": "str", "version": "bool", "v": "bool",
+    "help": "bool", "h": "bool",
+}
+CREATE_FLAGS = {
+    "bundle": "str", "b": "str", "pid-file": "str", "console-socket": "str",
+    "preserve-fds": "int", "no-pivot": "bool", "no-new-keyring": "bool",
+}
+COMMANDS = {
+    # name: (flags, positional names, summary)
+    "create": (CREATE_FLAGS, ("container-id",), "create a container"),
+    "run": ({**CREATE_FLAGS, "detach": "bool", "d": "bool", "keep": "bool"},
+            ("container-id",), "create and start a container, wait for it"),
+    "start": ({}, ("container-id",), "start the user program of a created container"),
+    "state": ({}, ("container-id",), "print the state of a container as JSON"),
+    "kill": ({"all": "bool", "a": "bool"}, ("container-id", "[signal]"),
+             "send a signal (default TERM) to the container's init process"),
+    "delete": ({"force": "bool", "f": "bool"}, ("container-id",), "delete a stopped container"),
+    "list": ({"format": "str", "f": "str", "quiet": "bool", "q": "bool"}, (),
+             "list containers under --root"),
+    "spec": ({"bundle": "str", "b": "str", "rootless": "bool"}, (),
+             "write a default config.json into the bundle"),
+}
+ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": None, "q": "quiet", "v": "version",
+           "h": "help"}
+
+
+class UsageError(PyruncError):
+    pass
+
+
+def parse_flags(args, table, command):
+    """Split args into ({flag: value}, [positionals]); stops at the first positional for
+    global flags (command is None)."""
+    flags, positionals = {}, []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            positionals.extend(args[i + 1:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            if command is None:
+                return flags, args[i:]
+            positionals.append(arg)
+            i += 1
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        kind = table.get(name)
+        if kind is None:
+            where = f"{command}: " if command else ""
+            raise UsageError(f"{where}flag provided but not defined: {arg}")
+        if kind == "bool":
+            flags[name] = not eq or value.lower() in ("1", "true", "yes")
+        else:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise UsageError(f"flag needs an argument: {arg}")
+                value = args[i]
+            if kind == "int":
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UsageError(f"invalid value {value!r} for flag {arg}") from None
+            flags[name] = value
+        i += 1
+    return flags, positionals
+
+
+def _alias(flags, command):
+    """Fold the short names into the long ones (f means force or format by command)."""
+    out = {}
+    for name, value in flags.items():
+        if name == "f":
+            name = "format" if command == "list" else "force"
+        else:
+            name = ALIASES.get(name) or name
+        out[name] = value
+    return out
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    command, positionals = None, []
+    try:
+        gflags, rest = parse_flags(argv, GLOBAL_FLAGS, None)
+        gflags = _alias(gflags, None)
+        log.configure(gflags.get("log"), gflags.get("log-format", "text"),
+                      gflags.get("debug", False))
+        if gflags.get("version"):
+            sys.stdout.write(f"pyrunc version {__version__}\ncommit: {_commit()}\n"
+                             f"spec: {OCI_VERSION}\n")
+            return 0
+        if gflags.get("help") or not rest:
+            sys.stdout.write(usage())
+            return 0 if gflags.get("help") else 1
+        command, args = rest[0], rest[1:]
+        if command not in COMMANDS:
+            raise UsageError(f"unknown command {command!r} (see pyrunc --help)")
+        table, names, _ = COMMANDS[command]
+        flags, positionals = parse_flags(args, {**table, "help": "bool", "h": "bool"}, command)
+        flags = _alias(flags, command)
+        if flags.get("help"):
+            sys.stdout.write(f"usage: pyrunc {command} [flags] {' '.join(names)}\n")
+            return 0
+        required = [n for n in names if not n.startswith("[")]
+        if len(positionals) < len(required):
+            raise UsageError(f"{command}: {required[len(positionals)]} is required")
+        if len(positionals) > len(names):
+            raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}")
+        root = gflags.get("root") or "/run/pyrunc"
+        return globals()["cmd_" + command](root, flags, positionals) or 0
+    except PyruncError as e:
+        log.error(_where(command, positionals, e) + str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _where(command, positionals, error):
+    """The error line's prefix: "create ID: " names the operation and the container."""
+    if command is None or isinstance(error, UsageError):
+        return ""
+    if positionals and COMMANDS[command][1][:1] == ("container-id",):
+        return f"{command} {positionals[0]}: "
+    return f"{command}: "
+
+
+def _commit():
+    return os.environ.get("PYRUNC_COMMIT", "unknown")
+
+
+def usage():
+    lines = ["usage: pyrunc [global flags] COMMAND [flags] [args]", "",
+             "global flags: --root DIR (default /run/pyrunc), --log FILE, "
+             "--log-format text|json, --debug, --systemd-cgroup, --version", "", "commands:"]
+    lines += [f"  {name:<8} {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    return "\n".join(lines) + "\n"
+
+
+# --- subcommands ------------------------------------------------------------------------------
+def _create_options(flags):
+    from ociruntime.libcontainer.container import CreateOptions
+
+    preserve = flags.get("preserve-fds", 0)
+    if preserve < 0:
+        raise UsageError("--preserve-fds must not be negative")
+    return CreateOptions(bundle=flags.get("bundle") or ".", pid_file=flags.get("pid-file"),
+                         console_socket=flags.get("console-socket"), preserve_fds=preserve,
+                         no_pivot=flags.get("no-pivot", False),
+                         no_new_keyring=flags.get("no-new-keyring", False))
+
+
+def _container(root, args):
+    from ociruntime.libcontainer.container import Container
+
+    return Container(root, args[0])
+
+
+def cmd_create(root, flags, args):
+    _container(root, args).create(_create_options(flags))
+
+
+def cmd_start(root, flags, args):
+    _container(root, args).start()
+
+
+def cmd_state(root, flags, args):
+    container = _container(root, args).load()
+    sys.stdout.write(pretty_json(container.oci_state()) + "\n")
+
+
+def cmd_kill(root, flags, args):
+    signum = parse_signal(args[1] if len(args) > 1 else "TERM")
+    _container(root, args).kill(signum, all_processes=flags.get("all", False))
+
+
+def cmd_delete(root, flags, args):
+    _container(root, args).delete(force=flags.get("force", False))
+
+
+def cmd_run(root, flags, args):
+    from ociruntime.libcontainer.run import run
+
+    return run(_container(root, args), _create_options(flags),
+               detach=flags.get("detach", False), keep=flags.get("keep", False))
+
+
+def cmd_list(root, flags, args):
+    from ociruntime.state import list_containers
+
+    fmt = flags.get("format", "table")
+    states = [st.oci_state() for st in list_containers(root)]
+    if flags.get("quiet"):
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+    elif fmt == "json":
+        sys.stdout.write(pretty_json(states) + "\n")
+    elif fmt == "table":
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
+                 for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        for row in rows:
+            sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    else:
+        raise UsageError(f"invalid format option {fmt!r} (table or json)")
+
+
+def cmd_spec(root, flags, args):
+    from ociruntime.specgen import default_spec
+
+    bundle = flags.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise PyruncError(f"File {path} exists. Remove it first")
+    with open(path, "w") as f:
+        f.write(pretty_json(default_spec(rootless=flags.get("rootless", False))) + "\n")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def parse_signal(text):
+    """A signal as a number, a name (KILL) or a SIG name (SIGKILL)."""
+    import _signal
+
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < _signal.NSIG:
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        num = getattr(_signal, name, None)
+        if isinstance(num, int) and name.isalnum():
+            return num
+    raise UsageError(f"invalid signal {text!r}")
+
+
+def pretty_json(value, indent=""):
+    """JSON with two-space indentation, as runc prints it (json.dumps(indent=2) would cost
+    the import of the json package)."""
+    from ociruntime import jsonlite
+
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f'{inner}{jsonlite.dumps(str(k))}: {pretty_json(v, inner)}'
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, (list, tuple)) and value:
+        return "[\n" + ",\n".join(inner + pretty_json(v, inner) for v in value) + "\n" + indent + "]"
+    return jsonlite.dumps(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

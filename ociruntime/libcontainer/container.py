@@ -1,0 +1,310 @@
+"""Container: the OCI operations (create, start, state, kill, delete) and runc's `run`.
+
+The CLI and the shim both call this module.  Operations that change a container hold its
+directory lock; the status is derived (state.py), never stored.
+"""
+
+import os
+import select
+
+from ociruntime import OCI_VERSION, log
+from ociruntime.errors import PyruncError
+from ociruntime.state import (
+    CREATED,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    ContainerState,
+    proc_stat,
+    rfc3339_now,
+    write_atomic,
+)
+
+
+class CreateOptions:
+    """runc create's flags."""
+
+    def __init__(self, bundle=".", pid_file=None, console_socket=None, preserve_fds=0,
+                 no_pivot=False, no_new_keyring=False):
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+
+
+class Container:
+    def __init__(self, root, container_id):
+        self.state = ContainerState(root, container_id)
+        self.id = container_id
+
+    # --- create ----------------------------------------------------------------------------
+    def create(self, opts):
+        """Build the container and park its process in the exec stage. Nothing is written
+        before the config has been parsed and checked; on failure nothing is left."""
+        from ociruntime.config import ConfigError, load_config
+        from ociruntime.libcontainer import cgroups
+        from ociruntime.libcontainer.support import check_supported
+
+        bundle = os.path.realpath(opts.bundle)
+        if not os.path.isdir(bundle):
+            raise PyruncError(f"bundle {opts.bundle}: not a directory")
+        try:
+            cfg = load_config(bundle)
+        except ConfigError as e:
+            raise PyruncError(str(e)) from None
+        if cfg.root is None:
+            raise PyruncError("root: required on Linux")
+        cgroup_v2 = cgroups.host_is_v2()
+        check_supported(cfg, cgroup_v2)
+        rootfs = cfg.root.path if cfg.root.path.startswith("/") else os.path.join(
+            bundle, cfg.root.path)
+        if not os.path.isdir(rootfs):
+            raise PyruncError(f"root.path: {rootfs} is not a directory")
+        rootfs = os.path.realpath(rootfs)
+        _check_rlimits(cfg.process)
+        if self.state.exists():
+            raise PyruncError(f"container with id {self.id!r} already exists")
+
+        from ociruntime.libcontainer.namespaces import NamespacePlan
+
+        ns_plan = NamespacePlan(cfg.linux.namespaces)
+        join_fds = ns_plan.open_joins()
+        manager = None
+        pid = None
+        claimed = False
+        try:
+            self.state.claim()
+            claimed = True
+            manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id)
+            manager.create()
+            if cfg.linux.resources is not None:
+                manager.apply_devices(cfg.linux.resources.devices)
+            pid = self._spawn_init(cfg, bundle, rootfs, ns_plan, join_fds, manager,
+                                   cgroup_v2, opts)
+            stat = proc_stat(pid)
+            if stat is None:
+                raise PyruncError("container process exited during create")
+            record = {
+                "ociVersion": OCI_VERSION, "id": self.id, "pid": pid, "pid_start": stat[1],
+                "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
+                "owner": _owner(), "annotations": dict(cfg.annotations),
+                "has_process": cfg.process is not None,
+                "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
+            }
+            self.state.save(record)
+            if opts.pid_file:
+                write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
+        except BaseException as error:
+            pid = pid or getattr(error, "container_pid", None)
+            if pid:
+                _kill_wait(pid)
+            if manager is not None:
+                try:
+                    manager.destroy()
+                except PyruncError as e:
+                    log.warn(str(e))
+            if claimed:
+                self.state.remove()
+            raise
+        finally:
+            for _, fd in join_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.state.unlock()
+        return pid
+
+    def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts):
+        from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
+
+        os.mkfifo(self.state.fifo_path, 0o622)
+        os.chmod(self.state.fifo_path, 0o622)  # whatever the umask: the stage may not be root
+        state_dirfd = os.open(self.state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        stage_fd = stage.sealed_stage_fd()
+        caps = cfg.process.capabilities if cfg.process is not None else None
+        old_umask = os.umask(0o022)
+        os.umask(old_umask)
+        launch = init.Launch(
+            config=cfg, bundle=bundle, rootfs=rootfs, ns_plan=ns_plan, join_fds=join_fds,
+            cgroup_procs=manager.procs_files(), cgroup_binds=manager.bind_sources(),
+            cgroup_v2=cgroup_v2, stage_fd=stage_fd, state_dirfd=state_dirfd,
+            preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
+            cap_masks=capabilities.masks(caps, log.warn) if caps is not None else None,
+            cap_last=capabilities.last_cap(), umask=old_umask, run_runtime_hooks=False)
+
+        def write_maps(child_pid):
+            namespaces.write_id_maps(child_pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
+
+        try:
+            return process.spawn(lambda sync: init.intermediate(sync, launch),
+                                 on_idmap=write_maps, min_fd=3 + opts.preserve_fds)
+        finally:
+            os.close(state_dirfd)
+            os.close(stage_fd)
+
+    # --- the other operations --------------------------------------------------------------
+    def load(self):
+        self.state.load()
+        return self
+
+    def status(self):
+        return self.state.status()
+
+    def start(self):
+        st = self.state
+        st.lock()
+        st.load()
+        status = st.status()
+        if status != CREATED:
+            raise PyruncError(f"cannot start a container in the {status} state "
+                              "(it must be created)")
+        if not st.record.get("has_process"):
+            raise PyruncError("cannot start: config.json has no process")
+        _release_fifo(st.fifo_path, st.record)
+        st.unlock()
+
+    def kill(self, signum, all_processes=False):
+        st = self.state
+        st.load()
+        status = st.status()
+        if status not in (CREATED, RUNNING, PAUSED):
+            raise PyruncError("container not running")
+        if all_processes:
+            from ociruntime.libcontainer import cgroups
+
+            for pid in cgroups.from_record(st.record["cgroup"]).pids():
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+            return
+        _signal_init(st.record, signum)
+
+    def delete(self, force=False):
+        st = self.state
+        if not st.exists():
+            raise PyruncError(f"container {self.id!r} does not exist")
+        st.lock()
+        try:
+            st.load()
+        except PyruncError:
+            # debris of a create that crashed before writing state.json: clean it up
+            st.remove()
+            return
+        status = st.status()
+        if status != STOPPED:
+            if not force:
+                raise PyruncError(f"cannot delete container {self.id} that is not stopped: "
+                                  f"{status}")
+            _kill_wait(st.record["pid"], st.record["pid_start"])
+        from ociruntime.libcontainer import cgroups
+
+        manager = cgroups.from_record(st.record["cgroup"])
+        if force:
+            for pid in manager.pids():
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        manager.destroy()
+        st.remove()
+
+    def oci_state(self):
+        return self.state.oci_state()
+
+    def pids(self):
+        from ociruntime.libcontainer import cgroups
+
+        return cgroups.from_record(self.state.record["cgroup"]).pids()
+
+
+def _check_rlimits(proc):
+    """Fail before anything exists when an rlimit cannot be applied: raising a hard limit
+    needs CAP_SYS_RESOURCE, which this runtime may not have."""
+    if proc is None or not proc.rlimits:
+        return
+    import resource
+
+    from ociruntime.libcontainer.capabilities import BITS, own_permitted
+
+    if own_permitted() >> BITS["CAP_SYS_RESOURCE"] & 1:
+        return
+    for index, rl in enumerate(proc.rlimits):
+        _, current_hard = resource.getrlimit(rl.resource)
+        if current_hard != resource.RLIM_INFINITY and (
+                rl.hard > current_hard or rl.hard == resource.RLIM_INFINITY):
+            raise PyruncError(
+                f"process.rlimits[{index}]: {rl.type} hard limit {rl.hard} is above the "
+                f"runtime's own hard limit {current_hard}; raising it needs CAP_SYS_RESOURCE, "
+                "which this runtime does not have")
+
+
+def _owner():
+    return ""
+
+
+def _release_fifo(fifo_path, record):
+    """Open exec.fifo for reading: the parked stage's open completes, it writes one byte,
+    and goes on to exec the program.  Poll so that a dead stage cannot hang us."""
+    from ociruntime.state import process_alive
+
+    fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100):
+                data = os.read(fd, 1)
+                if data:
+                    break
+            if not process_alive(record["pid"], record["pid_start"]):
+                raise PyruncError("container process exited before it could start")
+    finally:
+        os.close(fd)
+    os.unlink(fifo_path)
+
+
+def _signal_init(record, signum):
+    """Signal the container's init through a pidfd, after checking that the pid is still
+    the process we started (never a bare, possibly reused, pid)."""
+    import _signal
+
+    try:
+        pidfd = os.pidfd_open(record["pid"])
+    except ProcessLookupError:
+        raise PyruncError("container not running") from None
+    try:
+        stat = proc_stat(record["pid"])
+        if stat is None or stat[1] != record["pid_start"]:
+            raise PyruncError("container not running")
+        _signal.pidfd_send_signal(pidfd, signum)
+    finally:
+        os.close(pidfd)
+
+
+def _kill_wait(pid, start_time=None, timeout=5.0):
+    """SIGKILL a container process and wait until it is gone (or a zombie)."""
+    import time
+
+    stat = proc_stat(pid)
+    if stat is None or (start_time is not None and stat[1] != start_time):
+        return
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            pass
+        stat = proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return
+        time.sleep(0.005)

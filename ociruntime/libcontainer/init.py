@@ -1,0 +1,149 @@
+"""What the two children of `create` do: the intermediate (namespaces) and the container
+init (rootfs, then the exec stage).  Both run in forked copies of the runtime and never
+return: they exec or _exit (see process.py for the protocol).
+
+Everything they need was decided by the parent before the fork and handed over in a Launch
+record, so no config parsing or policy happens after fork.
+"""
+
+import os
+
+from ociruntime.frozen import Frozen
+from ociruntime.libcontainer import namespaces
+from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.process import (
+    MSG_HOOKS,
+    MSG_HOOKS_DONE,
+    MSG_IDMAP,
+    MSG_IDMAP_DONE,
+    MSG_PID,
+)
+from ociruntime.libcontainer.rootfs import Rootfs
+from ociruntime.libcontainer.stage import Plan, exec_stage
+
+
+class Launch(Frozen):
+    """Everything the children need, prepared by the parent."""
+
+    __slots__ = ("config", "bundle", "rootfs", "ns_plan", "join_fds", "cgroup_procs",
+                 "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
+                 "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks")
+
+
+def intermediate(sync, launch):
+    """Join the cgroup and namespaces, create the new ones, fork the container init."""
+    keep = {sync.fd, launch.stage_fd, launch.state_dirfd, *(fd for _, fd in launch.join_fds)}
+    close_other_fds(keep, launch.preserve_fds)
+    for procs in launch.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write("0")
+    namespaces.join(launch.join_fds)
+    plan = launch.ns_plan
+    if plan.new_user:
+        sc.unshare(sc.CLONE_NEWUSER)
+        sync.send(MSG_IDMAP, pid=os.getpid())
+        sync.expect(MSG_IDMAP_DONE)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    rest = plan.create & ~sc.CLONE_NEWUSER
+    if rest:
+        sc.unshare(rest)
+    if plan.create & sc.CLONE_NEWTIME:
+        namespaces.write_time_offsets(launch.config.linux.time_offsets)
+    pid = os.fork()
+    if pid == 0:
+        # the init unwinds into process._run_child on error, which reports and _exits
+        container_init(sync, launch)
+        os._exit(1)
+    sync.send(MSG_PID, pid=pid)
+
+
+def container_init(sync, launch):
+    """pid 1 of the container: build the filesystem, then become the exec stage."""
+    cfg = launch.config
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    os.setsid()
+    os.umask(0)
+    if launch.ns_plan.create & sc.CLONE_NEWNET:
+        sc.loopback_up()
+
+    rootfs = Rootfs(launch.rootfs, launch.bundle, userns=launch.ns_plan.has("user"),
+                    cgroup_v2=launch.cgroup_v2)
+    rootfs.prepare()
+    rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
+    rootfs.create_default_devices()
+    if launch.run_runtime_hooks:
+        sync.send(MSG_HOOKS, stage="create")
+        sync.expect(MSG_HOOKS_DONE)
+    rootfs.mask_paths(cfg.linux.masked_paths)
+    rootfs.readonly_paths(cfg.linux.readonly_paths)
+    if cfg.root.readonly:
+        rootfs.make_readonly()
+    rootfs.switch_root(launch.no_pivot)
+    rootfs.set_root_propagation(propagation_flag(cfg.linux.rootfs_propagation))
+
+    if cfg.hostname is not None and launch.ns_plan.has("uts"):
+        sc.sethostname(cfg.hostname)
+    if cfg.domainname is not None and launch.ns_plan.has("uts"):
+        sc.setdomainname(cfg.domainname)
+    proc = cfg.process
+    if proc is not None and proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+
+    plan = stage_plan(launch, sync.fd)
+    plan_fd = plan.to_fd()
+    exec_stage(launch.stage_fd, plan_fd, (sync.fd, launch.state_dirfd, plan_fd))
+
+
+def propagation_flag(name):
+    from ociruntime.libcontainer.mountopts import PROPAGATION
+
+    if not name:
+        return 0
+    return PROPAGATION.get(name, PROPAGATION.get(name.lstrip("r"), 0))
+
+
+def stage_plan(launch, sync_fd):
+    """The process settings for the stage, as plan records."""
+    plan = Plan()
+    plan.add("sync", sync_fd)
+    plan.add("fifo_dir", launch.state_dirfd)
+    plan.add("preserve", launch.preserve_fds)
+    proc = launch.config.process
+    if proc is None:
+        return plan  # no process: the stage only parks; start will refuse
+    plan.extend("arg", proc.args)
+    plan.extend("env", proc.env)
+    plan.add("cwd", proc.cwd)
+    user = proc.user
+    plan.add("uid", user.uid)
+    plan.add("gid", user.gid)
+    plan.add("setgroups", 1)
+    plan.extend("group", user.additional_gids)
+    plan.add("umask", user.umask if user.umask is not None else launch.umask)
+    if proc.no_new_privileges:
+        plan.add("nnp", 1)
+    for rl in proc.rlimits:
+        plan.add("rlimit", f"{rl.resource},{rl.soft},{rl.hard}")
+    if launch.cap_masks is not None:
+        plan.add("caps", 1)
+        plan.add("cap_last", launch.cap_last)
+        for key, set_name in (("cap_bnd", "bounding"), ("cap_eff", "effective"),
+                              ("cap_prm", "permitted"), ("cap_inh", "inheritable"),
+                              ("cap_amb", "ambient")):
+            plan.add(key, format(launch.cap_masks[set_name], "x"))
+    return plan
+
+
+def close_other_fds(keep, preserve_fds):
+    """Close every fd the container must not inherit: all but 0-2, the --preserve-fds
+    range, and the runtime's own (CVE-2024-21626: no host fd may leak into it)."""
+    keep = set(keep) | set(range(3 + preserve_fds))
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,160 @@
+"""The fork chain that makes a container process, and the parent<->child sync protocol.
+
+    pyrunc (parent)                 intermediate (child)            init (grandchild)
+    ---------------                 --------------------            -----------------
+    fork ------------------------>  join cgroup, setns(paths),
+                                    unshare(user) --- "idmap" ->
+    write uid/gid maps <-- "idmap-done" ---
+                                    unshare(the rest), time offsets
+                                    fork ------------------------>  (pid 1 of a new pid ns)
+    <----------------------------- "pid" {pid}, exit
+                                                                    rootfs, hostname, ...
+                                                                    exec the C stage
+    <-------------------------------------------------------------- "ready" | "error"
+
+Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair, with a
+"type" from the MSG_* names below.  The child side never returns: it execs or _exits.
+"""
+
+import os
+
+import _socket
+
+from ociruntime import jsonlite
+from ociruntime.errors import PyruncError
+
+MSG_PID = "pid"                # intermediate -> parent: the container process's host pid
+MSG_IDMAP = "idmap"            # child -> parent: my user namespace exists, write its maps
+MSG_IDMAP_DONE = "idmap-done"  # parent -> child
+MSG_HOOKS = "hooks"            # init -> parent: run these runtime-namespace hooks now
+MSG_HOOKS_DONE = "hooks-done"  # parent -> init
+MSG_READY = "ready"            # stage -> parent: parked (create) or running (exec)
+MSG_ERROR = "error"            # any child -> parent: {"msg": why}; the child then exits
+
+
+class SyncSocket:
+    """One end of the sync socketpair, speaking typed JSON messages."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    @staticmethod
+    def pair(min_fd=3):
+        """(parent end, child end), both close-on-exec and numbered >= min_fd, so they never
+        land on an fd the caller asked to preserve."""
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        ends = []
+        for sock in (a, b):
+            fd = sock.detach()
+            if fd < min_fd:
+                import fcntl
+
+                new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, min_fd)
+                os.close(fd)
+                fd = new
+            ends.append(SyncSocket(fd))
+        return ends
+
+    def send(self, msg_type, **fields):
+        fields["type"] = msg_type
+        os.write(self.fd, jsonlite.dumps(fields).encode())
+
+    def recv(self):
+        """The next message, or None at EOF (every child end closed: the children died)."""
+        data = os.read(self.fd, 65536)
+        if not data:
+            return None
+        return jsonlite.loads(data)
+
+    def expect(self, msg_type):
+        msg = self.recv()
+        if msg is None or msg.get("type") != msg_type:
+            os._exit(1)  # the parent is gone or confused: nothing sensible left to do
+        return msg
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def spawn(child_main, on_idmap=None, on_hooks=None, min_fd=3):
+    """Fork child_main(sync) and serve its requests until it reports ready.
+
+    Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
+    with the child's message; the caller tears down and kills what was made."""
+    parent, child = SyncSocket.pair(min_fd)
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        _run_child(child_main, child)
+    child.close()
+    container_pid = None
+    intermediate = pid
+    try:
+        while True:
+            msg = parent.recv()
+            if msg is None:
+                raise PyruncError("container init exited before it was ready")
+            kind = msg.get("type")
+            if kind == MSG_PID:
+                container_pid = msg["pid"]
+                _reap(intermediate)
+                intermediate = None
+            elif kind == MSG_IDMAP:
+                on_idmap(msg["pid"])
+                parent.send(MSG_IDMAP_DONE)
+            elif kind == MSG_HOOKS:
+                on_hooks(msg["stage"], container_pid)
+                parent.send(MSG_HOOKS_DONE)
+            elif kind == MSG_READY:
+                return container_pid
+            elif kind == MSG_ERROR:
+                raise PyruncError(msg.get("msg", "container init failed"))
+            else:
+                raise PyruncError(f"unexpected message from container init: {kind!r}")
+    except BaseException as error:
+        error.container_pid = container_pid
+        if intermediate is not None:
+            _kill_and_reap(intermediate)
+        raise
+    finally:
+        parent.close()
+
+
+def _run_child(child_main, sync):
+    """Run a child's job; report any failure on the sync socket. Never returns."""
+    code = 1
+    try:
+        child_main(sync)
+        code = 0
+    except PyruncError as e:
+        _report(sync, str(e))
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        _report(sync, f"{e.strerror}{where}")
+    except BaseException as e:  # a bug: still one clear line for the user
+        _report(sync, f"internal error in container init: {type(e).__name__}: {e}")
+    os._exit(code)
+
+
+def _report(sync, text):
+    try:
+        sync.send(MSG_ERROR, msg=text)
+    except OSError:
+        pass
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    _reap(pid)

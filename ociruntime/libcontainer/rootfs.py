@@ -1,0 +1,299 @@
+"""The container's filesystem: mounts, default devices, /dev links, masked and read-only
+paths, and the switch into the rootfs (pivot_root, or MS_MOVE + chroot with --no-pivot).
+
+Runs in the container's init process, in its new mount namespace, before pivot_root.
+Every destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT), so a
+symlink in the image can never point a mount outside it, and the mount goes onto the
+resolved file through its /proc/self/fd/N handle, never by re-walking a path that could
+have been swapped meanwhile (CVE-2021-30465).
+"""
+
+import os
+import stat
+
+from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.mountopts import MountOptions
+
+# the devices every container gets (runtime-spec "default devices")
+DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                   ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+             ("ptmx", "pts/ptmx"))
+# filesystems that must be mounted on a real directory, never through a symlink
+# (CVE-2019-16884, CVE-2019-19921, CVE-2023-27561)
+STRICT_TYPES = frozenset({"proc", "sysfs"})
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+_IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+
+
+def fd_path(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+class Rootfs:
+    """The rootfs of one container being built; owns an O_PATH fd of its root."""
+
+    def __init__(self, path, bundle, userns=False, cgroup_v2=False):
+        self.path = path
+        self.bundle = bundle
+        self.userns = userns
+        self.cgroup_v2 = cgroup_v2
+        self.fd = -1
+
+    # --- resolution inside the root ------------------------------------------------------
+    def open(self, dest, flags=_O_PATH, resolve=_IN_ROOT):
+        """Open dest (a container path) inside the rootfs; OSError when it is missing."""
+        return sc.openat2(self.fd, dest.lstrip("/") or ".", flags, 0, resolve)
+
+    def make(self, dest, is_dir, resolve=_IN_ROOT):
+        """Open dest inside the rootfs, creating missing directories (and a final file when
+        is_dir is false) one component at a time, each resolved inside the root."""
+        try:
+            return self.open(dest, resolve=resolve)
+        except FileNotFoundError:
+            pass
+        parts = [p for p in dest.split("/") if p and p != "."]
+        for i, name in enumerate(parts):
+            prefix = "/".join(parts[:i + 1])
+            try:
+                os.close(self.open(prefix, resolve=resolve))
+                continue
+            except FileNotFoundError:
+                pass
+            parent = self.open("/".join(parts[:i]) or ".", _O_PATH | os.O_DIRECTORY, resolve)
+            try:
+                if i == len(parts) - 1 and not is_dir:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass  # raced, or a dangling symlink: the open below decides
+            finally:
+                os.close(parent)
+        return self.open(dest, resolve=resolve)
+
+    # --- the steps, in order ------------------------------------------------------------
+    def prepare(self):
+        """Make the rootfs a mount point of its own in a mount namespace that does not
+        propagate back to the host."""
+        sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.mount(self.path, self.path, None, sc.MS_BIND | sc.MS_REC)
+        self.fd = os.open(self.path, _O_PATH | os.O_DIRECTORY)
+
+    def mount_all(self, mounts, cgroup_binds):
+        for index, entry in enumerate(mounts):
+            where = f"mounts[{index}]"
+            try:
+                self.mount_one(entry, cgroup_binds)
+            except OSError as e:
+                raise PyruncError(f"{where}: mounting {entry.type or 'bind'} on "
+                                  f"{entry.destination}: {e.strerror}") from None
+            except PyruncError as e:
+                raise PyruncError(f"{where}: {e}") from None
+
+    def mount_one(self, entry, cgroup_binds):
+        opts = MountOptions(entry.options)
+        dest = entry.destination if entry.destination.startswith("/") else "/" + entry.destination
+        if opts.is_bind:
+            self._bind(entry, opts, dest)
+        elif entry.type == "cgroup" and not self.cgroup_v2:
+            self._cgroup_v1(dest, opts, cgroup_binds)
+        else:
+            self._fs(entry, opts, dest)
+        if opts.propagation:
+            target = self.open(dest)
+            try:
+                for flag in opts.propagation:
+                    sc.mount(None, fd_path(target), None, flag)
+            finally:
+                os.close(target)
+
+    def _bind(self, entry, opts, dest):
+        source = entry.source or ""
+        if not source.startswith("/"):
+            source = os.path.join(self.bundle, source)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as e:
+            raise PyruncError(f"bind source {source}: {e.strerror}") from None
+        target = self.make(dest, is_dir)
+        try:
+            sc.mount(source, fd_path(target), None, opts.flags & (sc.MS_BIND | sc.MS_REC))
+        finally:
+            os.close(target)
+        rest = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if rest:
+            self._remount(dest, rest)
+
+    def _remount(self, dest, flags):
+        """Change the flags of the bind mount now at dest (opened afresh: an fd taken
+        before the mount refers to what lies beneath it), keeping the flags a user
+        namespace locks."""
+        target = self.open(dest)
+        try:
+            if self.userns:
+                flags |= _locked_flags(target)
+            sc.mount(None, fd_path(target), None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+        finally:
+            os.close(target)
+
+    def _fs(self, entry, opts, dest):
+        fstype = entry.type or "none"
+        if fstype == "cgroup":  # on a v2 host "cgroup" means the unified hierarchy
+            fstype = "cgroup2"
+        strict = fstype in STRICT_TYPES
+        resolve = _IN_ROOT | (sc.RESOLVE_NO_SYMLINKS if strict else 0)
+        try:
+            target = self.make(dest, True, resolve)
+        except OSError as e:
+            if strict and e.errno == 40:  # ELOOP: a symlink in the way
+                raise PyruncError(f"{fstype} may only be mounted on a real directory, "
+                                  f"{dest} is a symlink") from None
+            raise
+        try:
+            if strict and not stat.S_ISDIR(os.fstat(target).st_mode):
+                raise PyruncError(f"{fstype} may only be mounted on a directory: {dest}")
+            source = entry.source if entry.source and entry.type != "cgroup" else fstype
+            sc.mount(source, fd_path(target), fstype,
+                     opts.flags & ~sc.MS_REMOUNT, opts.data or None)
+        finally:
+            os.close(target)
+
+    def _cgroup_v1(self, dest, opts, cgroup_binds):
+        """type "cgroup" on a v1 host: a tmpfs holding a bind of the container's own cgroup
+        directory from each hierarchy (what runc does)."""
+        target = self.make(dest, True)
+        try:
+            sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV
+                     | sc.MS_NOEXEC, "mode=755")
+        finally:
+            os.close(target)
+        for name, host_dir in cgroup_binds:
+            sub = self.make(f"{dest}/{name}", True)
+            try:
+                sc.mount(host_dir, fd_path(sub), None, sc.MS_BIND | sc.MS_REC)
+            finally:
+                os.close(sub)
+            self._remount(f"{dest}/{name}", opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+                          | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        if opts.flags & sc.MS_RDONLY:
+            self._remount(dest, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+    def create_default_devices(self):
+        """/dev/null and friends: mknod, or bind-mounted from the host in a user namespace
+        (where mknod is not allowed)."""
+        devfd = self.make("/dev", True)
+        try:
+            for name, major, minor in DEFAULT_DEVICES:
+                if self.userns:
+                    target = self.make(f"/dev/{name}", False)
+                    try:
+                        sc.mount(f"/dev/{name}", fd_path(target), None, sc.MS_BIND)
+                    finally:
+                        os.close(target)
+                    continue
+                try:
+                    os.mknod(name, stat.S_IFCHR | 0o666, os.makedev(major, minor), dir_fd=devfd)
+                except FileExistsError:
+                    continue
+                os.chown(name, 0, 0, dir_fd=devfd, follow_symlinks=False)
+            for name, target in DEV_LINKS:
+                try:
+                    os.symlink(target, name, dir_fd=devfd)
+                except FileExistsError:
+                    pass
+        finally:
+            os.close(devfd)
+
+    def mask_paths(self, paths):
+        """maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
+        The /dev/null used is checked to be the real 1:3 device (CVE-2025-31133)."""
+        if not paths:
+            return
+        null = os.open("/dev/null", _O_PATH)
+        try:
+            st = os.fstat(null)
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                raise PyruncError("/dev/null is not the null device; refusing to mask with it")
+            for path in paths:
+                try:
+                    target = self.open(path)
+                except FileNotFoundError:
+                    continue
+                try:
+                    if stat.S_ISDIR(os.fstat(target).st_mode):
+                        sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
+                    else:
+                        sc.mount(fd_path(null), fd_path(target), None, sc.MS_BIND)
+                except OSError as e:
+                    raise PyruncError(f"linux.maskedPaths: {path}: {e.strerror}") from None
+                finally:
+                    os.close(target)
+        finally:
+            os.close(null)
+
+    def readonly_paths(self, paths):
+        for path in paths:
+            try:
+                target = self.open(path)
+            except FileNotFoundError:
+                continue
+            try:
+                sc.mount(fd_path(target), fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+                os.close(target)
+                target = self.open(path)  # the new mount, not the one beneath it
+                sc.mount(None, fd_path(target), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
+                         | sc.MS_REC | _locked_flags(target))
+            except OSError as e:
+                raise PyruncError(f"linux.readonlyPaths: {path}: {e.strerror}") from None
+            finally:
+                os.close(target)
+
+    def make_readonly(self):
+        """root.readonly: the rootfs bind mount becomes read-only (before the switch)."""
+        sc.mount(None, fd_path(self.fd), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
+                 | _locked_flags(self.fd))
+
+    def switch_root(self, no_pivot=False):
+        """Make the rootfs the root: pivot_root and detach the old root, or MS_MOVE + chroot."""
+        newroot = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fchdir(newroot)
+            if no_pivot:
+                sc.mount(self.path, "/", None, sc.MS_MOVE)
+                os.chroot(".")
+            else:
+                oldroot = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    sc.pivot_root(".", ".")
+                    os.fchdir(oldroot)
+                    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+                    sc.umount2(".", sc.MNT_DETACH)
+                finally:
+                    os.close(oldroot)
+            os.chdir("/")
+        finally:
+            os.close(newroot)
+            os.close(self.fd)
+            self.fd = -1
+
+    @staticmethod
+    def set_root_propagation(flag):
+        if flag:
+            sc.mount(None, "/", None, flag)
+
+
+def _locked_flags(fd):
+    """The per-mount flags already on a mount, which a remount must repeat."""
+    flags = os.fstatvfs(fd).f_flag
+    result = 0
+    for st_flag, ms_flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+                             (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
+                             (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+                             (os.ST_RELATIME, sc.MS_RELATIME), (os.ST_RDONLY, sc.MS_RDONLY)):
+        if flags & st_flag:
+            result |= ms_flag
+    return result

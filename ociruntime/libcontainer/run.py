@@ -1,0 +1,58 @@
+"""runc's `run`: create + start, then wait for the program, forward signals, and delete.
+
+The caller becomes a child subreaper first, so the container's init (whose direct parent,
+the intermediate process, exits during create) is reparented to it and can be waited for.
+"""
+
+import os
+
+from ociruntime.libcontainer import syscalls as sc
+
+FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH",
+             "SIGCONT")
+
+
+def run(container, opts, detach=False, keep=False):
+    """Returns the program's exit status (128+N when killed by signal N)."""
+    if detach:
+        container.create(opts)
+        container.start()
+        return 0
+    import _signal
+
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    pid = container.create(opts)
+    try:
+        def forward(signum, frame):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+        for name in FORWARDED:
+            _signal.signal(getattr(_signal, name), forward)
+        container.start()
+        status = wait_for(pid)
+    except BaseException:
+        container.state.unlock()
+        try:
+            container.delete(force=True)
+        except Exception:
+            pass
+        raise
+    if not keep:
+        container.delete(force=True)
+    return status
+
+
+def wait_for(pid):
+    """Reap children (orphans are reparented to us) until pid exits; its exit status."""
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if reaped == pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)

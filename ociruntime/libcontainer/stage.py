@@ -1,0 +1,60 @@
+"""The exec stage: the small static C program every container process ends in.
+
+Python writes a "plan" (NUL-separated key=value records, see exec_stage.c) into a memfd,
+and replaces itself with the stage binary run from a sealed memfd: the container never sees
+a host file as its /proc/PID/exe, and nothing it can write (CVE-2019-5736).
+"""
+
+import fcntl
+import os
+
+from ociruntime.libcontainer import syscalls as sc
+
+STAGE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "_native", "exec-stage")
+_MFD_CLOEXEC, _MFD_ALLOW_SEALING, _MFD_EXEC = 0x1, 0x2, 0x10
+_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+def sealed_stage_fd():
+    """A sealed, close-on-exec memfd holding the stage binary (execveat works on it anyway,
+    since the kernel holds the file open for an ELF program)."""
+    with open(STAGE_PATH, "rb") as f:
+        image = f.read()
+    try:
+        fd = os.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING | _MFD_EXEC)
+    except OSError:  # kernels before 6.3 do not know MFD_EXEC
+        fd = os.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING)
+    os.write(fd, image)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    return fd
+
+
+class Plan:
+    """Builder for the stage's plan: add(key, value) in order; repeated keys append."""
+
+    def __init__(self):
+        self.records = []
+
+    def add(self, key, value):
+        text = str(value)
+        if "\0" in text:
+            raise ValueError(f"{key}: NUL byte in value")
+        self.records.append(f"{key}={text}")
+
+    def extend(self, key, values):
+        for value in values:
+            self.add(key, value)
+
+    def to_fd(self):
+        """The plan in an inheritable memfd (the stage reads and closes it)."""
+        fd = os.memfd_create("pyrunc-plan", 0)
+        os.write(fd, ("\0".join(self.records) + "\0").encode())
+        return fd
+
+
+def exec_stage(stage_fd, plan_fd, keep_fds):
+    """Replace this process with the stage. keep_fds are made inheritable for it."""
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+    sc.execveat(stage_fd, ["pyrunc-init", str(plan_fd)], [])

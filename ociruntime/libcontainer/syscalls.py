@@ -1,0 +1,143 @@
+"""Pythonic wrappers over the CFFI helper: the system calls the os module lacks.
+
+Each wrapper raises OSError (with errno and, where useful, the path) instead of returning -1.
+Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
+"""
+
+import os
+
+from ociruntime._native._helper import ffi, lib
+
+# clone/unshare flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# prctl
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _raise(path=None):
+    err = ffi.errno
+    if path is None:
+        raise OSError(err, os.strerror(err))
+    raise OSError(err, os.strerror(err), path)
+
+
+def _enc(value):
+    if value is None:
+        return ffi.NULL
+    return value.encode() if isinstance(value, str) else value
+
+
+def unshare(flags):
+    if lib.pr_unshare(flags) < 0:
+        _raise()
+
+
+def setns(fd, nstype=0):
+    if lib.pr_setns(fd, nstype) < 0:
+        _raise()
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    if lib.pr_mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)) < 0:
+        _raise(target)
+
+
+def umount2(target, flags=0):
+    if lib.pr_umount2(_enc(target), flags) < 0:
+        _raise(target)
+
+
+def pivot_root(new_root, put_old):
+    if lib.pr_pivot_root(_enc(new_root), _enc(put_old)) < 0:
+        _raise(new_root)
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    """openat2(2); the returned fd is close-on-exec (O_CLOEXEC is always added)."""
+    fd = lib.pr_openat2(dirfd, _enc(path), flags | os.O_CLOEXEC, mode, resolve)
+    if fd < 0:
+        _raise(path)
+    return fd
+
+
+def sethostname(name):
+    raw = name.encode()
+    if lib.pr_sethostname(raw, len(raw)) < 0:
+        _raise()
+
+
+def setdomainname(name):
+    raw = name.encode()
+    if lib.pr_setdomainname(raw, len(raw)) < 0:
+        _raise()
+
+
+def prctl(option, a2=0, a3=0, a4=0, a5=0):
+    ret = lib.pr_prctl(option, a2, a3, a4, a5)
+    if ret < 0:
+        _raise()
+    return ret
+
+
+def close_range(first, last=0xFFFFFFFF, flags=0):
+    if lib.pr_close_range(first, last, flags) < 0:
+        _raise()
+
+
+def loopback_up():
+    if lib.pr_loopback_up() < 0:
+        _raise("lo")
+
+
+def execveat(fd, argv, envp):
+    """Replace this process with the program open at fd; returns only by raising."""
+    keep = [ffi.new("char[]", _enc(a)) for a in argv] + [ffi.NULL]
+    keep_env = [ffi.new("char[]", _enc(e)) for e in envp] + [ffi.NULL]
+    c_argv = ffi.new("char *[]", keep)
+    c_envp = ffi.new("char *[]", keep_env)
+    lib.pr_execveat(fd, c_argv, c_envp)
+    _raise()

@@ -1,0 +1,61 @@
+"""Runtime log lines: runc's text or JSON format, to --log FILE or stderr.
+
+Engines read these: containerd shows the msg of the last "error" JSON line, podman parses
+the file.  On success pyrunc prints nothing: fds 1 and 2 belong to the container.
+"""
+
+import os
+import sys
+
+from ociruntime import jsonlite
+from ociruntime.state import rfc3339_now
+
+_settings = {"path": None, "format": "text", "debug": False}
+
+
+def configure(path=None, fmt="text", debug=False):
+    _settings.update(path=path, format=fmt, debug=debug)
+
+
+def _line(level, msg):
+    if _settings["format"] == "json":
+        return jsonlite.dumps({"level": level, "msg": msg, "time": rfc3339_now()}) + "\n"
+    return f'time="{rfc3339_now()}" level={level} msg={jsonlite.dumps(msg)}\n'
+
+
+def _write_log(level, msg):
+    path = _settings["path"]
+    if not path:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        os.write(fd, _line(level, msg).encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+def error(msg):
+    """The one error line: to the log file (if any) and always to stderr."""
+    _write_log("error", msg)
+    try:
+        sys.stderr.write(f"pyrunc: {msg}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def warn(msg):
+    if not _write_log("warning", msg):
+        try:
+            sys.stderr.write(f"pyrunc: warning: {msg}\n")
+        except (OSError, ValueError):
+            pass
+
+
+def debug(msg):
+    if _settings["debug"]:
+        _write_log("debug", msg) or sys.stderr.write(f"pyrunc: debug: {msg}\n")
