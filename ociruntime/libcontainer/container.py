@@ -243,7 +243,13 @@ def _check_rlimits(proc):
 
 
 def _owner():
-    return ""
+    """runc's `owner`: the name of the user who created the container."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _release_fifo(fifo_path, record):

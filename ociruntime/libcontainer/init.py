@@ -32,8 +32,7 @@ class Launch(Frozen):
 
 def intermediate(sync, launch):
     """Join the cgroup and namespaces, create the new ones, fork the container init."""
-    keep = {sync.fd, launch.stage_fd, launch.state_dirfd, *(fd for _, fd in launch.join_fds)}
-    close_other_fds(keep, launch.preserve_fds)
+    close_other_fds(launch.preserve_fds)
     for procs in launch.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")
@@ -45,6 +44,9 @@ def intermediate(sync, launch):
         sync.expect(MSG_IDMAP_DONE)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+        # changing ids made us non-dumpable, which makes /proc/self/* root-owned on the
+        # host, out of reach of our mapped uid (timens_offsets below needs it)
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
     rest = plan.create & ~sc.CLONE_NEWUSER
     if rest:
         sc.unshare(rest)
@@ -136,14 +138,8 @@ def stage_plan(launch, sync_fd):
     return plan
 
 
-def close_other_fds(keep, preserve_fds):
-    """Close every fd the container must not inherit: all but 0-2, the --preserve-fds
-    range, and the runtime's own (CVE-2024-21626: no host fd may leak into it)."""
-    keep = set(keep) | set(range(3 + preserve_fds))
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+def close_other_fds(preserve_fds):
+    """Make every fd the container must not inherit close-on-exec: all but 0-2 and the
+    --preserve-fds range (CVE-2024-21626: no host fd may leak into it).  One close_range
+    call; the runtime's own fds are made inheritable again just before the stage."""
+    sc.close_range(3 + preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)

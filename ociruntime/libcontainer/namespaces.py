@@ -17,7 +17,7 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 # resolve in the runtime's mount namespace until then)
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount")
 
-_NSFS_MAGIC = 0x6E736673
+_NS_GET_NSTYPE = 0xB703
 
 
 class NamespacePlan:
@@ -64,15 +64,18 @@ def _close(fds):
 
 
 def check_ns_type(fd, ns_type, path):
-    """A namespace path must be a namespace file of the declared type (spec MUST)."""
-    expected = os.readlink(f"/proc/self/ns/{PROC_NAMES[ns_type]}").split(":", 1)[0]
+    """A namespace path must be a namespace file of the declared type (spec MUST): ask the
+    kernel (ioctl NS_GET_NSTYPE) rather than trust the file's name."""
+    import fcntl
+
     try:
-        actual = os.readlink(f"/proc/self/fd/{fd}")
+        actual = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError:
-        actual = ""
-    if not actual.startswith(expected + ":["):
-        raise PyruncError(f"linux.namespaces: {path} is not a {ns_type} namespace "
-                          f"(it is {actual or 'not a namespace file'})")
+        raise PyruncError(f"linux.namespaces: {path} is not a namespace file") from None
+    if actual != FLAGS[ns_type]:
+        found = next((name for name, flag in FLAGS.items() if flag == actual), "unknown")
+        raise PyruncError(f"linux.namespaces: {path} is a {found} namespace, "
+                          f"not a {ns_type} namespace")
 
 
 def join(fds):
@@ -89,7 +92,11 @@ def format_id_map(mappings):
 
 
 def write_id_maps(pid, uid_mappings, gid_mappings):
-    """The parent writes the child's maps (the child cannot map ids it does not own)."""
+    """The parent writes the child's maps (the child cannot map ids it does not own).
+    An unprivileged runtime must deny setgroups before it may write a gid map."""
+    if gid_mappings and os.geteuid() != 0:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
     for name, mappings in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
         if not mappings:
             continue

@@ -44,6 +44,7 @@ MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 
 MNT_DETACH = 2
+CLOSE_RANGE_CLOEXEC = 1 << 2
 
 # openat2 resolve flags
 RESOLVE_NO_XDEV = 0x01
