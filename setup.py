@@ -49,6 +49,7 @@ setup(
         "lint": ["ruff"],
     },
     cmdclass={"build_ext": BuildWithStage},
-    entry_points={"console_scripts": ["pyrunc = ociruntime.cli:main"]},
+    # the `pyrunc` command: a lean launcher (see the file) instead of an entry point
+    scripts=["ociruntime/_bin/pyrunc"],
     zip_safe=False,
 )
