@@ -20,8 +20,10 @@ class _ScanContext:
     parse_int = int
     memo = None
 
-    def __init__(self, object_pairs_hook=None):
+    def __init__(self, object_pairs_hook=None, parse_constant=None):
         self.object_pairs_hook = object_pairs_hook
+        if parse_constant is not None:
+            self.parse_constant = parse_constant
 
     @staticmethod
     def parse_constant(name):
@@ -44,12 +46,15 @@ def _error(text, msg, idx):
     return json.JSONDecodeError(msg, text, idx)
 
 
-def loads(text, object_pairs_hook=None):
-    """Parse a JSON document (str or UTF-8 bytes); raises json.JSONDecodeError."""
+def loads(text, object_pairs_hook=None, parse_constant=None):
+    """Parse a JSON document (str or UTF-8 bytes); raises json.JSONDecodeError.
+    The hooks mean what they mean for json.loads."""
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
-    scan = _default_scan if object_pairs_hook is None else _json.make_scanner(
-        _ScanContext(object_pairs_hook))
+    if object_pairs_hook is None and parse_constant is None:
+        scan = _default_scan
+    else:
+        scan = _json.make_scanner(_ScanContext(object_pairs_hook, parse_constant))
     start = _skip(text, 0)
     try:
         value, end = scan(text, start)
