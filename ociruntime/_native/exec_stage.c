@@ -371,12 +371,32 @@ static char *resolve_program(void)
     fail(1, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
+static void die_on_signal(int sig) { _exit(128 + sig); }
+
+/* As pid 1 of its namespace the parked stage would ignore every signal it has no handler
+ * for, so `kill ID TERM` on a created container would do nothing.  Like runc's parked
+ * init, let the default-fatal signals end it.  execve resets these handlers. */
+static void fatal_signals_while_parked(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = die_on_signal;
+    for (int sig = 1; sig < SIGRTMIN; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD || sig == SIGWINCH ||
+            sig == SIGURG || sig == SIGCONT || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+            continue;
+        sigaction(sig, &sa, NULL);
+    }
+}
+
 /* Park until `pyrunc start` opens the fifo for reading, then tell it we are going. */
 static void wait_for_start(void)
 {
+    fatal_signals_while_parked();
     int fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
+    reset_signals();
     if (write(fd, "0", 1) != 1)
         fail(1, "write exec.fifo: %s", strerror(errno));
     close(fd);
@@ -410,6 +430,7 @@ int main(int argc, char **argv)
         /* a config without `process`: park until killed; `start` refuses to start it */
         send_msg("ready", NULL);
         close(plan.sync_fd);
+        fatal_signals_while_parked();
         for (;;)
             pause();
     }
