@@ -18,6 +18,11 @@
  *   setgroups=0|1  umask=N  nnp=1  rlimit=RES,SOFT,HARD*  caps=1  cap_last=N
  *   cap_bnd=HEX  cap_eff=HEX  cap_prm=HEX  cap_inh=HEX  cap_amb=HEX
  *   seccomp_fd=FD (a memfd holding a struct sock_filter program)
+ *   hook_state=JSON  shook=PATH* (starts a startContainer hook)  shook_arg=S*
+ *   shook_env=S*  shook_timeout=SECONDS
+ *
+ * What goes back to `start` through exec.fifo: "0" when the program is about to be exec'd,
+ * or "1" and an error text when a startContainer hook failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +42,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_close_range
@@ -51,7 +58,22 @@
 #define MAX_ITEMS 4096
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+#define MAX_HOOKS 32
+#define MAX_HOOK_ITEMS 256
+
+struct hook {
+    const char *path;
+    char *argv[MAX_HOOK_ITEMS + 1];
+    int argc;
+    char *envp[MAX_HOOK_ITEMS + 1];
+    int envc;
+    long timeout;
+};
+
 struct plan {
+    struct hook hooks[MAX_HOOKS];
+    int nhooks;
+    const char *hook_state;
     int sync_fd, fifo_dir_fd, preserve, seccomp_fd;
     char *argv[MAX_ITEMS + 1];
     int argc;
@@ -188,7 +210,24 @@ static void parse_plan(char *buf, size_t len)
             if (plan.ngroups >= MAX_ITEMS)
                 fail(1, "exec stage: too many groups");
             plan.groups[plan.ngroups++] = (gid_t)parse_long(rec, val);
-        } else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
+        } else if (!strcmp(rec, "shook")) {
+            if (plan.nhooks >= MAX_HOOKS)
+                fail(1, "exec stage: too many startContainer hooks");
+            plan.hooks[plan.nhooks++].path = val;
+        } else if (!strncmp(rec, "shook_", 6)) {
+            struct hook *h = plan.nhooks ? &plan.hooks[plan.nhooks - 1] : NULL;
+            if (!h)
+                fail(1, "exec stage: %s before shook", rec);
+            if (!strcmp(rec, "shook_arg") && h->argc < MAX_HOOK_ITEMS)
+                h->argv[h->argc++] = val;
+            else if (!strcmp(rec, "shook_env") && h->envc < MAX_HOOK_ITEMS)
+                h->envp[h->envc++] = val;
+            else if (!strcmp(rec, "shook_timeout"))
+                h->timeout = parse_long(rec, val);
+            else
+                fail(1, "exec stage: bad hook record %s", rec);
+        } else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
+        else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
         else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "preserve")) plan.preserve = (int)parse_long(rec, val);
@@ -389,14 +428,80 @@ static void fatal_signals_while_parked(void)
     }
 }
 
-/* Park until `pyrunc start` opens the fifo for reading, then tell it we are going. */
+/* Run one startContainer hook with the state JSON on its stdin; 0 or an error text. */
+static const char *run_hook(struct hook *h, char *err, size_t errlen)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return strerror(errno);
+    pid_t pid = fork();
+    if (pid < 0)
+        return strerror(errno);
+    if (pid == 0) {
+        dup2(pipefd[0], 0);
+        char *default_argv[] = {(char *)h->path, NULL};
+        h->argv[h->argc] = NULL;
+        h->envp[h->envc] = NULL;
+        execve(h->path, h->argc ? h->argv : default_argv, h->envp);
+        dprintf(2, "pyrunc: hook %s: %s\n", h->path, strerror(errno));
+        _exit(127);
+    }
+    close(pipefd[0]);
+    signal(SIGPIPE, SIG_IGN);
+    if (plan.hook_state && write(pipefd[1], plan.hook_state, strlen(plan.hook_state)) < 0) {
+        /* a hook need not read its stdin */
+    }
+    close(pipefd[1]);
+    signal(SIGPIPE, SIG_DFL);
+    int status;
+    struct timespec tick = {0, 1000000};
+    for (long waited_ms = 0;; waited_ms++) {
+        pid_t r = waitpid(pid, &status, h->timeout > 0 ? WNOHANG : 0);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            return strerror(errno);
+        if (h->timeout > 0 && waited_ms >= h->timeout * 1000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            snprintf(err, errlen, "timed out after %lds", h->timeout);
+            return err;
+        }
+        if (r == 0)
+            nanosleep(&tick, NULL);
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(err, errlen, "killed by signal %d", WTERMSIG(status));
+        return err;
+    }
+    if (WEXITSTATUS(status)) {
+        snprintf(err, errlen, "exit status %d", WEXITSTATUS(status));
+        return err;
+    }
+    return NULL;
+}
+
+/* Park until `pyrunc start` opens the fifo for reading, run the startContainer hooks, and
+ * tell `start` how that went. */
 static void wait_for_start(void)
 {
+    char msg[1024], err[256];
     fatal_signals_while_parked();
     int fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
     reset_signals();
+    for (int i = 0; i < plan.nhooks; i++) {
+        const char *why = run_hook(&plan.hooks[i], err, sizeof(err));
+        if (why) {
+            int n = snprintf(msg, sizeof(msg), "1hooks.startContainer[%d]: %s: %s", i,
+                             plan.hooks[i].path, why);
+            if (write(fd, msg, n) < 0) {
+                /* start is gone; nothing to tell */
+            }
+            _exit(1);
+        }
+    }
     if (write(fd, "0", 1) != 1)
         fail(1, "write exec.fifo: %s", strerror(errno));
     close(fd);

@@ -92,7 +92,13 @@ class Container:
                 "owner": _owner(), "annotations": dict(cfg.annotations),
                 "has_process": cfg.process is not None,
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
+                "config_oci_version": cfg.oci_version,
             }
+            if cfg.hooks.poststart or cfg.hooks.poststop:
+                from ociruntime.libcontainer import hooks
+
+                record["hooks"] = {"poststart": hooks.to_record(cfg.hooks.poststart),
+                                   "poststop": hooks.to_record(cfg.hooks.poststop)}
             self.state.save(record)
             if opts.pid_file:
                 write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
@@ -107,6 +113,11 @@ class Container:
                     log.warn(str(e))
             if claimed:
                 self.state.remove()
+            if cfg.hooks.poststop and _is_hook_error(error):
+                from ociruntime.libcontainer import hooks
+
+                hooks.run_all(cfg.hooks.poststop, "poststop",
+                              self._hook_state(cfg, bundle, "stopped", pid), warn=log.warn)
             raise
         finally:
             for _, fd in join_fds:
@@ -133,17 +144,45 @@ class Container:
             cgroup_v2=cgroup_v2, stage_fd=stage_fd, state_dirfd=state_dirfd,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
             cap_masks=capabilities.masks(caps, log.warn) if caps is not None else None,
-            cap_last=capabilities.last_cap(), umask=old_umask, run_runtime_hooks=False)
+            cap_last=capabilities.last_cap(), umask=old_umask, container_id=self.id,
+            run_runtime_hooks=bool(cfg.hooks.prestart or cfg.hooks.create_runtime))
 
         def write_maps(child_pid):
             namespaces.write_id_maps(child_pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
 
+        def runtime_hooks(container_pid):
+            from ociruntime.libcontainer import hooks
+
+            state = self._hook_state(cfg, bundle, "creating", container_pid)
+            hooks.run_all(cfg.hooks.prestart, "prestart", state)
+            hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state)
+
         try:
             return process.spawn(lambda sync: init.intermediate(sync, launch),
-                                 on_idmap=write_maps, min_fd=3 + opts.preserve_fds)
+                                 on_idmap=write_maps, on_hooks=runtime_hooks,
+                                 min_fd=3 + opts.preserve_fds)
         finally:
             os.close(state_dirfd)
             os.close(stage_fd)
+
+    def _hook_state(self, cfg, bundle, status, pid):
+        from ociruntime.libcontainer.hooks import state_json
+
+        return state_json(self.id, status, pid, bundle, cfg.annotations)
+
+    def _recorded_hook_state(self, status):
+        from ociruntime.libcontainer.hooks import state_json
+
+        rec = self.state.record
+        return state_json(self.id, status, rec["pid"], rec["bundle"], rec.get("annotations"))
+
+    def _run_recorded_hooks(self, phase, status, warn=None):
+        recorded = self.state.record.get("hooks", {}).get(phase)
+        if recorded:
+            from ociruntime.libcontainer import hooks
+
+            hooks.run_all(hooks.from_record(recorded), phase,
+                          self._recorded_hook_state(status), warn=warn)
 
     # --- the other operations --------------------------------------------------------------
     def load(self):
@@ -163,8 +202,24 @@ class Container:
                               "(it must be created)")
         if not st.record.get("has_process"):
             raise PyruncError("cannot start: config.json has no process")
-        _release_fifo(st.fifo_path, st.record)
+        failure = _release_fifo(st.fifo_path, st.record)
+        if failure is None:
+            try:
+                self._run_recorded_hooks("poststart", RUNNING, warn=self._poststart_warn())
+            except PyruncError as e:
+                failure = str(e)
+        if failure is not None:
+            # a failed startContainer or poststart hook: stop and destroy (spec steps 12-13)
+            st.unlock()
+            self.delete(force=True)
+            raise PyruncError(failure)
         st.unlock()
+
+    def _poststart_warn(self):
+        """Before runtime-spec 1.3.0 a failing poststart hook was only a warning."""
+        version = self.state.record.get("config_oci_version", "1.3.0")
+        major_minor = tuple(int(x) for x in version.split("-")[0].split(".")[:2])
+        return log.warn if major_minor < (1, 3) else None
 
     def kill(self, signum, all_processes=False):
         st = self.state
@@ -211,6 +266,7 @@ class Container:
                     pass
         manager.destroy()
         st.remove()
+        self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
 
     def oci_state(self):
         return self.state.oci_state()
@@ -253,24 +309,38 @@ def _owner():
 
 
 def _release_fifo(fifo_path, record):
-    """Open exec.fifo for reading: the parked stage's open completes, it writes one byte,
-    and goes on to exec the program.  Poll so that a dead stage cannot hang us."""
+    """Open exec.fifo for reading: the parked stage's open completes, it runs the
+    startContainer hooks and answers "0" (going to exec the program) or "1<why>".  Returns
+    None, or the failure text.  Polls, so that a dead stage cannot hang us."""
     from ociruntime.state import process_alive
 
     fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    answer = b""
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         while True:
             if poller.poll(100):
-                data = os.read(fd, 1)
-                if data:
+                data = os.read(fd, 4096)
+                if not data and answer:
                     break
-            if not process_alive(record["pid"], record["pid_start"]):
+                answer += data
+                if answer == b"0":
+                    break
+            if not answer and not process_alive(record["pid"], record["pid_start"]):
                 raise PyruncError("container process exited before it could start")
     finally:
         os.close(fd)
     os.unlink(fifo_path)
+    if answer == b"0":
+        return None
+    return answer[1:].decode(errors="replace") or "container process failed to start"
+
+
+def _is_hook_error(error):
+    from ociruntime.libcontainer.hooks import HookError
+
+    return isinstance(error, HookError) or "hooks." in str(error)
 
 
 def _signal_init(record, signum):

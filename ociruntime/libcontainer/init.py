@@ -25,7 +25,7 @@ from ociruntime.libcontainer.stage import Plan, exec_stage
 class Launch(Frozen):
     """Everything the children need, prepared by the parent."""
 
-    __slots__ = ("config", "bundle", "rootfs", "ns_plan", "join_fds", "cgroup_procs",
+    __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds", "cgroup_procs",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
                  "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks")
 
@@ -75,8 +75,13 @@ def container_init(sync, launch):
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
     rootfs.create_default_devices()
     if launch.run_runtime_hooks:
-        sync.send(MSG_HOOKS, stage="create")
+        sync.send(MSG_HOOKS)
         sync.expect(MSG_HOOKS_DONE)
+    if cfg.hooks.create_container:
+        from ociruntime.libcontainer import hooks
+
+        hooks.run_all(cfg.hooks.create_container, "create_container",
+                      _hook_state(launch, "creating"))
     rootfs.mask_paths(cfg.linux.masked_paths)
     rootfs.readonly_paths(cfg.linux.readonly_paths)
     if cfg.root.readonly:
@@ -96,6 +101,14 @@ def container_init(sync, launch):
     plan = stage_plan(launch, sync.fd)
     plan_fd = plan.to_fd()
     exec_stage(launch.stage_fd, plan_fd, (sync.fd, launch.state_dirfd, plan_fd))
+
+
+def _hook_state(launch, status):
+    """State JSON for hooks run in the container's namespaces: the pid as it sees it."""
+    from ociruntime.libcontainer.hooks import state_json
+
+    return state_json(launch.container_id, status, os.getpid(), launch.bundle,
+                      launch.config.annotations)
 
 
 def propagation_flag(name):
@@ -128,6 +141,14 @@ def stage_plan(launch, sync_fd):
         plan.add("nnp", 1)
     for rl in proc.rlimits:
         plan.add("rlimit", f"{rl.resource},{rl.soft},{rl.hard}")
+    if launch.config.hooks.start_container:
+        plan.add("hook_state", _hook_state(launch, "created"))
+        for hook in launch.config.hooks.start_container:
+            plan.add("shook", hook.path)
+            plan.extend("shook_arg", hook.args)
+            plan.extend("shook_env", hook.env)
+            if hook.timeout:
+                plan.add("shook_timeout", hook.timeout)
     if launch.cap_masks is not None:
         plan.add("caps", 1)
         plan.add("cap_last", launch.cap_last)

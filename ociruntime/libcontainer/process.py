@@ -26,7 +26,7 @@ from ociruntime.errors import PyruncError
 MSG_PID = "pid"                # intermediate -> parent: the container process's host pid
 MSG_IDMAP = "idmap"            # child -> parent: my user namespace exists, write its maps
 MSG_IDMAP_DONE = "idmap-done"  # parent -> child
-MSG_HOOKS = "hooks"            # init -> parent: run these runtime-namespace hooks now
+MSG_HOOKS = "hooks"            # init -> parent: run prestart + createRuntime hooks now
 MSG_HOOKS_DONE = "hooks-done"  # parent -> init
 MSG_READY = "ready"            # stage -> parent: parked (create) or running (exec)
 MSG_ERROR = "error"            # any child -> parent: {"msg": why}; the child then exits
@@ -91,9 +91,10 @@ def spawn(child_main, on_idmap=None, on_hooks=None, min_fd=3):
     child.close()
     container_pid = None
     intermediate = pid
+    deferred = []  # the init's messages can overtake the intermediate's "pid"
     try:
         while True:
-            msg = parent.recv()
+            msg = deferred.pop() if deferred and container_pid else parent.recv()
             if msg is None:
                 raise PyruncError("container init exited before it was ready")
             kind = msg.get("type")
@@ -104,8 +105,10 @@ def spawn(child_main, on_idmap=None, on_hooks=None, min_fd=3):
             elif kind == MSG_IDMAP:
                 on_idmap(msg["pid"])
                 parent.send(MSG_IDMAP_DONE)
+            elif kind == MSG_HOOKS and container_pid is None:
+                deferred.append(msg)
             elif kind == MSG_HOOKS:
-                on_hooks(msg["stage"], container_pid)
+                on_hooks(container_pid)
                 parent.send(MSG_HOOKS_DONE)
             elif kind == MSG_READY:
                 return container_pid

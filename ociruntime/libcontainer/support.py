@@ -23,10 +23,6 @@ def check_supported(cfg, cgroup_v2):
                 _refuse(f"process.{_camel(field)}")
         if proc.apparmor_profile:
             _refuse("process.apparmorProfile", "AppArmor is not supported yet")
-    for name in ("prestart", "create_runtime", "create_container", "start_container",
-                 "poststart", "poststop"):
-        if getattr(cfg.hooks, name):
-            _refuse(f"hooks.{_camel(name)}")
     for index, mount in enumerate(cfg.mounts):
         bad = unsupported_mount_options(mount.options)
         if bad:

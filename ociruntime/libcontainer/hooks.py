@@ -1,0 +1,112 @@
+"""OCI hooks: run each hook of a phase in order, the container state JSON on its stdin.
+
+Which process runs a phase follows the spec's namespace rules: prestart and createRuntime
+run from the `create` parent (runtime namespaces), createContainer from the container init
+before pivot_root, startContainer from the exec stage (C), poststart from `start` and
+poststop from `delete`.  A hook that exits non-zero, is killed, or outlives its `timeout`
+fails; its output is kept for the error message.
+"""
+
+import os
+
+from ociruntime import OCI_VERSION, jsonlite
+from ociruntime.errors import PyruncError
+
+PHASES = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
+          "poststop")
+JSON_NAMES = {"create_runtime": "createRuntime", "create_container": "createContainer",
+              "start_container": "startContainer"}
+
+
+# signals Python leaves ignored, which a hook must not inherit: SIGPIPE, SIGXFSZ
+_PYTHON_IGNORED = (13, 25)
+
+
+class HookError(PyruncError):
+    pass
+
+
+def state_json(container_id, status, pid, bundle, annotations):
+    doc = {"ociVersion": OCI_VERSION, "id": container_id, "status": status, "bundle": bundle,
+           "annotations": dict(annotations or {})}
+    if pid:
+        doc["pid"] = pid
+    return jsonlite.dumps(doc)
+
+
+def to_record(hooks):
+    """Hooks as plain JSON-able dicts, for state.json (later commands run them)."""
+    return [{"path": h.path, "args": list(h.args), "env": list(h.env), "timeout": h.timeout}
+            for h in hooks]
+
+
+class _Hook:
+    __slots__ = ("path", "args", "env", "timeout")
+
+    def __init__(self, path, args=(), env=(), timeout=None):
+        self.path, self.args, self.env, self.timeout = path, args, env, timeout
+
+
+def from_record(records):
+    return [_Hook(**r) for r in records or ()]
+
+
+def run_all(hooks, phase, state, warn=None):
+    """Run the hooks of one phase in order.  With warn given (poststop, and poststart of a
+    pre-1.3 config), a failure is logged and the next hook still runs; otherwise it raises."""
+    for index, hook in enumerate(hooks):
+        try:
+            run_one(hook, state)
+        except HookError as e:
+            where = f"hooks.{JSON_NAMES.get(phase, phase)}[{index}]: "
+            if warn is None:
+                raise HookError(where + str(e)) from None
+            warn(where + str(e))
+
+
+def run_one(hook, state):
+    import select
+
+    out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
+    read_end, write_end = os.pipe()
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
+    try:
+        pid = os.posix_spawn(hook.path, list(hook.args) or [hook.path], env,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
+                                           (os.POSIX_SPAWN_DUP2, out, 1),
+                                           (os.POSIX_SPAWN_DUP2, out, 2)],
+                             setsigdef=_PYTHON_IGNORED)
+    except OSError as e:
+        os.close(read_end)
+        os.close(write_end)
+        os.close(out)
+        raise HookError(f"{hook.path}: {e.strerror}") from None
+    os.close(read_end)
+    try:
+        try:
+            os.write(write_end, state.encode())
+        except BrokenPipeError:
+            pass  # a hook need not read its stdin
+        os.close(write_end)
+        write_end = -1
+        pidfd = os.pidfd_open(pid)
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            timeout_ms = hook.timeout * 1000 if hook.timeout else None
+            if not poller.poll(timeout_ms):
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
+        finally:
+            os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        if status:
+            output = os.pread(out, 4096, 0).decode(errors="replace").strip()
+            how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit status {os.WEXITSTATUS(status)}")
+            raise HookError(f"{hook.path}: {how}" + (f": {output}" if output else ""))
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(out)
