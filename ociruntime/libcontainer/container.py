@@ -64,6 +64,11 @@ class Container:
             raise PyruncError(f"root.path: {rootfs} is not a directory")
         rootfs = os.path.realpath(rootfs)
         _check_rlimits(cfg.process)
+        if cfg.process is not None and cfg.process.terminal and not opts.console_socket:
+            raise PyruncError("process.terminal is true: --console-socket is required "
+                              "(or set terminal to false)")
+        if opts.console_socket and (cfg.process is None or not cfg.process.terminal):
+            raise PyruncError("--console-socket given, but process.terminal is false")
         if self.state.exists():
             raise PyruncError(f"container with id {self.id!r} already exists")
 
@@ -157,10 +162,15 @@ class Container:
             hooks.run_all(cfg.hooks.prestart, "prestart", state)
             hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state)
 
+        def console_master(fd):
+            from ociruntime.libcontainer.console import send_to_console_socket
+
+            send_to_console_socket(opts.console_socket, fd)
+
         try:
             return process.spawn(lambda sync: init.intermediate(sync, launch),
                                  on_idmap=write_maps, on_hooks=runtime_hooks,
-                                 min_fd=3 + opts.preserve_fds)
+                                 on_console=console_master, min_fd=3 + opts.preserve_fds)
         finally:
             os.close(state_dirfd)
             os.close(stage_fd)

@@ -74,6 +74,9 @@ def container_init(sync, launch):
     rootfs.prepare()
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
     rootfs.create_default_devices()
+    peer = -1
+    if cfg.process is not None and cfg.process.terminal:
+        peer = _make_terminal(sync, rootfs, cfg.process)
     if launch.run_runtime_hooks:
         sync.send(MSG_HOOKS)
         sync.expect(MSG_HOOKS_DONE)
@@ -98,9 +101,29 @@ def container_init(sync, launch):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc.oom_score_adj))
 
+    if peer >= 0:
+        from ociruntime.libcontainer.console import make_controlling
+
+        make_controlling(peer)
+        os.close(peer)
     plan = stage_plan(launch, sync.fd)
     plan_fd = plan.to_fd()
     exec_stage(launch.stage_fd, plan_fd, (sync.fd, launch.state_dirfd, plan_fd))
+
+
+def _make_terminal(sync, rootfs, proc):
+    """The pty: bound on /dev/console, its master sent to the parent for --console-socket."""
+    from ociruntime.libcontainer import console
+    from ociruntime.libcontainer.process import MSG_CONSOLE
+
+    master, peer = console.open_pty(rootfs)
+    try:
+        console.set_size(master, proc.console_size)
+        console.bind_console(rootfs, peer)
+        sync.send(MSG_CONSOLE, fd=master)
+    finally:
+        os.close(master)
+    return peer
 
 
 def _hook_state(launch, status):

@@ -17,6 +17,7 @@ Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair
 """
 
 import os
+import struct
 
 import _socket
 
@@ -28,6 +29,7 @@ MSG_IDMAP = "idmap"            # child -> parent: my user namespace exists, writ
 MSG_IDMAP_DONE = "idmap-done"  # parent -> child
 MSG_HOOKS = "hooks"            # init -> parent: run prestart + createRuntime hooks now
 MSG_HOOKS_DONE = "hooks-done"  # parent -> init
+MSG_CONSOLE = "console"        # init -> parent: the pty master, as SCM_RIGHTS ancillary data
 MSG_READY = "ready"            # stage -> parent: parked (create) or running (exec)
 MSG_ERROR = "error"            # any child -> parent: {"msg": why}; the child then exits
 
@@ -55,16 +57,35 @@ class SyncSocket:
             ends.append(SyncSocket(fd))
         return ends
 
-    def send(self, msg_type, **fields):
+    def send(self, msg_type, fd=None, **fields):
+        """Send one message; fd (optional) travels with it as SCM_RIGHTS."""
         fields["type"] = msg_type
-        os.write(self.fd, jsonlite.dumps(fields).encode())
+        data = jsonlite.dumps(fields).encode()
+        if fd is None:
+            os.write(self.fd, data)
+            return
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, self.fd)
+        try:
+            sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                   struct.pack("i", fd))])
+        finally:
+            sock.detach()
 
     def recv(self):
-        """The next message, or None at EOF (every child end closed: the children died)."""
-        data = os.read(self.fd, 65536)
+        """The next message (with "fd" set when one came along), or None at EOF: every
+        child end closed, the children died."""
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, self.fd)
+        try:
+            data, ancdata, _, _ = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
+        finally:
+            sock.detach()
         if not data:
             return None
-        return jsonlite.loads(data)
+        msg = jsonlite.loads(data)
+        for level, kind, payload in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                msg["fd"] = struct.unpack("i", payload[:4])[0]
+        return msg
 
     def expect(self, msg_type):
         msg = self.recv()
@@ -78,7 +99,7 @@ class SyncSocket:
             self.fd = -1
 
 
-def spawn(child_main, on_idmap=None, on_hooks=None, min_fd=3):
+def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
@@ -110,6 +131,11 @@ def spawn(child_main, on_idmap=None, on_hooks=None, min_fd=3):
             elif kind == MSG_HOOKS:
                 on_hooks(container_pid)
                 parent.send(MSG_HOOKS_DONE)
+            elif kind == MSG_CONSOLE:
+                try:
+                    on_console(msg["fd"])
+                finally:
+                    os.close(msg["fd"])
             elif kind == MSG_READY:
                 return container_pid
             elif kind == MSG_ERROR:

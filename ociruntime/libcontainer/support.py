@@ -16,8 +16,6 @@ def _refuse(path, what="is not supported yet"):
 def check_supported(cfg, cgroup_v2):
     proc = cfg.process
     if proc is not None:
-        if proc.terminal:
-            _refuse("process.terminal", "true is not supported yet (no pty support)")
         for field in ("scheduler", "io_priority", "exec_cpu_affinity"):
             if getattr(proc, field) is not None:
                 _refuse(f"process.{_camel(field)}")
