@@ -1,0 +1,319 @@
+"""The container lifecycle (create, start, state, kill, delete, run, list), observed from the
+outside with a busybox program whose output the test reads."""
+
+import json
+import os
+import re
+from datetime import datetime
+
+import pytest
+
+from pyrunc_testlib import STAGE_EXE, assert_error, assert_nothing_left
+
+# A program that says it is ready, then waits; TERM is trapped and recorded.
+TRAP_TERM = ("trap 'echo caught-TERM; exit 0' TERM; echo ready; "
+             "while :; do sleep 0.05; done")
+LOOP = "echo ready; while :; do sleep 0.05; done"
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return False
+    return data[data.rindex(")") + 2] not in "ZX"
+
+
+def started(runtime, bundle, script, *flags):
+    """create + start a container running `sh -c script`; wait until it printed "ready"."""
+    bundle.sh(script)
+    cid = runtime.create(bundle, *flags).cid
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    return cid
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script, status, output", [
+    ("echo hello; exit 0", 0, "hello\n"),
+    ("echo bye; exit 3", 3, "bye\n"),
+])
+def test_run_prints_output_and_returns_exit_status(runtime, bundle, script, status, output):
+    bundle.sh(script)
+    result = runtime.run_container(bundle)
+    assert result.returncode == status, result.stderr
+    assert result.stdout == output
+    assert result.stderr == ""
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_run_returns_128_plus_signal_when_program_is_killed(runtime, bundle):
+    # Without a pid namespace the shell is not an init process, so its own SIGKILL kills it
+    # (a pid namespace's init ignores signals it sends itself).
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != "pid"]
+    bundle.sh("echo before; kill -9 $$; echo after")
+    result = runtime.run_container(bundle)
+    assert result.returncode == 128 + 9
+    assert result.stdout == "before\n"
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_program_is_pid_1(runtime, bundle):
+    script = "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo"
+    # pid 1 is the program itself, with exactly the configured args
+    assert runtime.sh(bundle, script) == f"1\nsh -c {script} \n"
+
+
+# --- create / start / kill / delete ----------------------------------------------------------
+
+
+def test_lifecycle_create_start_kill_delete(runtime, bundle, scratch):
+    data = os.path.join(bundle.path, "data")
+    os.mkdir(data)
+    marker = os.path.join(data, "marker")
+    bundle.mount("/data", "none", "data", ["bind", "rw"])
+    bundle.sh("echo ran > /data/marker; " + TRAP_TERM)
+    cid = runtime.create(bundle).cid
+
+    # created: the process exists, parked in the exec stage, the program has not run
+    state = runtime.state(cid)
+    assert state["status"] == "created"
+    pid = state["pid"]
+    assert isinstance(pid, int) and pid > 0 and alive(pid)
+    assert os.readlink(f"/proc/{pid}/exe") == STAGE_EXE
+    rss_kb = int(proc_status(pid)["VmRSS"].split()[0])
+    assert rss_kb < 1024, f"a parked container costs {rss_kb} kB of RSS"
+    assert not os.path.exists(marker)
+
+    # running
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    state = runtime.state(cid)
+    assert state["status"] == "running"
+    assert state["pid"] == pid
+    assert os.readlink(f"/proc/{pid}/exe") != STAGE_EXE
+    with open(marker) as f:
+        assert f.read() == "ran\n"
+
+    # kill with the default signal (TERM), which the program traps
+    runtime.kill(cid)
+    runtime.wait_exit(pid)
+    assert runtime.program_output(cid) == "ready\ncaught-TERM\n"
+    state = runtime.state(cid)
+    assert state["status"] == "stopped"
+
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+@pytest.mark.parametrize("signal", ["KILL", "SIGKILL", "9"])
+def test_kill_running_container_with_kill(runtime, bundle, signal):
+    cid = started(runtime, bundle, TRAP_TERM)
+    pid = runtime.state(cid)["pid"]
+    runtime.kill(cid, signal)
+    runtime.wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    assert "caught-TERM" not in runtime.program_output(cid)
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_kill_created_container_stops_it(runtime, bundle):
+    bundle.sh("echo should-not-run")
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    runtime.kill(cid, "KILL")
+    runtime.wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    assert runtime.program_output(cid) == ""
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_kill_stopped_container_fails(runtime, bundle):
+    bundle.sh("exit 0")
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    runtime.wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    assert_error(runtime.kill(cid, "KILL", check=False), "container not running")
+    assert runtime.status(cid) == "stopped"
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_start_twice_fails_and_leaves_container_running(runtime, bundle):
+    cid = started(runtime, bundle, LOOP)
+    pid = runtime.state(cid)["pid"]
+    assert_error(runtime.start(cid, check=False), cid)
+    state = runtime.state(cid)
+    assert state["status"] == "running"
+    assert state["pid"] == pid and alive(pid)
+    assert runtime.program_output(cid) == "ready\n"  # the program ran once
+
+
+def test_start_stopped_container_fails(runtime, bundle):
+    bundle.sh("echo once")
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    runtime.wait_exit(pid)
+    assert_error(runtime.start(cid, check=False), cid)
+    assert runtime.status(cid) == "stopped"
+    assert runtime.program_output(cid) == "once\n"
+
+
+def test_delete_running_container_needs_force(runtime, bundle):
+    cid = started(runtime, bundle, LOOP)
+    pid = runtime.state(cid)["pid"]
+    assert_error(runtime.delete(cid, check=False), cid)
+    assert alive(pid)
+    assert runtime.status(cid) == "running"
+
+    runtime.delete(cid, "--force")
+    assert not alive(pid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_delete_created_container_needs_force(runtime, bundle):
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    assert_error(runtime.delete(cid, check=False), cid)
+    assert runtime.status(cid) == "created"
+    runtime.delete(cid, "--force")
+    assert not alive(pid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+def test_state_document(runtime, bundle, scratch, state_validator):
+    annotations = {"org.example.key": "value", "com.example.empty": ""}
+    bundle.config["annotations"] = annotations
+    bundle.sh(LOOP)
+    bundle.write()
+    cid = runtime.new_id()
+    # a relative --bundle: the state must still hold the absolute, real path
+    runtime.run("create", "--bundle", os.path.basename(bundle.path), cid, cwd=scratch.path,
+                stdout_path=runtime.output_path(cid))
+
+    state = runtime.state(cid)
+    state_validator.validate(state)
+    assert isinstance(state["ociVersion"], str) and re.fullmatch(
+        r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", state["ociVersion"])
+    assert state["id"] == cid
+    assert state["status"] == "created"
+    assert isinstance(state["pid"], int) and state["pid"] > 0
+    assert state["bundle"] == os.path.realpath(bundle.path)
+    assert state["rootfs"] == os.path.realpath(bundle.rootfs)
+    created = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", state["created"])
+                                     .replace("Z", "+00:00"))
+    assert created.tzinfo is not None
+    assert isinstance(state["owner"], str)
+    assert state["annotations"] == annotations
+
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    running = runtime.state(cid)
+    state_validator.validate(running)
+    assert running["status"] == "running"
+    assert {k: v for k, v in running.items() if k != "status"} == {
+        k: v for k, v in state.items() if k != "status"}
+
+    runtime.kill(cid, "KILL")
+    runtime.wait_exit(state["pid"])
+    stopped = runtime.state(cid)
+    state_validator.validate(stopped)
+    assert stopped["status"] == "stopped"
+    assert stopped["id"] == cid and stopped["bundle"] == state["bundle"]
+
+
+def test_state_without_annotations_has_none_or_empty(runtime, bundle):
+    bundle.config.pop("annotations", None)
+    cid = runtime.create(bundle).cid
+    assert runtime.state(cid).get("annotations", {}) == {}
+
+
+def test_list_shows_container(runtime, bundle):
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+
+    table = runtime.run("list").stdout.splitlines()
+    assert table[0].split()[:3] == ["ID", "PID", "STATUS"]
+    rows = [line.split() for line in table[1:]]
+    assert [cid, str(pid), "created"] in [row[:3] for row in rows]
+
+    listed = json.loads(runtime.run("list", "--format", "json").stdout)
+    entry = [c for c in listed if c["id"] == cid]
+    assert len(entry) == 1
+    assert entry[0]["status"] == "created" and entry[0]["pid"] == pid
+    assert entry[0]["bundle"] == os.path.realpath(bundle.path)
+
+    assert runtime.run("list", "-q").stdout.split() == [cid]
+
+
+# --- run -d, --pid-file, snapshot, id reuse -------------------------------------------------------
+
+
+def test_run_detached_then_kill_and_delete(runtime, bundle):
+    bundle.sh(LOOP)
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime.run("run", "-d", "--bundle", bundle.path, cid,
+                         stdout_path=runtime.output_path(cid))
+    assert result.returncode == 0
+    runtime.wait_output(cid, "ready")
+    state = runtime.state(cid)
+    assert state["status"] == "running"
+    runtime.kill(cid, "KILL")
+    runtime.wait_exit(state["pid"])
+    assert runtime.status(cid) == "stopped"
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_pid_file_holds_bare_pid(runtime, bundle, scratch):
+    pid_file = os.path.join(scratch.out, "container.pid")
+    cid = runtime.create(bundle, "--pid-file", pid_file).cid
+    with open(pid_file, "rb") as f:
+        content = f.read()
+    assert re.fullmatch(rb"[1-9][0-9]*", content), content
+    assert int(content) == runtime.state(cid)["pid"]
+
+
+def test_config_edits_after_create_do_not_affect_container(runtime, bundle):
+    bundle.sh("echo original; echo $MARK")
+    bundle.process["env"] = ["PATH=/bin", "MARK=first"]
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    bundle.sh("echo changed")
+    bundle.process["env"] = ["PATH=/bin", "MARK=second"]
+    bundle.write()
+    runtime.start(cid)
+    runtime.wait_exit(pid)
+    assert runtime.program_output(cid) == "original\nfirst\n"
+
+
+def test_id_can_be_reused_after_delete(runtime, bundle):
+    bundle.sh("echo one")
+    first = runtime.run_container(bundle)
+    assert (first.returncode, first.stdout) == (0, "one\n")
+    bundle.sh("echo two")
+    second = runtime.run_container(bundle, cid=first.cid)
+    assert (second.returncode, second.stdout) == (0, "two\n"), second.stderr
+
+    cid = runtime.create(bundle, cid=first.cid).cid
+    runtime.delete(cid, "--force")
+    runtime.create(bundle, cid=cid)
+    assert runtime.status(cid) == "created"
