@@ -1,0 +1,263 @@
+"""Bad input: every failure is one clear line on stderr (naming the problem, e.g. its JSON
+path), a non-zero exit, and nothing left behind.  Also what must NOT be an error."""
+
+import json
+import os
+import resource
+from datetime import datetime
+
+import pytest
+
+from pyrunc_testlib import assert_error, assert_nothing_left
+
+
+def nofile_hard():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("RLIMIT_NOFILE has no hard limit here: nothing to exceed")
+    return hard
+
+
+def drop_ns(config, ns_type):
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                     if ns["type"] != ns_type]
+
+
+def failed_create(runtime, bundle, text=None):
+    """create with the bundle's config (or exactly `text` as config.json); must fail."""
+    cid = runtime.new_id()
+    bundle.write(text)
+    result = runtime.create(bundle, cid=cid, check=False, write=False)
+    return result
+
+
+# --- bundles that are not there ---------------------------------------------------------------
+
+
+def test_missing_bundle_directory(runtime, scratch):
+    missing = os.path.join(scratch.path, "no-such-bundle")
+    cid = runtime.new_id()
+    result = runtime.run("create", "--bundle", missing, cid, check=False)
+    assert_error(result, "no-such-bundle")
+    assert_nothing_left(runtime, missing, cid)
+    assert not os.path.exists(missing)
+
+
+def test_bundle_without_config_json(runtime, bundle):
+    cid = runtime.new_id()
+    result = runtime.run("create", "--bundle", bundle.path, cid, check=False)
+    assert_error(result, "config.json")
+    assert_nothing_left(runtime, bundle, cid)
+
+
+# --- config.json problems, each named by its JSON path ------------------------------------------
+
+
+def _rlimits(*entries):
+    return [{"type": t, "soft": s, "hard": h} for t, s, h in entries]
+
+
+BAD_CONFIGS = {
+    # id: (mutation of the config dict, words the error line must contain)
+    "ociVersion-foo": (lambda c: c.update(ociVersion="foo"), ["ociVersion", "foo"]),
+    "ociVersion-missing": (lambda c: c.pop("ociVersion"), ["ociVersion"]),
+    "root-missing": (lambda c: c.pop("root"), ["root"]),
+    "root-path-not-on-disk": (lambda c: c["root"].update(path="no-such-rootfs"),
+                              ["root.path", "no-such-rootfs"]),
+    "cwd-relative": (lambda c: c["process"].update(cwd="tmp"), ["process.cwd"]),
+    "rlimit-unknown-type": (
+        lambda c: c["process"].update(rlimits=_rlimits(("RLIMIT_FOO", 1, 1))),
+        ["process.rlimits[0]", "RLIMIT_FOO"]),
+    "rlimit-duplicate": (
+        lambda c: c["process"].update(rlimits=_rlimits(
+            ("RLIMIT_NOFILE", 100, 100), ("RLIMIT_CORE", 0, 0), ("RLIMIT_NOFILE", 200, 200))),
+        ["process.rlimits", "RLIMIT_NOFILE"]),
+    "namespace-duplicate": (lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
+                            ["linux.namespaces", "pid"]),
+    "namespace-path-wrong-type": (
+        lambda c: (drop_ns(c, "pid"),
+                   c["linux"]["namespaces"].append({"type": "pid",
+                                                    "path": "/proc/self/ns/net"})),
+        ["linux.namespaces", "/proc/self/ns/net", "pid"]),
+    "namespace-unknown-type": (lambda c: c["linux"]["namespaces"].append({"type": "foo"}),
+                               ["linux.namespaces", "foo"]),
+    "rootfsPropagation-foo": (lambda c: c["linux"].update(rootfsPropagation="foo"),
+                              ["linux.rootfsPropagation", "foo"]),
+    "args-empty": (lambda c: c["process"].update(args=[]), ["process.args"]),
+    "mount-without-destination": (lambda c: c["mounts"].append({"type": "tmpfs",
+                                                                "source": "tmpfs"}),
+                                  ["mounts[", "destination"]),
+}
+
+
+@pytest.mark.parametrize("mutate, needles", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_invalid_config(runtime, bundle, mutate, needles):
+    mutate(bundle.config)
+    result = failed_create(runtime, bundle)
+    assert_error(result, *needles)
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_rlimit_above_current_hard_limit_needs_cap_sys_resource(runtime, bundle):
+    hard = nofile_hard()
+    bundle.process["rlimits"] = _rlimits(("RLIMIT_NOFILE", 64, hard + 1))
+    result = failed_create(runtime, bundle)
+    assert_error(result, "CAP_SYS_RESOURCE", "RLIMIT_NOFILE")
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_broken_json(runtime, bundle):
+    result = failed_create(runtime, bundle, '{"ociVersion": "1.3.0", "root": ')
+    assert_error(result, "config.json", "JSON")
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_repeated_json_key(runtime, bundle):
+    text = json.dumps(bundle.config).replace('"readonly": true',
+                                             '"readonly": true, "readonly": false')
+    assert text.count('"readonly"') == 2
+    result = failed_create(runtime, bundle, text)
+    assert_error(result, "root.readonly")
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+# --- problems only the container process can find -------------------------------------------
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["no-such-program"], ["no-such-program", "executable file not found in $PATH"]),
+    (["/bin/no-such-file"], ["/bin/no-such-file", "no such file or directory"]),
+    (["/etc/passwd"], ["/etc/passwd", "permission denied"]),
+], ids=["not-in-path", "no-such-file", "not-executable"])
+def test_program_cannot_be_run(runtime, bundle, args, needles):
+    bundle.set_args(*args)
+    result = failed_create(runtime, bundle)
+    assert_error(result, *needles)
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_missing_cwd_is_an_error(runtime, bundle):
+    # creating the working directory is not the runtime's job
+    bundle.process["cwd"] = "/no/such/dir"
+    result = failed_create(runtime, bundle)
+    assert_error(result, "/no/such/dir")
+    assert_nothing_left(runtime, bundle, result.cid)
+    assert not os.path.exists(os.path.join(bundle.rootfs, "no"))
+
+
+# --- operations on containers that do not exist ------------------------------------------
+
+
+@pytest.mark.parametrize("op", [["state"], ["start"], ["kill"], ["kill", "--all"],
+                                ["delete"], ["delete", "--force"]],
+                         ids=lambda op: "-".join(op))
+def test_unknown_container(runtime, op):
+    cid = runtime.new_id()
+    result = runtime.run(*op, cid, check=False)
+    assert_error(result, cid, "does not exist")
+    assert not os.path.lexists(os.path.join(runtime.root, cid))
+
+
+@pytest.mark.parametrize("op", ["create", "start", "state", "kill", "delete", "run"])
+def test_missing_container_id(runtime, bundle, op):
+    bundle.write()
+    args = ["--bundle", bundle.path] if op in ("create", "run") else []
+    assert_error(runtime.run(op, *args, check=False), op, "id")
+    assert not os.path.exists(runtime.root) or os.listdir(runtime.root) == []
+
+
+@pytest.mark.parametrize("suffix", ["/b", " b", ":b", "*"], ids=["slash", "space", "colon", "star"])
+def test_invalid_container_id(runtime, bundle, suffix):
+    bad_id = runtime.new_id() + suffix  # registered, so teardown would find a leak
+    bundle.write()
+    result = runtime.run("create", "--bundle", bundle.path, bad_id, check=False)
+    assert_error(result, bad_id)
+    assert not os.path.exists(runtime.root) or os.listdir(runtime.root) == []
+    assert_nothing_left(runtime, bundle, bad_id)
+
+
+@pytest.mark.parametrize("bad_id", ["..", "."])
+def test_dot_ids_are_invalid(runtime, bundle, bad_id):
+    bundle.write()
+    result = runtime.run("create", "--bundle", bundle.path, bad_id, check=False)
+    assert_error(result, "invalid")
+    assert not os.path.exists(runtime.root) or os.listdir(runtime.root) == []
+
+
+def test_unknown_flag(runtime, bundle):
+    cid = runtime.new_id()
+    bundle.write()
+    result = runtime.run("create", "--bundle", bundle.path, "--no-such-flag", cid, check=False)
+    assert_error(result, "--no-such-flag")
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_duplicate_create_leaves_first_container_alone(runtime, bundle):
+    bundle.sh("echo first")
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+
+    bundle.sh("echo second")
+    result = runtime.create(bundle, cid=cid, check=False)
+    assert_error(result, cid, "exists")
+
+    state = runtime.state(cid)
+    assert (state["status"], state["pid"]) == ("created", pid)
+    runtime.start(cid)
+    runtime.wait_exit(pid)
+    assert runtime.program_output(cid) == "first\n"
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_json_log_format(runtime, bundle, scratch):
+    log = os.path.join(scratch.out, "log.json")
+    bundle.config["ociVersion"] = "foo"
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime.run("create", "--bundle", bundle.path, cid, check=False,
+                         global_args=["--log", log, "--log-format", "json"])
+    assert_error(result, "ociVersion")
+    with open(log) as f:
+        lines = [json.loads(line) for line in f.read().splitlines()]
+    errors = [line for line in lines if line.get("level") == "error"]
+    assert len(errors) == 1, lines
+    entry = errors[0]
+    assert "ociVersion" in entry["msg"] and "foo" in entry["msg"]
+    stamp = entry["time"]
+    assert datetime.fromisoformat(stamp[:19]).year >= 2000, stamp
+    assert_nothing_left(runtime, bundle, cid)
+
+
+# --- what must NOT be an error ------------------------------------------------------------------
+
+
+def test_unknown_properties_are_ignored(runtime, bundle):
+    bundle.config["org.example.unknown"] = {"nested": [1, 2, 3]}
+    bundle.process["zzUnknownProcessField"] = True
+    bundle.linux["zzUnknownLinuxField"] = "x"
+    bundle.config["root"]["zzUnknownRootField"] = 1
+    bundle.config["annotations"] = {"org.example.anything": "goes"}
+    bundle.sh("echo fine")
+    result = runtime.run_container(bundle)
+    assert (result.returncode, result.stdout) == (0, "fine\n"), result.stderr
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.3.0"])
+def test_supported_oci_versions(runtime, bundle, version):
+    bundle.config["ociVersion"] = version
+    bundle.sh("echo ok")
+    result = runtime.run_container(bundle)
+    assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+
+
+def test_config_without_process_creates_but_cannot_start(runtime, bundle):
+    del bundle.config["process"]
+    cid = runtime.create(bundle).cid
+    state = runtime.state(cid)
+    assert state["status"] == "created"
+    assert_error(runtime.start(cid, check=False), cid, "process")
+    after = runtime.state(cid)
+    assert (after["status"], after["pid"]) == ("created", state["pid"])
+    runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)
