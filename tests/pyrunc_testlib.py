@@ -316,7 +316,7 @@ class Runtime:
 
     # --- running the binary ---------------------------------------------------------------
     def run(self, *args, check=True, input=None, timeout=TIMEOUT, pass_fds=(), cwd=None,
-            preexec_fn=None, umask=-1, stdout_path=None, global_args=()):
+            preexec_fn=None, umask=-1, env=None, stdout_path=None, global_args=()):
         """Run `pyrunc --root ROOT [global_args] ARGS...`; a CompletedProcess with text
         stdout/stderr.  check=True fails the test (with both outputs) on a non-zero exit."""
         argv = [self.binary, "--root", self.root, *global_args, *map(str, args)]
@@ -327,7 +327,7 @@ class Runtime:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=out, stderr=err, pass_fds=pass_fds, cwd=cwd, preexec_fn=preexec_fn,
-                umask=umask)
+                umask=umask, env=env)
             try:
                 proc.communicate(input.encode() if isinstance(input, str) else input,
                                  timeout=timeout)

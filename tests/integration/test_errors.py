@@ -136,15 +136,6 @@ def test_program_cannot_be_run(runtime, bundle, args, needles):
     assert_nothing_left(runtime, bundle, result.cid)
 
 
-def test_missing_cwd_is_an_error(runtime, bundle):
-    # creating the working directory is not the runtime's job
-    bundle.process["cwd"] = "/no/such/dir"
-    result = failed_create(runtime, bundle)
-    assert_error(result, "/no/such/dir")
-    assert_nothing_left(runtime, bundle, result.cid)
-    assert not os.path.exists(os.path.join(bundle.rootfs, "no"))
-
-
 # --- operations on containers that do not exist ------------------------------------------
 
 
