@@ -34,9 +34,19 @@ COMMANDS = {
              "list containers under --root"),
     "spec": ({"bundle": "str", "b": "str", "rootless": "bool"}, (),
              "write a default config.json into the bundle"),
+    "exec": ({"process": "str", "p": "str", "cwd": "str", "env": "list", "e": "list",
+              "user": "str", "u": "str", "additional-gids": "list", "g": "list",
+              "cap": "list", "c": "list", "no-new-privs": "bool", "tty": "bool", "t": "bool",
+              "console-socket": "str", "detach": "bool", "d": "bool", "pid-file": "str",
+              "preserve-fds": "int", "ignore-paused": "bool", "process-label": "str",
+              "apparmor": "str", "cgroup": "str"},
+             ("container-id", "[command...]"), "run a process in a running container"),
 }
+# commands whose flags end at the first positional (what follows belongs to the program)
+NOT_INTERSPERSED = frozenset({"exec"})
 ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": None, "q": "quiet", "v": "version",
-           "h": "help"}
+           "h": "help", "p": "process", "e": "env", "u": "user", "g": "additional-gids",
+           "c": "cap", "t": "tty"}
 
 
 class UsageError(PyruncError):
@@ -56,6 +66,9 @@ def parse_flags(args, table, command):
         if not arg.startswith("-") or arg == "-":
             if command is None:
                 return flags, args[i:]
+            if command in NOT_INTERSPERSED:
+                positionals.extend(args[i:])
+                break
             positionals.append(arg)
             i += 1
             continue
@@ -77,7 +90,10 @@ def parse_flags(args, table, command):
                     value = int(value)
                 except ValueError:
                     raise UsageError(f"invalid value {value!r} for flag {arg}") from None
-            flags[name] = value
+            if kind == "list":
+                flags.setdefault(name, []).append(value)
+            else:
+                flags[name] = value
         i += 1
     return flags, positionals
 
@@ -90,6 +106,8 @@ def _alias(flags, command):
             name = "format" if command == "list" else "force"
         else:
             name = ALIASES.get(name) or name
+        if isinstance(value, list):
+            value = out.get(name, []) + value
         out[name] = value
     return out
 
@@ -121,7 +139,7 @@ def main(argv=None):
         required = [n for n in names if not n.startswith("[")]
         if len(positionals) < len(required):
             raise UsageError(f"{command}: {required[len(positionals)]} is required")
-        if len(positionals) > len(names):
+        if len(positionals) > len(names) and not names[-1].endswith("...]"):
             raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}")
         root = gflags.get("root") or "/run/pyrunc"
         return globals()["cmd_" + command](root, flags, positionals) or 0
@@ -199,6 +217,20 @@ def cmd_run(root, flags, args):
 
     return run(_container(root, args), _create_options(flags),
                detach=flags.get("detach", False), keep=flags.get("keep", False))
+
+
+def cmd_exec(root, flags, args):
+    from ociruntime.libcontainer.execute import ExecOptions, exec_in, process_for_exec
+
+    container = _container(root, args)
+    proc = process_for_exec(container, flags, args[1:])
+    preserve = flags.get("preserve-fds", 0)
+    if preserve < 0:
+        raise UsageError("--preserve-fds must not be negative")
+    opts = ExecOptions(detach=flags.get("detach", False), pid_file=flags.get("pid-file"),
+                       console_socket=flags.get("console-socket"), preserve_fds=preserve,
+                       ignore_paused=flags.get("ignore-paused", False))
+    return exec_in(container, proc, opts)
 
 
 def cmd_list(root, flags, args):

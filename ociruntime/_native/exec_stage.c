@@ -20,6 +20,11 @@
  *   seccomp_fd=FD (a memfd holding a struct sock_filter program)
  *   hook_state=JSON  shook=PATH* (starts a startContainer hook)  shook_arg=S*
  *   shook_env=S*  shook_timeout=SECONDS
+ * and for `pyrunc exec` (join a running container instead of building one):
+ *   cgroup_fd=FD* (an open cgroup.procs to join)  ns=FD,CLONE_FLAG* (setns, in order)
+ *   fork=1 (fork after joining, so the pid and time namespaces apply; the first process
+ *   reports {"type":"pid","pid":N} and exits)  tty=1 (a pty from the container's devpts,
+ *   its master sent as {"type":"console"} with SCM_RIGHTS)  console=HEIGHT,WIDTH
  *
  * What goes back to `start` through exec.fifo: "0" when the program is about to be exec'd,
  * or "1" and an error text when a startContainer hook failed.
@@ -31,13 +36,16 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -70,7 +78,13 @@ struct hook {
     long timeout;
 };
 
+#define MAX_NS 16
+
 struct plan {
+    int ns_fds[MAX_NS], ns_flags[MAX_NS], nns;
+    int cgroup_fds[MAX_NS], ncgroups;
+    int fork_after_join, tty;
+    unsigned short rows, cols;
     struct hook hooks[MAX_HOOKS];
     int nhooks;
     const char *hook_state;
@@ -226,7 +240,27 @@ static void parse_plan(char *buf, size_t len)
                 h->timeout = parse_long(rec, val);
             else
                 fail(1, "exec stage: bad hook record %s", rec);
-        } else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
+        } else if (!strcmp(rec, "ns")) {
+            char *comma = strchr(val, ',');
+            if (!comma || plan.nns >= MAX_NS)
+                fail(1, "exec stage: bad ns record %s", val);
+            *comma = 0;
+            plan.ns_fds[plan.nns] = (int)parse_long(rec, val);
+            plan.ns_flags[plan.nns++] = (int)parse_long(rec, comma + 1);
+        } else if (!strcmp(rec, "cgroup_fd")) {
+            if (plan.ncgroups >= MAX_NS)
+                fail(1, "exec stage: too many cgroups");
+            plan.cgroup_fds[plan.ncgroups++] = (int)parse_long(rec, val);
+        } else if (!strcmp(rec, "console")) {
+            char *comma = strchr(val, ',');
+            if (!comma)
+                fail(1, "exec stage: bad console record %s", val);
+            *comma = 0;
+            plan.rows = (unsigned short)parse_long(rec, val);
+            plan.cols = (unsigned short)parse_long(rec, comma + 1);
+        } else if (!strcmp(rec, "fork")) plan.fork_after_join = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "tty")) plan.tty = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
         else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
         else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
@@ -521,6 +555,76 @@ static void load_seccomp(void)
         fail(1, "loading seccomp filter: %s", strerror(errno));
 }
 
+/* `pyrunc exec`: enter the container's cgroups and namespaces, then fork so that the pid
+ * and time namespaces apply to the process that will run the program. */
+static void join_container(void)
+{
+    for (int i = 0; i < plan.ncgroups; i++) {
+        if (write(plan.cgroup_fds[i], "0", 1) != 1)
+            fail(1, "joining the container's cgroup: %s", strerror(errno));
+        close(plan.cgroup_fds[i]);
+    }
+    for (int i = 0; i < plan.nns; i++) {
+        if (setns(plan.ns_fds[i], plan.ns_flags[i]) < 0)
+            fail(1, "joining the container's namespace (%#x): %s", plan.ns_flags[i],
+                 strerror(errno));
+        close(plan.ns_fds[i]);
+    }
+    if (!plan.fork_after_join)
+        return;
+    pid_t pid = fork();
+    if (pid < 0)
+        fail(1, "fork: %s", strerror(errno));
+    if (pid > 0) {
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"pid\",\"pid\":%d}", pid);
+        if (write(plan.sync_fd, msg, n) < 0) {
+            /* the parent is gone: the child will fail to report too */
+        }
+        _exit(0);
+    }
+}
+
+/* A pty from the container's own devpts for `exec -t`: the master goes to the parent. */
+static void make_terminal(void)
+{
+    int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        fail(1, "opening /dev/pts/ptmx in the container: %s", strerror(errno));
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+        fail(1, "unlocking the pty: %s", strerror(errno));
+    int peer = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (peer < 0)
+        fail(1, "opening the pty peer: %s", strerror(errno));
+    if (plan.rows || plan.cols) {
+        struct winsize ws = {plan.rows, plan.cols, 0, 0};
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+    const char *body = "{\"type\":\"console\"}";
+    struct iovec iov = {(void *)body, strlen(body)};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    if (sendmsg(plan.sync_fd, &mh, 0) < 0)
+        fail(1, "sending the pty master: %s", strerror(errno));
+    close(master);
+    if (setsid() < 0)
+        fail(1, "setsid: %s", strerror(errno));
+    if (ioctl(peer, TIOCSCTTY, 0) < 0)
+        fail(1, "making the pty the controlling terminal: %s", strerror(errno));
+    for (int fd = 0; fd < 3; fd++)
+        dup2(peer, fd);
+    if (peer > 2)
+        close(peer);
+}
+
 int main(int argc, char **argv)
 {
     size_t len;
@@ -539,6 +643,10 @@ int main(int argc, char **argv)
         for (;;)
             pause();
     }
+    if (plan.nns || plan.ncgroups || plan.fork_after_join)
+        join_container();
+    if (plan.tty)
+        make_terminal();
     apply_rlimits();
     enter_cwd();
     change_identity();

@@ -143,7 +143,7 @@ def propagation_flag(name):
 
 
 def stage_plan(launch, sync_fd):
-    """The process settings for the stage, as plan records."""
+    """The stage's plan for a container's first process."""
     plan = Plan()
     plan.add("sync", sync_fd)
     plan.add("fifo_dir", launch.state_dirfd)
@@ -151,19 +151,6 @@ def stage_plan(launch, sync_fd):
     proc = launch.config.process
     if proc is None:
         return plan  # no process: the stage only parks; start will refuse
-    plan.extend("arg", proc.args)
-    plan.extend("env", proc.env)
-    plan.add("cwd", proc.cwd)
-    user = proc.user
-    plan.add("uid", user.uid)
-    plan.add("gid", user.gid)
-    plan.add("setgroups", 1)
-    plan.extend("group", user.additional_gids)
-    plan.add("umask", user.umask if user.umask is not None else launch.umask)
-    if proc.no_new_privileges:
-        plan.add("nnp", 1)
-    for rl in proc.rlimits:
-        plan.add("rlimit", f"{rl.resource},{rl.soft},{rl.hard}")
     if launch.config.hooks.start_container:
         plan.add("hook_state", _hook_state(launch, "created"))
         for hook in launch.config.hooks.start_container:
@@ -172,14 +159,32 @@ def stage_plan(launch, sync_fd):
             plan.extend("shook_env", hook.env)
             if hook.timeout:
                 plan.add("shook_timeout", hook.timeout)
-    if launch.cap_masks is not None:
+    add_process(plan, proc, launch.cap_masks, launch.cap_last, launch.umask)
+    return plan
+
+
+def add_process(plan, proc, cap_masks, cap_last, umask):
+    """The process settings (config `process`) as plan records; shared with `exec`."""
+    plan.extend("arg", proc.args)
+    plan.extend("env", proc.env)
+    plan.add("cwd", proc.cwd)
+    user = proc.user
+    plan.add("uid", user.uid)
+    plan.add("gid", user.gid)
+    plan.add("setgroups", 1)
+    plan.extend("group", user.additional_gids)
+    plan.add("umask", user.umask if user.umask is not None else umask)
+    if proc.no_new_privileges:
+        plan.add("nnp", 1)
+    for rl in proc.rlimits:
+        plan.add("rlimit", f"{rl.resource},{rl.soft},{rl.hard}")
+    if cap_masks is not None:
         plan.add("caps", 1)
-        plan.add("cap_last", launch.cap_last)
+        plan.add("cap_last", cap_last)
         for key, set_name in (("cap_bnd", "bounding"), ("cap_eff", "effective"),
                               ("cap_prm", "permitted"), ("cap_inh", "inheritable"),
                               ("cap_amb", "ambient")):
-            plan.add(key, format(launch.cap_masks[set_name], "x"))
-    return plan
+            plan.add(key, format(cap_masks[set_name], "x"))
 
 
 def close_other_fds(preserve_fds):

@@ -18,19 +18,10 @@ def run(container, opts, detach=False, keep=False):
         container.create(opts)
         container.start()
         return 0
-    import _signal
-
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     pid = container.create(opts)
     try:
-        def forward(signum, frame):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-        for name in FORWARDED:
-            _signal.signal(getattr(_signal, name), forward)
+        forward_signals(pid)
         container.start()
         status = wait_for(pid)
     except BaseException:
@@ -43,6 +34,20 @@ def run(container, opts, detach=False, keep=False):
     if not keep:
         container.delete(force=True)
     return status
+
+
+def forward_signals(pid):
+    """Pass the signals a user sends us (Ctrl-C, kill) on to the container process."""
+    import _signal
+
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for name in FORWARDED:
+        _signal.signal(getattr(_signal, name), forward)
 
 
 def wait_for(pid):

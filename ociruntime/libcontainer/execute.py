@@ -1,0 +1,192 @@
+"""`exec`: run another process in a live container, entirely through the exec stage.
+
+Python opens the container's namespace files and cgroup.procs files (checking that the
+init is still the process it started), forks, and the child becomes the C stage at once:
+the stage joins the cgroups and namespaces, forks into the pid namespace, applies the
+process settings and execs.  A host interpreter never enters the live container, so
+nothing in it can reach one through /proc/PID/exe (CVE-2019-5736).
+"""
+
+import os
+
+from ociruntime import log
+from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import namespaces
+from ociruntime.libcontainer import syscalls as sc
+from ociruntime.state import CREATED, PAUSED, RUNNING, proc_stat, write_atomic
+
+
+class ExecOptions:
+    def __init__(self, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
+                 ignore_paused=False):
+        self.detach = detach
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.ignore_paused = ignore_paused
+
+
+def exec_in(container, proc, opts):
+    """Start proc in the container; returns its exit status, or 0 once started (detach)."""
+    from ociruntime.libcontainer import capabilities, cgroups, process
+    from ociruntime.libcontainer.init import add_process
+    from ociruntime.libcontainer.stage import Plan, sealed_stage_fd
+
+    st = container.state
+    st.load()
+    status = st.status()
+    if status not in (CREATED, RUNNING, PAUSED):
+        raise PyruncError(f"cannot exec in a {status} container")
+    if status == PAUSED and not opts.ignore_paused:
+        raise PyruncError("container is paused (use --ignore-paused to exec anyway)")
+    if proc.terminal and not opts.console_socket:
+        raise PyruncError("a terminal needs --console-socket")
+    record = st.record
+    owned = []
+    try:
+        ns_fds = _open_namespaces(record, owned)
+        cgroup_fds = []
+        for procs in cgroups.from_record(record["cgroup"]).procs_files():
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            owned.append(fd)
+            cgroup_fds.append(fd)
+        stat = proc_stat(record["pid"])
+        if stat is None or stat[1] != record["pid_start"]:
+            raise PyruncError("container not running")
+        stage_fd = sealed_stage_fd()
+        owned.append(stage_fd)
+        caps = proc.capabilities
+        cap_masks = capabilities.masks(caps, log.warn) if caps is not None else None
+        umask = os.umask(0o022)
+        os.umask(umask)
+
+        def child_main(sync):
+            plan = Plan()
+            plan.add("sync", sync.fd)
+            plan.add("preserve", opts.preserve_fds)
+            plan.add("fork", 1)
+            for fd in cgroup_fds:
+                plan.add("cgroup_fd", fd)
+            for flag, fd in ns_fds:
+                plan.add("ns", f"{fd},{flag}")
+            if proc.terminal:
+                plan.add("tty", 1)
+                if proc.console_size is not None:
+                    plan.add("console", f"{proc.console_size.height},"
+                                        f"{proc.console_size.width}")
+            add_process(plan, proc, cap_masks, capabilities.last_cap(), umask)
+            sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+            plan_fd = plan.to_fd()
+            keep = [sync.fd, plan_fd, *cgroup_fds, *(fd for _, fd in ns_fds)]
+            for fd in keep:
+                os.set_inheritable(fd, True)
+            sc.execveat(stage_fd, ["pyrunc-exec", str(plan_fd)], [])
+
+        def console_master(fd):
+            from ociruntime.libcontainer.console import send_to_console_socket
+
+            send_to_console_socket(opts.console_socket, fd)
+
+        # a subreaper, so that the exec'd process (whose parent, the stage, exits after
+        # reporting its pid) comes back to us to be waited for, or reaped after a failure
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        try:
+            pid = process.spawn(child_main, on_console=console_master,
+                                min_fd=3 + opts.preserve_fds)
+        except PyruncError as error:
+            failed = getattr(error, "container_pid", None)
+            if failed:
+                _reap(failed)
+            raise
+    finally:
+        for fd in owned:
+            os.close(fd)
+    if opts.pid_file:
+        write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
+    if opts.detach:
+        return 0
+    from ociruntime.libcontainer.run import forward_signals, wait_for
+
+    forward_signals(pid)
+    return wait_for(pid)
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _open_namespaces(record, owned):
+    """(clone flag, fd) of each namespace of the init that is not already ours, in join
+    order (user first, mount last)."""
+    pid = record["pid"]
+    joins = []
+    for ns_type in namespaces.JOIN_ORDER:
+        name = namespaces.PROC_NAMES[ns_type]
+        try:
+            theirs = os.stat(f"/proc/{pid}/ns/{name}")
+            mine = os.stat(f"/proc/self/ns/{name}")
+        except FileNotFoundError:
+            if ns_type == "time":
+                continue  # a kernel without time namespaces
+            raise PyruncError("container not running") from None
+        if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+            continue
+        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        owned.append(fd)
+        joins.append((namespaces.FLAGS[ns_type], fd))
+    return joins
+
+
+def process_for_exec(container, flags, command):
+    """The Process to exec: --process FILE as given, or, like runc, the container's own
+    config `process` with the command and the flags' changes."""
+    from ociruntime import config
+
+    if flags.get("process"):
+        try:
+            return config.load_process(flags["process"])
+        except config.ConfigError as e:
+            raise PyruncError(f"--process {flags['process']}: {e}") from None
+    if not command:
+        raise PyruncError("a command is required (or --process FILE)")
+    container.state.load()
+    try:
+        base = config.load_config(container.state.record["bundle"]).process
+    except config.ConfigError as e:
+        raise PyruncError(f"reading the bundle's config.json: {e}") from None
+    if base is None:
+        raise PyruncError("the container's config.json has no process to start from")
+    changes = {"args": tuple(command), "terminal": flags.get("tty", False),
+               "console_size": None}
+    if flags.get("cwd"):
+        changes["cwd"] = flags["cwd"]
+    if flags.get("env"):
+        env = {e.split("=", 1)[0]: e for e in base.env}
+        env.update((e.split("=", 1)[0], e) for e in flags["env"])
+        changes["env"] = tuple(env.values())
+    user = base.user
+    if flags.get("user"):
+        uid, _, gid = flags["user"].partition(":")
+        try:
+            user = user.replace(uid=int(uid), gid=int(gid) if gid else user.gid)
+        except ValueError:
+            raise PyruncError(f"--user {flags['user']}: expected UID[:GID]") from None
+    if flags.get("additional-gids"):
+        try:
+            gids = tuple(int(g) for g in flags["additional-gids"])
+        except ValueError:
+            raise PyruncError("--additional-gids: expected numbers") from None
+        user = user.replace(additional_gids=gids)
+    changes["user"] = user
+    if flags.get("cap") and base.capabilities is not None:
+        caps = base.capabilities
+        added = tuple(flags["cap"])
+        changes["capabilities"] = caps.replace(**{
+            name: tuple(getattr(caps, name) or ()) + added
+            for name in ("bounding", "effective", "permitted", "ambient")})
+    if flags.get("no-new-privs"):
+        changes["no_new_privileges"] = True
+    return base.replace(**changes)
