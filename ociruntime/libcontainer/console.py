@@ -77,3 +77,62 @@ def send_to_console_socket(path, master):
         raise PyruncError(f"--console-socket {path}: {e.strerror}") from None
     finally:
         sock.close()
+
+
+def relay(master, pid):
+    """`run` with a terminal and no --console-socket: copy our stdin to the pty and the pty
+    to our stdout (our terminal in raw mode meanwhile) until the process exits."""
+    import select
+    import termios
+    import tty
+
+    stdin_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_tty else None
+    if stdin_tty:
+        tty.setraw(0)
+        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, TIOCSWINSZ, size)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    poller.register(0, select.POLLIN)
+    try:
+        done = False
+        while not done:
+            for fd, _ in poller.poll():
+                if fd == pidfd:
+                    done = True
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if fd == master:
+                    if not data:
+                        done = True
+                    else:
+                        os.write(1, data)
+                elif data:
+                    os.write(master, data)
+                else:
+                    poller.unregister(0)  # stdin closed: keep reading the pty
+        _drain(master)
+    finally:
+        os.close(pidfd)
+        os.close(master)
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _drain(master):
+    """Whatever the program wrote just before it exited."""
+    os.set_blocking(master, False)
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        os.write(1, data)

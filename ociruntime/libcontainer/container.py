@@ -29,6 +29,8 @@ class CreateOptions:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
+        # run (not create) keeps the pty master itself: called with a dup of it
+        self.keep_console = None
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
@@ -64,7 +66,8 @@ class Container:
             raise PyruncError(f"root.path: {rootfs} is not a directory")
         rootfs = os.path.realpath(rootfs)
         _check_rlimits(cfg.process)
-        if cfg.process is not None and cfg.process.terminal and not opts.console_socket:
+        if (cfg.process is not None and cfg.process.terminal and not opts.console_socket
+                and opts.keep_console is None):
             raise PyruncError("process.terminal is true: --console-socket is required "
                               "(or set terminal to false)")
         if opts.console_socket and (cfg.process is None or not cfg.process.terminal):
@@ -165,7 +168,10 @@ class Container:
         def console_master(fd):
             from ociruntime.libcontainer.console import send_to_console_socket
 
-            send_to_console_socket(opts.console_socket, fd)
+            if opts.keep_console is not None:
+                opts.keep_console(os.dup(fd))
+            else:
+                send_to_console_socket(opts.console_socket, fd)
 
         try:
             return process.spawn(lambda sync: init.intermediate(sync, launch),

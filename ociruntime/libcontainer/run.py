@@ -19,10 +19,17 @@ def run(container, opts, detach=False, keep=False):
         container.start()
         return 0
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    masters = []
+    if not opts.console_socket:
+        opts.keep_console = masters.append  # a terminal config: we relay the pty
     pid = container.create(opts)
     try:
         forward_signals(pid)
         container.start()
+        if masters:
+            from ociruntime.libcontainer.console import relay
+
+            relay(masters[0], pid)
         status = wait_for(pid)
     except BaseException:
         container.state.unlock()
