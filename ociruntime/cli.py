@@ -41,9 +41,14 @@ COMMANDS = {
               "preserve-fds": "int", "ignore-paused": "bool", "process-label": "str",
               "apparmor": "str", "cgroup": "str"},
              ("container-id", "[command...]"), "run a process in a running container"),
+    "ps": ({"format": "str", "f": "str"}, ("container-id", "[ps-args...]"),
+           "list the processes of a container"),
+    "pause": ({}, ("container-id",), "freeze every process of a container"),
+    "resume": ({}, ("container-id",), "thaw a paused container"),
+    "features": ({}, (), "print what this build supports (runtime-spec features JSON)"),
 }
 # commands whose flags end at the first positional (what follows belongs to the program)
-NOT_INTERSPERSED = frozenset({"exec"})
+NOT_INTERSPERSED = frozenset({"exec", "ps"})
 ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": None, "q": "quiet", "v": "version",
            "h": "help", "p": "process", "e": "env", "u": "user", "g": "additional-gids",
            "c": "cap", "t": "tty"}
@@ -103,7 +108,7 @@ def _alias(flags, command):
     out = {}
     for name, value in flags.items():
         if name == "f":
-            name = "format" if command == "list" else "force"
+            name = "format" if command in ("list", "ps") else "force"
         else:
             name = ALIASES.get(name) or name
         if isinstance(value, list):
@@ -231,6 +236,51 @@ def cmd_exec(root, flags, args):
                        console_socket=flags.get("console-socket"), preserve_fds=preserve,
                        ignore_paused=flags.get("ignore-paused", False))
     return exec_in(container, proc, opts)
+
+
+def cmd_ps(root, flags, args):
+    container = _container(root, args).load()
+    pids = container.pids()
+    fmt = flags.get("format", "table")
+    if fmt == "json":
+        sys.stdout.write(pretty_json(pids) + "\n")
+        return
+    if fmt != "table":
+        raise UsageError(f"invalid format option {fmt!r} (table or json)")
+    import subprocess
+
+    out = subprocess.run(["ps", *(args[1:] or ["-ef"])], capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        raise PyruncError(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    try:
+        pid_column = header.index("PID")
+    except ValueError:
+        raise PyruncError("ps output has no PID column") from None
+    wanted = {str(pid) for pid in pids}
+    sys.stdout.write(lines[0] + "\n")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > pid_column and fields[pid_column] in wanted:
+            sys.stdout.write(line + "\n")
+
+
+def cmd_pause(root, flags, args):
+    _container(root, args).pause()
+
+
+def cmd_resume(root, flags, args):
+    _container(root, args).resume()
+
+
+def cmd_features(root, flags, args):
+    from ociruntime.features import features
+
+    sys.stdout.write(pretty_json(features()) + "\n")
 
 
 def cmd_list(root, flags, args):

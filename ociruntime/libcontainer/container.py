@@ -284,6 +284,29 @@ class Container:
         st.remove()
         self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
 
+    def pause(self):
+        self._freeze(True)
+
+    def resume(self):
+        self._freeze(False)
+
+    def _freeze(self, frozen):
+        """pause/resume through the freezer (v1 freezer.state, v2 cgroup.freeze)."""
+        st = self.state
+        st.lock()
+        st.load()
+        status = st.status()
+        if frozen and status not in (RUNNING, CREATED):
+            raise PyruncError(f"container not running (it is {status})")
+        if not frozen and status != PAUSED:
+            raise PyruncError(f"container not paused (it is {status})")
+        from ociruntime.libcontainer import cgroups
+
+        try:
+            cgroups.from_record(st.record["cgroup"]).freeze(frozen)
+        finally:
+            st.unlock()
+
     def oci_state(self):
         return self.state.oci_state()
 

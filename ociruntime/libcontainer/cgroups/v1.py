@@ -118,6 +118,22 @@ class V1Manager:
         d = self.dirs.get("freezer")
         return os.path.join(d, "freezer.state") if d else None
 
+    def freeze(self, frozen):
+        path = self.freezer_file()
+        if path is None:
+            raise PyruncError("pause: the freezer cgroup controller is not mounted")
+        want = "FROZEN" if frozen else "THAWED"
+        import time
+
+        for _ in range(1000):  # FREEZING is transient: write again until it settles
+            with open(path, "w") as f:
+                f.write(want)
+            with open(path) as f:
+                if f.read().strip() == want:
+                    return
+            time.sleep(0.001)
+        raise PyruncError(f"{'pause' if frozen else 'resume'}: the freezer did not settle")
+
     def destroy(self):
         remove_dirs(self.created)
         self.created = []

@@ -60,6 +60,10 @@ class V2Manager:
     def freezer_file(self):
         return os.path.join(self.dir, "cgroup.freeze")
 
+    def freeze(self, frozen):
+        with open(self.freezer_file(), "w") as f:
+            f.write("1" if frozen else "0")
+
     def destroy(self):
         remove_dirs(self.created)
         self.created = []

@@ -1,0 +1,35 @@
+"""`pyrunc features`: what this build of pyrunc supports (runtime-spec features.md).
+
+It describes the implementation, not the host, so it is fixed here rather than probed.
+A capability of the spec that pyrunc refuses today is reported as not enabled.
+"""
+
+from ociruntime import OCI_VERSION, __version__
+
+HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+         "poststop"]
+
+
+def features():
+    from ociruntime.libcontainer.capabilities import NAMES
+    from ociruntime.libcontainer.mountopts import FLAGS, PROPAGATION
+
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": HOOKS,
+        "mountOptions": sorted(FLAGS) + sorted(PROPAGATION),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": list(NAMES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {"io.github.pyrunc.version": __version__},
+    }
