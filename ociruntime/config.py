@@ -1072,9 +1072,9 @@ def _decode(data: bytes):
         raise ConfigError(
             "", f"config.json is not valid UTF-8 (line {line} column {column})"
         ) from None
-    # Imported here, not at the top: json imports re and enum, which cost more than this whole
-    # module, and code that only needs the record types should not pay for them.
-    import json
+    # jsonlite drives the C scanner directly: `import json` (re, enum) would cost more than
+    # this whole module.  Its errors are json.JSONDecodeError, imported on that path only.
+    from ociruntime import jsonlite
 
     repeats = []
 
@@ -1088,8 +1088,10 @@ def _decode(data: bytes):
         raise ConfigError("", f"config.json is not valid JSON: {name} is not a JSON value")
 
     try:
-        doc = json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant)
-    except json.JSONDecodeError as err:
+        doc = jsonlite.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError(
             "", f"config.json is not valid JSON: {err.msg} (line {err.lineno} column {err.colno})"
         ) from None
