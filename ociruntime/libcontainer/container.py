@@ -45,6 +45,15 @@ class Container:
     def create(self, opts):
         """Build the container and park its process in the exec stage. Nothing is written
         before the config has been parsed and checked; on failure nothing is left."""
+        from ociruntime.libcontainer import cgroups
+
+        primed = cgroups.prime_migration()
+        try:
+            return self._create(opts, primed)
+        finally:
+            primed()
+
+    def _create(self, opts, primed):
         from ociruntime.config import ConfigError, load_config
         from ociruntime.libcontainer import cgroups
         from ociruntime.libcontainer.support import check_supported
@@ -78,6 +87,12 @@ class Container:
         from ociruntime.libcontainer.namespaces import NamespacePlan
 
         ns_plan = NamespacePlan(cfg.linux.namespaces)
+        if ns_plan.new_user:
+            for field, mappings in (("uidMappings", cfg.linux.uid_mappings),
+                                    ("gidMappings", cfg.linux.gid_mappings)):
+                if not mappings:
+                    raise PyruncError(f"linux.{field}: a new user namespace needs uid and "
+                                      "gid mappings")
         join_fds = ns_plan.open_joins()
         manager = None
         pid = None
@@ -89,6 +104,7 @@ class Container:
             manager.create()
             if cfg.linux.resources is not None:
                 manager.apply_devices(cfg.linux.resources.devices)
+            primed()  # no thread may be running when we fork
             pid = self._spawn_init(cfg, bundle, rootfs, ns_plan, join_fds, manager,
                                    cgroup_v2, opts)
             stat = proc_stat(pid)
@@ -274,12 +290,9 @@ class Container:
         from ociruntime.libcontainer import cgroups
 
         manager = cgroups.from_record(st.record["cgroup"])
-        if force:
-            for pid in manager.pids():
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+        # without a pid namespace the init's children outlive it: whatever is left in the
+        # cgroup goes with the container (runc does the same)
+        _kill_cgroup(manager, paused=status == PAUSED)
         manager.destroy()
         st.remove()
         self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
@@ -314,6 +327,28 @@ class Container:
         from ociruntime.libcontainer import cgroups
 
         return cgroups.from_record(self.state.record["cgroup"]).pids()
+
+
+def _kill_cgroup(manager, paused=False):
+    """SIGKILL every process in the container's cgroup and wait until it is empty."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while True:
+        pids = manager.pids()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if paused:
+            manager.freeze(False)  # a frozen task dies only once thawed
+            paused = False
+        if time.monotonic() > deadline:
+            raise PyruncError(f"processes {pids} did not die")
+        time.sleep(0.002)
 
 
 def _check_rlimits(proc):

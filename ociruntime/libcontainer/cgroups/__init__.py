@@ -43,6 +43,49 @@ def resolve_path(cgroups_path, container_id, own_path):
     return path
 
 
+def prime_migration():
+    """Start paying, in the background, the one-off cost of the first cgroup migration.
+
+    The kernel's first write to any cgroup.procs after a quiet spell waits for an RCU grace
+    period (~9 ms here); writes within the next period are fast.  Rewriting our own pid
+    into the cgroup we are already in changes nothing but starts that wait while create
+    parses the config and builds the container's cgroups; the child's real joins then take
+    a fraction of a millisecond each.  Returns a function that waits for it to finish (no
+    thread may outlive it: the runtime forks next)."""
+    import _thread
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            first = f.readline().rstrip("\n").split(":", 2)
+    except OSError:
+        return lambda: None
+    hierarchy = "" if first[1] == "" else first[1].split(",")[0].replace("name=", "")
+    procs = (f"{CGROUP_ROOT}/{hierarchy}{first[2]}/cgroup.procs" if hierarchy
+             else f"{CGROUP_ROOT}{first[2]}/cgroup.procs")
+    if not host_is_v2() and not hierarchy:
+        procs = f"{CGROUP_ROOT}/unified{first[2]}/cgroup.procs"
+    done = _thread.allocate_lock()
+    done.acquire()
+    pid = str(os.getpid())
+
+    def write_own_pid():
+        try:
+            with open(procs, "w") as f:
+                f.write(pid)
+        except OSError:
+            pass  # only an optimisation
+        finally:
+            done.release()
+
+    _thread.start_new_thread(write_own_pid, ())
+
+    def wait():
+        done.acquire()
+        done.release()
+
+    return wait
+
+
 def new_manager(cgroups_path, container_id):
     if host_is_v2():
         from ociruntime.libcontainer.cgroups.v2 import V2Manager
