@@ -94,22 +94,46 @@ def _unescape_mount_path(field):
     return "".join(out)
 
 
-def read_mountinfo(pid="self"):
+def parse_mountinfo(text):
     """[{'id', 'parent', 'root', 'mountpoint', 'options', 'optional', 'fstype', 'source',
-    'super_options', 'line'}] of /proc/<pid>/mountinfo."""
+    'super_options', 'line'}] for the text of a mountinfo file (e.g. read in a container)."""
     entries = []
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            entries.append({
-                "id": fields[0], "parent": fields[1], "root": _unescape_mount_path(fields[3]),
-                "mountpoint": _unescape_mount_path(fields[4]), "options": fields[5].split(","),
-                "optional": fields[6:sep], "fstype": fields[sep + 1],
-                "source": fields[sep + 2], "super_options": fields[sep + 3].split(","),
-                "line": line.rstrip("\n"),
-            })
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        sep = fields.index("-")
+        entries.append({
+            "id": fields[0], "parent": fields[1], "root": _unescape_mount_path(fields[3]),
+            "mountpoint": _unescape_mount_path(fields[4]), "options": fields[5].split(","),
+            "optional": fields[6:sep], "fstype": fields[sep + 1],
+            "source": fields[sep + 2], "super_options": fields[sep + 3].split(","),
+            "line": line,
+        })
     return entries
+
+
+def read_mountinfo(pid="self"):
+    """parse_mountinfo() of /proc/<pid>/mountinfo."""
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return parse_mountinfo(f.read())
+
+
+MS_RDONLY, MS_BIND, MS_REC = 1, 4096, 16384
+MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    """mount(2) on the host (for test fixtures: submounts, shared peers); OSError on failure.
+    Anything mounted under a test's scratch directory is detached at teardown."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    enc = (lambda v: None if v is None else os.fsencode(v))
+    if _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
+                   enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
 
 
 def mounts_under(path):
