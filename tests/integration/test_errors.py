@@ -252,3 +252,35 @@ def test_config_without_process_creates_but_cannot_start(runtime, bundle):
     assert (after["status"], after["pid"]) == ("created", state["pid"])
     runtime.delete(cid, "--force")
     assert_nothing_left(runtime, bundle, cid)
+
+
+# --- failures after the container process exists: still nothing left ----------------------------
+
+
+@pytest.mark.parametrize("entry, needles", [
+    ({"destination": "/data", "type": "none", "source": "no-such-source",
+      "options": ["bind"]}, ["no-such-source"]),
+    ({"destination": "/data", "type": "nosuchfs", "source": "x"}, ["nosuchfs"]),
+], ids=["bind-source-missing", "unknown-fstype"])
+def test_failed_mount_leaves_nothing(runtime, bundle, entry, needles):
+    bundle.config["mounts"].append(entry)
+    index = len(bundle.config["mounts"]) - 1
+    result = failed_create(runtime, bundle)
+    assert_error(result, f"mounts[{index}]", *needles)
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_rlimit_soft_above_hard(runtime, bundle):
+    bundle.process["rlimits"] = _rlimits(("RLIMIT_NOFILE", 2048, 1024))
+    result = failed_create(runtime, bundle)
+    assert_error(result, "RLIMIT_NOFILE")
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_user_namespace_without_mappings(runtime, bundle):
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux.pop("uidMappings", None)
+    bundle.linux.pop("gidMappings", None)
+    result = failed_create(runtime, bundle)
+    assert_error(result, "mapping")
+    assert_nothing_left(runtime, bundle, result.cid)

@@ -4,11 +4,13 @@ outside with a busybox program whose output the test reads."""
 import json
 import os
 import re
+import signal
+import subprocess
 from datetime import datetime
 
 import pytest
 
-from pyrunc_testlib import STAGE_EXE, assert_error, assert_nothing_left
+from pyrunc_testlib import STAGE_EXE, assert_error, assert_nothing_left, container_cgroup_dirs
 
 # A program that says it is ready, then waits; TERM is trapped and recorded.
 TRAP_TERM = ("trap 'echo caught-TERM; exit 0' TERM; echo ready; "
@@ -283,9 +285,12 @@ def test_run_detached_then_kill_and_delete(runtime, bundle):
     assert_nothing_left(runtime, bundle, cid)
 
 
-def test_pid_file_holds_bare_pid(runtime, bundle, scratch):
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_pid_file_holds_bare_pid(runtime, bundle, scratch, relative):
     pid_file = os.path.join(scratch.out, "container.pid")
-    cid = runtime.create(bundle, "--pid-file", pid_file).cid
+    # a relative --pid-file is relative to the caller's working directory
+    cid = runtime.create(bundle, "--pid-file", "container.pid" if relative else pid_file,
+                         cwd=scratch.out).cid
     with open(pid_file, "rb") as f:
         content = f.read()
     assert re.fullmatch(rb"[1-9][0-9]*", content), content
@@ -317,3 +322,81 @@ def test_id_can_be_reused_after_delete(runtime, bundle):
     runtime.delete(cid, "--force")
     runtime.create(bundle, cid=cid)
     assert runtime.status(cid) == "created"
+
+
+def test_run_keep_leaves_stopped_container(runtime, bundle):
+    bundle.sh("echo kept; exit 5")
+    result = runtime.run_container(bundle, "--keep")
+    assert (result.returncode, result.stdout) == (5, "kept\n"), result.stderr
+    assert runtime.status(result.cid) == "stopped"
+    runtime.delete(result.cid)
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_delete_stopped_container_removes_leftover_processes(runtime, bundle):
+    # Without a pid namespace, the init's children outlive it.  delete must still remove
+    # everything create made: the cgroups, and so the processes in them.
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != "pid"]
+    bundle.sh("sleep 600 & echo ready")
+    cid = runtime.create(bundle).cid
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    runtime.wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_delete_force_removes_processes_outside_a_pid_namespace(runtime, bundle):
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != "pid"]
+    cid = started(runtime, bundle, "sleep 600 & sleep 600 & " + LOOP)
+    runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)
+
+
+# --- run's stdio and signals, kill --all ----------------------------------------------------------
+
+
+def test_run_passes_stdin_through(runtime, bundle):
+    bundle.set_args("cat")
+    result = runtime.run_container(bundle, input="line one\nline two\n")
+    assert (result.returncode, result.stdout) == (0, "line one\nline two\n"), result.stderr
+
+
+def test_run_forwards_sigterm_to_the_program(runtime, bundle):
+    bundle.sh(TRAP_TERM)
+    bundle.write()
+    cid = runtime.new_id()
+    out_path = runtime.output_path(cid)
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen([runtime.binary, "--root", runtime.root, "run", "--bundle",
+                                 bundle.path, cid], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        runtime.wait_output(cid, "ready")
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert status == 0
+    assert runtime.program_output(cid) == "ready\ncaught-TERM\n"
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_kill_all_signals_every_process(runtime, bundle):
+    cid = started(runtime, bundle, "sleep 600 & sleep 600 & echo ready; wait")
+    pids = set()
+    for directory in container_cgroup_dirs(cid):
+        with open(os.path.join(directory, "cgroup.procs")) as f:
+            pids |= {int(x) for x in f.read().split()}
+    assert len(pids) == 3, pids  # sh and two sleeps
+    runtime.kill(cid, "--all", "KILL")
+    for pid in pids:
+        runtime.wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)

@@ -127,7 +127,8 @@ def test_user_namespace_with_mappings(runtime, bundle):
     os.chown(mapped, 100005, 200007)
     out = runtime.sh(bundle, "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; "
                              "stat -c '%u %g' /bin/busybox /etc/mapped; "
-                             "readlink /proc/self/ns/user")
+                             "readlink /proc/self/ns/user; "
+                             "echo x > /dev/null && head -c 2 /dev/zero | wc -c")
     lines = out.splitlines()
     assert lines[0].split() == ["0", "100000", "65536"]
     assert lines[1].split() == ["0", "200000", "65536"]
@@ -135,6 +136,7 @@ def test_user_namespace_with_mappings(runtime, bundle):
     assert lines[4] == "65534 65534"  # owned by host root: not mapped, so the overflow id
     assert lines[5] == "5 7"
     assert lines[6] != host_ns("user")
+    assert lines[7] == "2"  # the default devices work in a user namespace too
 
 
 def test_time_namespace_offsets(runtime, bundle):

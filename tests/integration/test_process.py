@@ -48,6 +48,13 @@ def test_args_found_through_path(runtime, bundle):
     assert (result.returncode, result.stdout) == (0, "one two  three \n"), result.stderr
 
 
+def test_no_env_means_empty_environment(runtime, bundle):
+    bundle.process.pop("env", None)
+    bundle.set_args("/bin/env")
+    result = runtime.run_container(bundle, env=dict(os.environ, PYRUNC_TEST_HOST_ONLY="x"))
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr
+
+
 def test_env_is_exactly_the_config_list(runtime, bundle):
     env = ["PATH=/bin", "FOO=bar baz", "EMPTY=", "MULTI=a=b=c"]
     bundle.process["env"] = env
@@ -76,7 +83,8 @@ def test_missing_cwd_is_an_error_not_created(runtime, bundle):
 
 
 def test_root_user_by_default(runtime, bundle):
-    status, _ = self_status(runtime, bundle)
+    # the caller's supplementary groups must not leak in either
+    status, _ = self_status(runtime, bundle, preexec_fn=lambda: os.setgroups([4, 24]))
     assert status["Uid"].split() == ["0"] * 4
     assert status["Gid"].split() == ["0"] * 4
     assert status["Groups"] == ""
@@ -94,10 +102,11 @@ def test_uid_gid_and_additional_gids(runtime, bundle):
     assert status["Groups"].split() == ["10", "20"]
 
 
-def test_umask_from_config(runtime, bundle):
-    bundle.process["user"]["umask"] = 0o027
-    out = runtime.sh(bundle, "umask; grep ^Umask: /proc/self/status", umask=0o002)
-    assert out.split() == ["0027", "Umask:", "0027"]
+@pytest.mark.parametrize("umask, shown", [(0o027, "0027"), (0, "0000")])
+def test_umask_from_config(runtime, bundle, umask, shown):
+    bundle.process["user"]["umask"] = umask
+    out = runtime.sh(bundle, "umask; grep ^Umask: /proc/self/status", umask=0o022)
+    assert out.split() == [shown, "Umask:", shown]
 
 
 def test_umask_unset_keeps_callers(runtime, bundle):
@@ -132,10 +141,11 @@ def test_no_new_privileges(runtime, bundle, nnp, expected):
     assert status["NoNewPrivs"] == expected
 
 
-def test_oom_score_adj_set(runtime, bundle):
-    bundle.process["oomScoreAdj"] = 200
+@pytest.mark.parametrize("value", [200, 0])
+def test_oom_score_adj_set(runtime, bundle, value):
+    bundle.process["oomScoreAdj"] = value
     out = runtime.sh(bundle, "cat /proc/self/oom_score_adj", preexec_fn=_oom_adj(123))
-    assert out.strip() == "200"
+    assert out.strip() == str(value)
 
 
 def test_oom_score_adj_unset_keeps_callers(runtime, bundle):
