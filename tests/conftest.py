@@ -99,8 +99,9 @@ def session_dir(host_can_run_containers):
 
 
 @pytest.fixture(scope="session")
-def applets(host_can_run_containers):
-    return lib.busybox_applets()
+def busybox_rootfs(session_dir):
+    """The busybox rootfs, built once from /bin/busybox; each bundle gets a copy of it."""
+    return lib.build_rootfs(os.path.join(session_dir, "rootfs"), lib.busybox_applets())
 
 
 @pytest.fixture(scope="session")
@@ -134,14 +135,15 @@ def runtime(pyrunc_bin, scratch):
 
 
 @pytest.fixture
-def make_bundle(scratch, default_config, applets):
-    """Factory: make_bundle(name="bundle") -> a new Bundle with its own busybox rootfs and a
-    deep copy of `pyrunc spec`'s config (root.path "rootfs", read-only, args ["true"])."""
+def make_bundle(scratch, default_config, busybox_rootfs):
+    """Factory: make_bundle(name="bundle") -> a new Bundle with its own copy of the busybox
+    rootfs (tests may change it freely) and a deep copy of `pyrunc spec`'s config
+    (root.path "rootfs", read-only, args ["true"])."""
 
     def make(name="bundle"):
         path = os.path.join(scratch.path, name)
         os.mkdir(path, 0o755)
-        rootfs = lib.build_rootfs(os.path.join(path, "rootfs"), applets)
+        rootfs = lib.copy_rootfs(busybox_rootfs, os.path.join(path, "rootfs"))
         config = copy.deepcopy(default_config)
         config["root"] = {"path": "rootfs", "readonly": True}
         config["process"]["args"] = ["true"]

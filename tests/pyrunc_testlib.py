@@ -67,6 +67,11 @@ def build_rootfs(dest, applets, busybox=BUSYBOX):
     return dest
 
 
+def copy_rootfs(template, dest):
+    """A private copy of a rootfs made by build_rootfs (files copied, symlinks kept)."""
+    return shutil.copytree(template, dest, symlinks=True)
+
+
 _libc = None
 
 
@@ -129,7 +134,10 @@ def mount(source, target, fstype=None, flags=0, data=None):
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
-    enc = (lambda v: None if v is None else os.fsencode(v))
+
+    def enc(value):
+        return None if value is None else os.fsencode(value)
+
     if _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
                    enc(data)) != 0:
         err = ctypes.get_errno()
@@ -206,9 +214,9 @@ def _read(path, mode="r"):
 
 
 def processes_of(container_id):
-    """(pid, reason) for every live process that belongs to the container: in one of its
-    cgroups, or running the exec stage with the id in its cgroup, or a pyrunc command line
-    that names the id (a hung runtime)."""
+    """(pid, reason) for every live process that belongs to the container: any process in
+    one of its cgroups (the parked exec stage, the program, its children), or a process
+    whose command line names the id (a hung `pyrunc ... ID`)."""
     found = []
     me = os.getpid()
     for name in os.listdir("/proc"):

@@ -7,7 +7,6 @@ import resource
 from datetime import datetime
 
 import pytest
-
 from pyrunc_testlib import assert_error, assert_nothing_left
 
 

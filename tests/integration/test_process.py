@@ -7,7 +7,6 @@ import resource
 import signal
 
 import pytest
-
 from pyrunc_testlib import assert_error, assert_nothing_left
 
 CAP_BITS = {

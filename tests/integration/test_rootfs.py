@@ -7,10 +7,8 @@ import os
 import tempfile
 
 import pytest
-
 from pyrunc_testlib import (
     MS_BIND,
-    MS_PRIVATE,
     MS_REC,
     MS_SHARED,
     assert_error,
