@@ -298,7 +298,8 @@ def cmd_list(root, flags, args):
                  for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for row in rows:
-            sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+            cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
+            sys.stdout.write("   ".join(cells).rstrip() + "\n")
     else:
         raise UsageError(f"invalid format option {fmt!r} (table or json)")
 
@@ -343,7 +344,8 @@ def pretty_json(value, indent=""):
                  for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, (list, tuple)) and value:
-        return "[\n" + ",\n".join(inner + pretty_json(v, inner) for v in value) + "\n" + indent + "]"
+        items = [inner + pretty_json(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + indent + "]"
     return jsonlite.dumps(value)
 
 

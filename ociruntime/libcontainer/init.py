@@ -25,7 +25,8 @@ from ociruntime.libcontainer.stage import Plan, exec_stage
 class Launch(Frozen):
     """Everything the children need, prepared by the parent."""
 
-    __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds", "cgroup_procs",
+    __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds",
+                 "cgroup_procs",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
                  "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks")
 

@@ -16,10 +16,9 @@ Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair
 "type" from the MSG_* names below.  The child side never returns: it execs or _exits.
 """
 
+import _socket
 import os
 import struct
-
-import _socket
 
 from ociruntime import jsonlite
 from ociruntime.errors import PyruncError

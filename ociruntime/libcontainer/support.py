@@ -51,4 +51,5 @@ def check_supported(cfg, cgroup_v2):
 
 def _camel(name):
     head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest).replace("Io", "IO").replace("Cpu", "CPU")
+    name = head + "".join(part.capitalize() for part in rest)
+    return name.replace("Io", "IO").replace("Cpu", "CPU")
