@@ -7,6 +7,7 @@ import resource
 from datetime import datetime
 
 import pytest
+
 from pyrunc_testlib import assert_error, assert_nothing_left
 
 
@@ -23,7 +24,8 @@ def drop_ns(config, ns_type):
 
 
 def failed_create(runtime, bundle, text=None):
-    """create with the bundle's config (or exactly `text` as config.json); must fail."""
+    """create with the bundle's config (or exactly `text` as config.json), expected to fail;
+    the caller checks the error."""
     cid = runtime.new_id()
     bundle.write(text)
     result = runtime.create(bundle, cid=cid, check=False, write=False)

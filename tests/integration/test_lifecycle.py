@@ -9,6 +9,7 @@ import subprocess
 from datetime import datetime
 
 import pytest
+
 from pyrunc_testlib import STAGE_EXE, assert_error, assert_nothing_left, container_cgroup_dirs
 
 # A program that says it is ready, then waits; TERM is trapped and recorded.

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+
 from pyrunc_testlib import assert_nothing_left
 
 ALL_TYPES = ("cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts")

@@ -7,6 +7,7 @@ import resource
 import signal
 
 import pytest
+
 from pyrunc_testlib import assert_error, assert_nothing_left
 
 CAP_BITS = {

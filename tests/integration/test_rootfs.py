@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import pytest
+
 from pyrunc_testlib import (
     MS_BIND,
     MS_REC,
