@@ -69,6 +69,11 @@ class Container:
             raise PyruncError("root: required on Linux")
         cgroup_v2 = cgroups.host_is_v2()
         check_supported(cfg, cgroup_v2)
+        seccomp_program = None
+        if cfg.linux.seccomp is not None and cfg.process is not None:
+            from ociruntime.libcontainer import seccomp
+
+            seccomp_program = seccomp.prepare(cfg.linux.seccomp, self.state.root)
         rootfs = cfg.root.path if cfg.root.path.startswith("/") else os.path.join(
             bundle, cfg.root.path)
         if not os.path.isdir(rootfs):
@@ -87,6 +92,7 @@ class Container:
         from ociruntime.libcontainer.namespaces import NamespacePlan
 
         ns_plan = NamespacePlan(cfg.linux.namespaces)
+        _check_namespace_needs(cfg, ns_plan)
         if ns_plan.new_user:
             for field, mappings in (("uidMappings", cfg.linux.uid_mappings),
                                     ("gidMappings", cfg.linux.gid_mappings)):
@@ -104,9 +110,19 @@ class Container:
             manager.create()
             if cfg.linux.resources is not None:
                 manager.apply_devices(cfg.linux.resources.devices)
+                # every controller and file the limits need, checked before any fork
+                manager.set_resources(cfg.linux.resources, write=False)
             primed()  # no thread may be running when we fork
+            if seccomp_program is not None:
+                from ociruntime.libcontainer import seccomp
+
+                seccomp.save_for_exec(self.state.dir, seccomp_program)
             pid = self._spawn_init(cfg, bundle, rootfs, ns_plan, join_fds, manager,
-                                   cgroup_v2, opts)
+                                   cgroup_v2, opts, seccomp_program)
+            if cfg.linux.resources is not None and not _runtime_hooks(cfg):
+                # the limits, once the runtime's own forks in the cgroup are done (a pids
+                # limit must not stop them) and before the program runs; runc's order
+                manager.set_resources(cfg.linux.resources)
             stat = proc_stat(pid)
             if stat is None:
                 raise PyruncError("container process exited during create")
@@ -118,6 +134,8 @@ class Container:
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
                 "config_oci_version": cfg.oci_version,
             }
+            if seccomp_program is not None:
+                record["seccomp"] = {"flags": seccomp_program.flags, "key": seccomp_program.key}
             if cfg.hooks.poststart or cfg.hooks.poststop:
                 from ociruntime.libcontainer import hooks
 
@@ -152,13 +170,19 @@ class Container:
         self.state.unlock()
         return pid
 
-    def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts):
+    def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
+                    seccomp_program=None):
         from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
         os.mkfifo(self.state.fifo_path, 0o622)
         os.chmod(self.state.fifo_path, 0o622)  # whatever the umask: the stage may not be root
         state_dirfd = os.open(self.state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         stage_fd = stage.sealed_stage_fd()
+        seccomp_fd = -1
+        if seccomp_program is not None:
+            from ociruntime.libcontainer.seccomp import program_fd
+
+            seccomp_fd = program_fd(seccomp_program.bpf, 3 + opts.preserve_fds)
         caps = cfg.process.capabilities if cfg.process is not None else None
         old_umask = os.umask(0o022)
         os.umask(old_umask)
@@ -169,7 +193,8 @@ class Container:
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
             cap_masks=capabilities.masks(caps, log.warn) if caps is not None else None,
             cap_last=capabilities.last_cap(), umask=old_umask, container_id=self.id,
-            run_runtime_hooks=bool(cfg.hooks.prestart or cfg.hooks.create_runtime))
+            run_runtime_hooks=_runtime_hooks(cfg),
+            seccomp=(seccomp_fd, seccomp_program.flags) if seccomp_fd >= 0 else None)
 
         def write_maps(child_pid):
             namespaces.write_id_maps(child_pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
@@ -177,6 +202,8 @@ class Container:
         def runtime_hooks(container_pid):
             from ociruntime.libcontainer import hooks
 
+            if cfg.linux.resources is not None:
+                manager.set_resources(cfg.linux.resources)  # the hooks see the limits
             state = self._hook_state(cfg, bundle, "creating", container_pid)
             hooks.run_all(cfg.hooks.prestart, "prestart", state)
             hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state)
@@ -196,6 +223,8 @@ class Container:
         finally:
             os.close(state_dirfd)
             os.close(stage_fd)
+            if seccomp_fd >= 0:
+                os.close(seccomp_fd)
 
     def _hook_state(self, cfg, bundle, status, pid):
         from ociruntime.libcontainer.hooks import state_json
@@ -320,6 +349,28 @@ class Container:
         finally:
             st.unlock()
 
+    def update(self, resources):
+        """`update`: change the cgroup limits of a live container."""
+        st = self.state
+        st.lock()
+        try:
+            st.load()
+            status = st.status()
+            if status not in (CREATED, RUNNING, PAUSED):
+                raise PyruncError(f"container not running (it is {status})")
+            if resources.devices:
+                raise PyruncError("devices: update cannot change device rules")
+            from ociruntime.libcontainer import cgroups
+
+            cgroups.from_record(st.record["cgroup"]).set_resources(resources, update=True)
+        finally:
+            st.unlock()
+
+    def cgroup_manager(self):
+        from ociruntime.libcontainer import cgroups
+
+        return cgroups.from_record(self.state.record["cgroup"])
+
     def oci_state(self):
         return self.state.oci_state()
 
@@ -351,11 +402,34 @@ def _kill_cgroup(manager, paused=False):
         time.sleep(0.002)
 
 
+def _check_namespace_needs(cfg, ns_plan):
+    """Settings that only mean something in a namespace of the container's own (runc
+    refuses them too, rather than change the host's)."""
+    needs = (("hostname", cfg.hostname is not None, "uts"),
+             ("domainname", cfg.domainname is not None, "uts"),
+             ("linux.timeOffsets", bool(cfg.linux.time_offsets), "time"),
+             ("linux.uidMappings", bool(cfg.linux.uid_mappings), "user"),
+             ("linux.gidMappings", bool(cfg.linux.gid_mappings), "user"))
+    for path, given, ns_type in needs:
+        if given and not ns_plan.has(ns_type):
+            raise PyruncError(f"{path}: needs a {ns_type} namespace of the container's own "
+                              f"(linux.namespaces has none)")
+
+
+def _runtime_hooks(cfg):
+    """The parent runs prestart/createRuntime hooks (and sets the limits just before)."""
+    return bool(cfg.hooks.prestart or cfg.hooks.create_runtime)
+
+
 def _check_rlimits(proc):
     """Fail before anything exists when an rlimit cannot be applied: raising a hard limit
     needs CAP_SYS_RESOURCE, which this runtime may not have."""
     if proc is None or not proc.rlimits:
         return
+    for index, rl in enumerate(proc.rlimits):
+        if rl.soft > rl.hard:
+            raise PyruncError(f"process.rlimits[{index}]: {rl.type} soft limit {rl.soft} is "
+                              f"above its hard limit {rl.hard}")
     import resource
 
     from ociruntime.libcontainer.capabilities import BITS, own_permitted

@@ -285,3 +285,25 @@ def test_user_namespace_without_mappings(runtime, bundle):
     result = failed_create(runtime, bundle)
     assert_error(result, "mapping")
     assert_nothing_left(runtime, bundle, result.cid)
+
+
+@pytest.mark.parametrize("field, value, ns_type", [
+    ("hostname", "box", "uts"),
+    ("domainname", "example.org", "uts"),
+])
+def test_setting_that_needs_its_own_namespace(runtime, bundle, field, value, ns_type):
+    bundle.config.pop("hostname", None)
+    bundle.config[field] = value
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != ns_type]
+    result = failed_create(runtime, bundle)
+    assert_error(result, field, ns_type)
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_id_mappings_without_a_user_namespace(runtime, bundle):
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 1000}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 1000}]
+    result = failed_create(runtime, bundle)
+    assert_error(result, "linux.uidMappings", "user")
+    assert_nothing_left(runtime, bundle, result.cid)

@@ -29,6 +29,10 @@ def container_ns(runtime, bundle):
 def set_namespaces(bundle, *types, **paths):
     bundle.linux["namespaces"] = [{"type": t} for t in types] + [
         {"type": t, "path": p} for t, p in paths.items()]
+    if "uts" not in types and "uts" not in paths:
+        # a hostname needs a uts namespace of the container's own (runc refuses it too)
+        bundle.config.pop("hostname", None)
+        bundle.config.pop("domainname", None)
 
 
 def test_listed_namespaces_are_new_and_others_shared(runtime, bundle):
