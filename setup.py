@@ -42,7 +42,8 @@ setup(
     packages=find_packages(include=["ociruntime", "ociruntime.*", "shim", "shim.*"]),
     package_data={"ociruntime._native": [STAGE_NAME, "exec_stage.c", "helper.c"]},
     setup_requires=["cffi>=1.15"],
-    cffi_modules=["ociruntime/_native/build_native.py:ffibuilder"],
+    cffi_modules=["ociruntime/_native/build_native.py:ffibuilder",
+                  "ociruntime/_native/build_seccomp.py:ffibuilder"],
     install_requires=["cffi>=1.15"],
     extras_require={
         "test": ["pytest", "hypothesis", "jsonschema", "pyroute2"],

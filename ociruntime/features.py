@@ -24,7 +24,7 @@ def features():
             "capabilities": list(NAMES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
@@ -32,4 +32,18 @@ def features():
             "netDevices": {"enabled": False},
         },
         "annotations": {"io.github.pyrunc.version": __version__},
+    }
+
+
+def _seccomp():
+    from ociruntime.libcontainer import seccomp
+
+    return {
+        "enabled": True,
+        # SCMP_ACT_NOTIFY (and the listener) is refused for now, so it is not listed
+        "actions": [a for a in seccomp.ACTIONS if a != "SCMP_ACT_NOTIFY"],
+        "operators": list(seccomp.OPERATORS),
+        "archs": list(seccomp.ARCHES),
+        "knownFlags": list(seccomp.KNOWN_FLAGS),
+        "supportedFlags": list(seccomp.FLAGS),
     }

@@ -17,7 +17,10 @@
  *   sync=FD  fifo_dir=FD  preserve=N  arg=S*  env=S*  cwd=PATH  uid=N  gid=N  group=N*
  *   setgroups=0|1  umask=N  nnp=1  rlimit=RES,SOFT,HARD*  caps=1  cap_last=N
  *   cap_bnd=HEX  cap_eff=HEX  cap_prm=HEX  cap_inh=HEX  cap_amb=HEX
- *   seccomp_fd=FD (a memfd holding a struct sock_filter program)
+ *   seccomp_fd=FD (a memfd holding a struct sock_filter program)  seccomp_flags=N (for
+ *   seccomp(2): SECCOMP_FILTER_FLAG_*).  Like runc, the filter is loaded as the very last
+ *   step with nnp=1; without it loading needs CAP_SYS_ADMIN, so it comes just before the
+ *   user and capabilities change.
  *   hook_state=JSON  shook=PATH* (starts a startContainer hook)  shook_arg=S*
  *   shook_env=S*  shook_timeout=SECONDS
  * and for `pyrunc exec` (join a running container instead of building one):
@@ -88,7 +91,7 @@ struct plan {
     struct hook hooks[MAX_HOOKS];
     int nhooks;
     const char *hook_state;
-    int sync_fd, fifo_dir_fd, preserve, seccomp_fd;
+    int sync_fd, fifo_dir_fd, preserve, seccomp_fd, seccomp_flags;
     char *argv[MAX_ITEMS + 1];
     int argc;
     char *envp[MAX_ITEMS + 1];
@@ -266,6 +269,7 @@ static void parse_plan(char *buf, size_t len)
         else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "preserve")) plan.preserve = (int)parse_long(rec, val);
         else if (!strcmp(rec, "seccomp_fd")) plan.seccomp_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "seccomp_flags")) plan.seccomp_flags = (int)parse_long(rec, val);
         else if (!strcmp(rec, "cwd")) plan.cwd = val;
         else if (!strcmp(rec, "uid")) plan.uid = parse_long(rec, val);
         else if (!strcmp(rec, "gid")) plan.gid = parse_long(rec, val);
@@ -551,8 +555,11 @@ static void load_seccomp(void)
     if (!insns || pread(plan.seccomp_fd, insns, st.st_size, 0) != st.st_size)
         fail(1, "reading seccomp program: %s", strerror(errno));
     struct sock_fprog prog = {(unsigned short)(st.st_size / sizeof(*insns)), insns};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog) < 0)
         fail(1, "loading seccomp filter: %s", strerror(errno));
+    free(insns);
+    close(plan.seccomp_fd);
+    plan.seccomp_fd = -1;
 }
 
 /* `pyrunc exec`: enter the container's cgroups and namespaces, then fork so that the pid
@@ -649,6 +656,8 @@ int main(int argc, char **argv)
         make_terminal();
     apply_rlimits();
     enter_cwd();
+    if (plan.seccomp_fd >= 0 && !plan.nnp)
+        load_seccomp(); /* while still privileged (runc's order) */
     change_identity();
     if (plan.umask_value >= 0)
         umask((mode_t)plan.umask_value);

@@ -59,6 +59,15 @@ def exec_in(container, proc, opts):
         cap_masks = capabilities.masks(caps, log.warn) if caps is not None else None
         umask = os.umask(0o022)
         os.umask(umask)
+        seccomp = None
+        if record.get("seccomp"):
+            # the container's own profile, as compiled at create (runc applies it to exec too)
+            from ociruntime.libcontainer.seccomp import load_for_exec, program_fd
+
+            program = load_for_exec(st.dir, record)
+            fd = program_fd(program.bpf, 3 + opts.preserve_fds)
+            owned.append(fd)
+            seccomp = (fd, program.flags)
 
         def child_main(sync):
             plan = Plan()
@@ -74,10 +83,12 @@ def exec_in(container, proc, opts):
                 if proc.console_size is not None:
                     plan.add("console", f"{proc.console_size.height},"
                                         f"{proc.console_size.width}")
-            add_process(plan, proc, cap_masks, capabilities.last_cap(), umask)
+            add_process(plan, proc, cap_masks, capabilities.last_cap(), umask, seccomp)
             sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
             plan_fd = plan.to_fd()
             keep = [sync.fd, plan_fd, *cgroup_fds, *(fd for _, fd in ns_fds)]
+            if seccomp is not None:
+                keep.append(seccomp[0])
             for fd in keep:
                 os.set_inheritable(fd, True)
             sc.execveat(stage_fd, ["pyrunc-exec", str(plan_fd)], [])

@@ -28,7 +28,9 @@ class Launch(Frozen):
     __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds",
                  "cgroup_procs",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
-                 "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks")
+                 "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp")
+    # seccomp: (memfd holding the compiled program, seccomp(2) flags), or None
+    _defaults = {"seccomp": None}
 
 
 def intermediate(sync, launch):
@@ -109,7 +111,10 @@ def container_init(sync, launch):
         os.close(peer)
     plan = stage_plan(launch, sync.fd)
     plan_fd = plan.to_fd()
-    exec_stage(launch.stage_fd, plan_fd, (sync.fd, launch.state_dirfd, plan_fd))
+    keep = (sync.fd, launch.state_dirfd, plan_fd)
+    if launch.seccomp is not None:
+        keep += (launch.seccomp[0],)
+    exec_stage(launch.stage_fd, plan_fd, keep)
 
 
 def _make_terminal(sync, rootfs, proc):
@@ -160,12 +165,13 @@ def stage_plan(launch, sync_fd):
             plan.extend("shook_env", hook.env)
             if hook.timeout:
                 plan.add("shook_timeout", hook.timeout)
-    add_process(plan, proc, launch.cap_masks, launch.cap_last, launch.umask)
+    add_process(plan, proc, launch.cap_masks, launch.cap_last, launch.umask, launch.seccomp)
     return plan
 
 
-def add_process(plan, proc, cap_masks, cap_last, umask):
-    """The process settings (config `process`) as plan records; shared with `exec`."""
+def add_process(plan, proc, cap_masks, cap_last, umask, seccomp=None):
+    """The process settings (config `process`) as plan records; shared with `exec`.
+    seccomp: None or (fd of the compiled program, seccomp(2) flags)."""
     plan.extend("arg", proc.args)
     plan.extend("env", proc.env)
     plan.add("cwd", proc.cwd)
@@ -186,6 +192,10 @@ def add_process(plan, proc, cap_masks, cap_last, umask):
                               ("cap_prm", "permitted"), ("cap_inh", "inheritable"),
                               ("cap_amb", "ambient")):
             plan.add(key, format(cap_masks[set_name], "x"))
+    if seccomp is not None:
+        plan.add("seccomp_fd", seccomp[0])
+        if seccomp[1]:
+            plan.add("seccomp_flags", seccomp[1])
 
 
 def close_other_fds(preserve_fds):

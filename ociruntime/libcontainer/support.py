@@ -29,7 +29,9 @@ def check_supported(cfg, cgroup_v2):
             _refuse(f"mounts[{index}].uidMappings", "idmapped mounts are not supported yet")
     linux = cfg.linux
     if linux.seccomp is not None:
-        _refuse("linux.seccomp")
+        from ociruntime.libcontainer.seccomp import check
+
+        check(linux.seccomp)
     for field in ("devices", "net_devices", "sysctl"):
         if getattr(linux, field):
             _refuse(f"linux.{_camel(field)}")
