@@ -46,10 +46,21 @@ COMMANDS = {
     "pause": ({}, ("container-id",), "freeze every process of a container"),
     "resume": ({}, ("container-id",), "thaw a paused container"),
     "features": ({}, (), "print what this build supports (runtime-spec features JSON)"),
+    "update": ({"resources": "str", "r": "str", "memory": "str", "memory-swap": "str",
+                "memory-reservation": "str", "kernel-memory": "str",
+                "kernel-memory-tcp": "str", "cpu-share": "str", "cpu-shares": "str",
+                "cpu-quota": "str", "cpu-period": "str", "cpu-burst": "str",
+                "cpu-rt-runtime": "str", "cpu-rt-period": "str", "cpuset-cpus": "str",
+                "cpuset-mems": "str", "cpu-idle": "str", "pids-limit": "int",
+                "blkio-weight": "int", "l3-cache-schema": "str", "mem-bw-schema": "str"},
+               ("container-id",), "change the cgroup limits of a container"),
+    "events": ({"stats": "bool", "interval": "str"}, ("container-id",),
+               "print cgroup stats (--stats: once) and OOM events as JSON"),
 }
 # commands whose flags end at the first positional (what follows belongs to the program)
 NOT_INTERSPERSED = frozenset({"exec", "ps"})
 ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": None, "q": "quiet", "v": "version",
+           "r": "resources", "cpu-shares": "cpu-share",
            "h": "help", "p": "process", "e": "env", "u": "user", "g": "additional-gids",
            "c": "cap", "t": "tty"}
 
@@ -275,6 +286,153 @@ def cmd_pause(root, flags, args):
 
 def cmd_resume(root, flags, args):
     _container(root, args).resume()
+
+
+def cmd_update(root, flags, args):
+    from ociruntime.config import ConfigError, load_resources, parse_resources
+
+    for name in ("l3-cache-schema", "mem-bw-schema"):
+        if flags.get(name):
+            raise PyruncError(f"--{name}: Intel RDT is not supported yet")
+    source = flags.get("resources")
+    try:
+        if source:  # as runc: the other flags are then ignored
+            if source == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                try:
+                    with open(source, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    raise PyruncError(f"--resources {source}: {e.strerror}") from None
+            resources = load_resources(data)
+        else:
+            resources = parse_resources(_resources_from_flags(flags))
+    except ConfigError as e:
+        raise PyruncError(str(e).replace("config.json", "the resources JSON")) from None
+    _container(root, args).update(resources)
+
+
+def _resources_from_flags(flags):
+    """The LinuxResources JSON that runc update's flags stand for."""
+    memory, cpu = {}, {}
+    for flag, key in (("memory", "limit"), ("memory-swap", "swap"),
+                      ("memory-reservation", "reservation"), ("kernel-memory", "kernel"),
+                      ("kernel-memory-tcp", "kernelTCP")):
+        if flags.get(flag):
+            memory[key] = -1 if flags[flag] == "-1" else ram_in_bytes(flags[flag], flag)
+    for flag, key in (("cpu-share", "shares"), ("cpu-period", "period"),
+                      ("cpu-burst", "burst"), ("cpu-rt-period", "realtimePeriod"),
+                      ("cpu-quota", "quota"), ("cpu-rt-runtime", "realtimeRuntime"),
+                      ("cpu-idle", "idle")):
+        if flags.get(flag):
+            try:
+                cpu[key] = int(flags[flag])
+            except ValueError:
+                raise UsageError(f"invalid value for --{flag}: {flags[flag]!r}") from None
+    for flag, key in (("cpuset-cpus", "cpus"), ("cpuset-mems", "mems")):
+        if flags.get(flag):
+            cpu[key] = flags[flag]
+    if memory.get("limit") == -1 and "swap" not in memory:
+        memory["swap"] = 0  # unlimited memory: unlimited swap too, as runc
+    doc = {}
+    if memory:
+        doc["memory"] = memory
+    if cpu:
+        doc["cpu"] = cpu
+    if "pids-limit" in flags:
+        doc["pids"] = {"limit": flags["pids-limit"]}
+    if flags.get("blkio-weight"):
+        doc["blockIO"] = {"weight": flags["blkio-weight"]}
+    return doc
+
+
+def ram_in_bytes(text, flag=""):
+    """docker's units.RAMInBytes, as runc update parses sizes: "512", "100m", "1.5GiB";
+    the suffixes are binary (k = 1024)."""
+    t = text.strip()
+    low = t.lower()
+    for suffix in ("ib", "b", "i"):
+        if low.endswith(suffix) and len(low) > len(suffix):
+            low = low[:-len(suffix)]
+            break
+    scale = 1
+    if low and low[-1] in "kmgtp":
+        scale = 1024 ** ("kmgtp".index(low[-1]) + 1)
+        low = low[:-1]
+    low = low.rstrip(" ")
+    try:
+        if not low or not low.replace(".", "", 1).isdigit():
+            raise ValueError
+        return int(float(low) * scale)
+    except ValueError:
+        raise UsageError(f"invalid value for --{flag}: invalid size: {text!r}") from None
+
+
+def parse_duration(text):
+    """A Go duration ("5s", "100ms", "1m30s") in seconds."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, i, t = 0.0, 0, text.strip()
+    if t == "0":
+        return 0.0
+    while i < len(t):
+        j = i
+        while j < len(t) and (t[j].isdigit() or t[j] == "."):
+            j += 1
+        k = j
+        while k < len(t) and not (t[k].isdigit() or t[k] == "."):
+            k += 1
+        if j == i or t[j:k] not in units:
+            raise UsageError(f"invalid duration {text!r}")
+        try:
+            total += float(t[i:j]) * units[t[j:k]]
+        except ValueError:
+            raise UsageError(f"invalid duration {text!r}") from None
+        i = k
+    if not t:
+        raise UsageError(f"invalid duration {text!r}")
+    return total
+
+
+def cmd_events(root, flags, args):
+    import time
+
+    from ociruntime import jsonlite
+    from ociruntime.state import STOPPED
+
+    interval = parse_duration(flags.get("interval", "5s"))
+    if interval <= 0:
+        raise UsageError("duration interval must be greater than 0")
+    container = _container(root, args).load()
+    if container.status() == STOPPED:
+        raise PyruncError(f"container with id {container.id} is not running")
+    manager = container.cgroup_manager()
+
+    def emit(kind, data=None):
+        event = {"type": kind, "id": container.id}
+        if data is not None:
+            event["data"] = data
+        sys.stdout.write(jsonlite.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    if flags.get("stats"):
+        emit("stats", manager.stats())
+        return
+    ooms = manager.oom_kills() or 0
+    next_stats = time.monotonic() + interval
+    while True:
+        # OOM kills are polled more often than stats: each one is an event of its own
+        time.sleep(max(0.0, min(0.1, next_stats - time.monotonic())))
+        count = manager.oom_kills()
+        if count is not None and count > ooms:
+            for _ in range(count - ooms):
+                emit("oom")
+            ooms = count
+        if not container.state.exists() or container.status() == STOPPED:
+            return
+        if time.monotonic() >= next_stats:
+            emit("stats", manager.stats())
+            next_stats += interval
 
 
 def cmd_features(root, flags, args):

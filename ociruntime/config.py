@@ -1130,6 +1130,17 @@ def _path_to(node, target, path: str):
     return None
 
 
+def parse_resources(doc: object, path: str = "") -> Resources:
+    """A `linux.resources` object on its own (runc update --resources FILE); errors name
+    paths below `path`."""
+    return _resources(_Fields(doc, path))
+
+
+def load_resources(data: bytes) -> Resources:
+    """Decode and parse the LinuxResources JSON of `update -r`."""
+    return parse_resources(_decode(data))
+
+
 def load_process(path: str) -> Process:
     """Read a `process` object on its own (runc exec --process FILE)."""
     try:

@@ -39,11 +39,9 @@ def check_supported(cfg, cgroup_v2):
         if getattr(linux, field) is not None:
             _refuse(f"linux.{_camel(field)}")
     res = linux.resources
+    # the other resources are applied by the cgroup managers, which fail on a controller
+    # or file this host lacks
     if res is not None:
-        for field in ("memory", "cpu", "pids", "block_io", "network", "unified", "rdma",
-                      "hugepage_limits"):
-            if getattr(res, field):
-                _refuse(f"linux.resources.{_camel(field)}")
         if res.devices and cgroup_v2:
             _refuse("linux.resources.devices", "device rules on cgroup v2 are not supported yet")
     if not any(ns.type == "mount" for ns in linux.namespaces):
