@@ -1062,16 +1062,17 @@ def load_config(bundle_dir: str) -> Config:
     return parse_config(_decode(data))
 
 
-def _decode(data: bytes):
-    """Strict JSON: UTF-8, no NaN/Infinity, and no key repeated within an object (spec MUST)."""
+def _decode(data: bytes, name: str = "config.json", root: str = ""):
+    """Strict JSON: UTF-8, no NaN/Infinity, and no key repeated within an object (spec MUST).
+
+    `name` names the document in messages; `root` is the JSON path of its top object.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - data.rfind(b"\n", 0, err.start)
-        raise ConfigError(
-            "", f"config.json is not valid UTF-8 (line {line} column {column})"
-        ) from None
+        raise ConfigError("", f"{name} is not valid UTF-8 (line {line} column {column})") from None
     # jsonlite drives the C scanner directly: `import json` (re, enum) would cost more than
     # this whole module.  Its errors are json.JSONDecodeError, imported on that path only.
     from ociruntime import jsonlite
@@ -1084,8 +1085,8 @@ def _decode(data: bytes):
             repeats.append((obj, _first_repeat(key for key, _ in pairs)))
         return obj
 
-    def no_constant(name):
-        raise ConfigError("", f"config.json is not valid JSON: {name} is not a JSON value")
+    def no_constant(constant):
+        raise ConfigError("", f"{name} is not valid JSON: {constant} is not a JSON value")
 
     try:
         doc = jsonlite.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant)
@@ -1093,11 +1094,11 @@ def _decode(data: bytes):
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(
-            "", f"config.json is not valid JSON: {err.msg} (line {err.lineno} column {err.colno})"
+            "", f"{name} is not valid JSON: {err.msg} (line {err.lineno} column {err.colno})"
         ) from None
     if repeats:
         obj, key = repeats[0]
-        where = _path_to(doc, obj, "")
+        where = _path_to(doc, obj, root)
         raise ConfigError(
             f"{where}.{key}" if where else key, "appears twice in one object (keys must be unique)"
         )
@@ -1138,7 +1139,7 @@ def parse_resources(doc: object, path: str = "") -> Resources:
 
 def load_resources(data: bytes) -> Resources:
     """Decode and parse the LinuxResources JSON of `update -r`."""
-    return parse_resources(_decode(data))
+    return parse_resources(_decode(data, "the resources JSON"))
 
 
 def load_process(path: str) -> Process:
@@ -1148,4 +1149,4 @@ def load_process(path: str) -> Process:
             data = file.read()
     except OSError as err:
         raise ConfigError("", f"cannot read {path}: {err.strerror}") from None
-    return _process(_Fields(_decode(data), "process"))
+    return _process(_Fields(_decode(data, path, "process"), "process"))

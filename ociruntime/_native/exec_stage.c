@@ -411,6 +411,17 @@ static int is_runnable(const char *path, int *err)
     return 1;
 }
 
+/* strerror() as Go spells errors, in lower case ("no such file or directory"): docker
+ * matches runc's words case-sensitively to exit with 127 instead of 125. */
+static const char *go_strerror(int err)
+{
+    static char buf[128];
+    snprintf(buf, sizeof(buf), "%s", strerror(err));
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 /* execvp's lookup, done before "ready" so that create reports a missing program the way
  * runc does, with the words engines map to exit codes 127 and 126. */
 static char *resolve_program(void)
@@ -425,7 +436,7 @@ static char *resolve_program(void)
             return (char *)name;
         if (err == EACCES)
             fail(1, "exec: \"%s\": permission denied", name);
-        fail(1, "exec: \"%s\": %s", name, strerror(err));
+        fail(1, "exec: \"%s\": %s", name, go_strerror(err));
     }
     const char *p = env_path();
     while (1) {
@@ -677,5 +688,5 @@ int main(int argc, char **argv)
     execve(program, plan.argv, plan.envp);
     if (errno == EACCES)
         fail(126, "exec: \"%s\": permission denied", plan.argv[0]);
-    fail(127, "exec: \"%s\": %s", plan.argv[0], strerror(errno));
+    fail(127, "exec: \"%s\": %s", plan.argv[0], go_strerror(errno));
 }

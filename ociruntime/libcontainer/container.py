@@ -302,6 +302,10 @@ class Container:
     def delete(self, force=False):
         st = self.state
         if not st.exists():
+            if force:
+                # as runc: an engine cleaning up after a failed create (podman) or a crash
+                # retries `delete --force`; a container already gone is no error then
+                return
             raise PyruncError(f"container {self.id!r} does not exist")
         st.lock()
         try:

@@ -314,9 +314,10 @@ class V1Manager:
         d = self.controller_dir("blkio", "blockIO")
         bfq = not os.path.exists(os.path.join(d, "blkio.weight"))
         weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
-        if blkio.weight is not None:
+        # 0 means "not set", as runc reads it: docker always sends {"weight": 0}
+        if blkio.weight:
             files.write(d, weight_file, blkio.weight, "blockIO.weight", BLKIO_HINT)
-        if blkio.leaf_weight is not None:
+        if blkio.leaf_weight:
             files.write(d, "blkio.leaf_weight", blkio.leaf_weight, "blockIO.leafWeight",
                         BLKIO_HINT)
         for index, wd in enumerate(blkio.weight_device):

@@ -195,7 +195,7 @@ class V2Manager:
     def _set_io(self, files, blkio):
         d = self.dir
         bfq = os.path.exists(os.path.join(d, "io.bfq.weight"))
-        if blkio.weight is not None:
+        if blkio.weight:  # 0 means "not set", as runc reads it (docker sends 0)
             if bfq:
                 files.write(d, "io.bfq.weight", blkio.weight, "blockIO.weight")
             else:
