@@ -380,3 +380,49 @@ def test_blkio_weight_and_throttle(runtime, bundle):
     assert "blkio" in stats
     runtime.delete(cid, "--force")
     assert_nothing_left(runtime, bundle, cid)
+
+
+def test_cpu_burst_realtime_idle_and_their_updates(runtime, bundle):
+    cgroups_path = f"/{ID_PREFIX}rt-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroups_path
+    cpu = controller_dir("cpu", cgroups_path)
+    if not os.path.exists(os.path.join(CGROUP_ROOT, "cpu", "cpu.rt_runtime_us")):
+        pytest.skip("no realtime group scheduling in this kernel")
+    resources(bundle)["cpu"] = {"quota": 50000, "period": 100000, "burst": 10000,
+                                "realtimeRuntime": 1000, "realtimePeriod": 100000, "idle": 1}
+    cid = started(runtime, bundle)
+    assert read(f"{cpu}/cpu.cfs_burst_us") == "10000"
+    assert read(f"{cpu}/cpu.rt_runtime_us") == "1000"
+    assert read(f"{cpu}/cpu.rt_period_us") == "100000"
+    assert read(f"{cpu}/cpu.idle") == "1"
+    runtime.run("update", "--cpu-rt-runtime", "2000", "--cpu-rt-period", "200000",
+                "--cpu-idle", "0", "--cpu-burst", "0", cid)
+    assert read(f"{cpu}/cpu.rt_runtime_us") == "2000"
+    assert read(f"{cpu}/cpu.rt_period_us") == "200000"
+    assert read(f"{cpu}/cpu.idle") == "0"
+    assert read(f"{cpu}/cpu.cfs_burst_us") == "0"
+    # v2-only input is refused on update too, and changes nothing
+    result = runtime.run("update", "-r", "-", cid, check=False,
+                         input='{"pids": {"limit": 3}, "unified": {"pids.max": "4"}}')
+    assert_error(result, "unified")
+    assert read(controller_dir("pids", cgroups_path) + "/pids.max") == "max"
+    # the shares the kernel clamps are reported, as runc does
+    assert_error(runtime.run("update", "--cpu-share", "1", cid, check=False),
+                 "minimum allowed cpu-shares is 2")
+    runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def test_events_stats_of_a_created_container_and_stopped_one(runtime, bundle):
+    bundle.sh("true")
+    cid = runtime.create(bundle).cid
+    data = json.loads(runtime.run("events", "--stats", cid).stdout)["data"]
+    assert data["pids"]["current"] == 1  # the parked exec stage
+    runtime.start(cid)
+    deadline = time.monotonic() + 30
+    while runtime.status(cid) != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert_error(runtime.run("events", cid, check=False), "not running")
+    runtime.delete(cid)
+    assert_nothing_left(runtime, bundle, cid)
