@@ -184,6 +184,10 @@ def test_update_changes_limits_of_a_running_container(runtime, bundle):
     runtime.run("update", "--memory", "40m", "--memory-swap", "40m", cid)
     assert int(read(f"{mem}/memory.limit_in_bytes")) == 40 * MiB
     assert int(read(f"{mem}/memory.memsw.limit_in_bytes")) == 40 * MiB
+    # growing memory alone past memory+swap: refused with the reason
+    assert_error(runtime.run("update", "--memory", "64m", cid, check=False),
+                 "above the memory+swap limit")
+    assert int(read(f"{mem}/memory.limit_in_bytes")) == 40 * MiB
     # -r FILE and -r - (the LinuxResources JSON)
     path = os.path.join(runtime.scratch.out, "res.json")
     with open(path, "w") as f:

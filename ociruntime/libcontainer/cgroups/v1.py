@@ -45,6 +45,13 @@ def _set_limit(files, d, limit):
     try:
         files.write(d, "memory.limit_in_bytes", limit, "memory.limit")
     except WriteError as e:
+        memsw = os.path.join(d, MEMSW)
+        if e.errno == 22 and os.path.exists(memsw):  # EINVAL: above memory+swap
+            with open(memsw) as f:
+                current = f.read().strip()
+            if int(current) < limit:
+                raise PyruncError(f"{FIELD}memory.limit: {limit} is above the memory+swap "
+                                  f"limit in force ({current}); set memory.swap too") from None
         if e.errno != 16:  # EBUSY: below what the cgroup uses now
             raise
         usage = files.read_int(d, "memory.usage_in_bytes", "memory.limit")
