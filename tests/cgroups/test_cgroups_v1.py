@@ -430,3 +430,21 @@ def test_events_stats_of_a_created_container_and_stopped_one(runtime, bundle):
     assert_error(runtime.run("events", cid, check=False), "not running")
     runtime.delete(cid)
     assert_nothing_left(runtime, bundle, cid)
+
+
+def test_runtime_hooks_already_see_the_limits(runtime, bundle):
+    """With prestart/createRuntime hooks the limits are set before they run (runc's
+    order); the program's cgroup has them from its first instruction either way."""
+    cgroups_path = f"/{ID_PREFIX}hook-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroups_path
+    resources(bundle)["pids"] = {"limit": 11}
+    marker = os.path.join(runtime.scratch.out, "hook-saw")
+    pids_max = controller_dir("pids", cgroups_path) + "/pids.max"
+    bundle.config.setdefault("hooks", {})["createRuntime"] = [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"cat {pids_max} > {marker}"]}]
+    bundle.sh("cat /sys/fs/cgroup/pids/pids.max")
+    result = runtime.run_container(bundle)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "11"
+    assert read(marker) == "11"
+    assert_nothing_left(runtime, bundle, result.cid)
