@@ -20,7 +20,9 @@
  *   seccomp_fd=FD (a memfd holding a struct sock_filter program)  seccomp_flags=N (for
  *   seccomp(2): SECCOMP_FILTER_FLAG_*).  Like runc, the filter is loaded as the very last
  *   step with nnp=1; without it loading needs CAP_SYS_ADMIN, so it comes just before the
- *   user and capabilities change.
+ *   user and capabilities change.  With SECCOMP_FILTER_FLAG_NEW_LISTENER (seccomp notify)
+ *   it is loaded there too, and the listener fd goes to the parent as {"type":"seccomp"}
+ *   with SCM_RIGHTS, before "ready" (the parent hands it to the listenerPath agent).
  *   hook_state=JSON  shook=PATH* (starts a startContainer hook)  shook_arg=S*
  *   shook_env=S*  shook_timeout=SECONDS
  * and for `pyrunc exec` (join a running container instead of building one):
@@ -557,6 +559,23 @@ static void wait_for_start(void)
     close(plan.fifo_dir_fd);
 }
 
+/* One message with an fd attached (SCM_RIGHTS) on the sync socket. */
+static void send_fd(const char *body, int fd)
+{
+    struct iovec iov = {(void *)body, strlen(body)};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    if (sendmsg(plan.sync_fd, &mh, 0) < 0)
+        fail(1, "sending the seccomp listener fd: %s", strerror(errno));
+}
+
 static void load_seccomp(void)
 {
     struct stat st;
@@ -566,8 +585,13 @@ static void load_seccomp(void)
     if (!insns || pread(plan.seccomp_fd, insns, st.st_size, 0) != st.st_size)
         fail(1, "reading seccomp program: %s", strerror(errno));
     struct sock_fprog prog = {(unsigned short)(st.st_size / sizeof(*insns)), insns};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog) < 0)
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog);
+    if (listener < 0)
         fail(1, "loading seccomp filter: %s", strerror(errno));
+    if (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+        send_fd("{\"type\":\"seccomp\"}", (int)listener);
+        close((int)listener);
+    }
     free(insns);
     close(plan.seccomp_fd);
     plan.seccomp_fd = -1;
@@ -667,8 +691,10 @@ int main(int argc, char **argv)
         make_terminal();
     apply_rlimits();
     enter_cwd();
-    if (plan.seccomp_fd >= 0 && !plan.nnp)
-        load_seccomp(); /* while still privileged (runc's order) */
+    if (plan.seccomp_fd >= 0 &&
+        (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)))
+        load_seccomp(); /* while still privileged (runc's order), and able to hand over a
+                           listener fd */
     change_identity();
     if (plan.umask_value >= 0)
         umask((mode_t)plan.umask_value);

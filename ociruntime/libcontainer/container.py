@@ -135,7 +135,7 @@ class Container:
                 "config_oci_version": cfg.oci_version,
             }
             if seccomp_program is not None:
-                record["seccomp"] = {"flags": seccomp_program.flags, "key": seccomp_program.key}
+                record["seccomp"] = seccomp_program.to_record()
             if cfg.hooks.poststart or cfg.hooks.poststop:
                 from ociruntime.libcontainer import hooks
 
@@ -216,10 +216,17 @@ class Container:
             else:
                 send_to_console_socket(opts.console_socket, fd)
 
+        def seccomp_listener(fd, container_pid):
+            from ociruntime.libcontainer.seccomp import send_to_listener
+
+            send_to_listener(seccomp_program, fd, container_pid,
+                             self._hook_state(cfg, bundle, "creating", container_pid))
+
         try:
             return process.spawn(lambda sync: init.intermediate(sync, launch),
                                  on_idmap=write_maps, on_hooks=runtime_hooks,
-                                 on_console=console_master, min_fd=3 + opts.preserve_fds)
+                                 on_console=console_master, min_fd=3 + opts.preserve_fds,
+                                 on_seccomp=seccomp_listener)
         finally:
             os.close(state_dirfd)
             os.close(stage_fd)

@@ -59,7 +59,7 @@ def exec_in(container, proc, opts):
         cap_masks = capabilities.masks(caps, log.warn) if caps is not None else None
         umask = os.umask(0o022)
         os.umask(umask)
-        seccomp = None
+        seccomp = program = None
         if record.get("seccomp"):
             # the container's own profile, as compiled at create (runc applies it to exec too)
             from ociruntime.libcontainer.seccomp import load_for_exec, program_fd
@@ -98,12 +98,20 @@ def exec_in(container, proc, opts):
 
             send_to_console_socket(opts.console_socket, fd)
 
+        def seccomp_listener(fd, pid):
+            from ociruntime.libcontainer.hooks import state_json
+            from ociruntime.libcontainer.seccomp import send_to_listener
+
+            send_to_listener(program, fd, pid, state_json(
+                container.id, status, record["pid"], record["bundle"],
+                record.get("annotations")))
+
         # a subreaper, so that the exec'd process (whose parent, the stage, exits after
         # reporting its pid) comes back to us to be waited for, or reaped after a failure
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         try:
             pid = process.spawn(child_main, on_console=console_master,
-                                min_fd=3 + opts.preserve_fds)
+                                min_fd=3 + opts.preserve_fds, on_seccomp=seccomp_listener)
         except PyruncError as error:
             failed = getattr(error, "container_pid", None)
             if failed:

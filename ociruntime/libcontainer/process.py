@@ -29,6 +29,7 @@ MSG_IDMAP_DONE = "idmap-done"  # parent -> child
 MSG_HOOKS = "hooks"            # init -> parent: run prestart + createRuntime hooks now
 MSG_HOOKS_DONE = "hooks-done"  # parent -> init
 MSG_CONSOLE = "console"        # init -> parent: the pty master, as SCM_RIGHTS ancillary data
+MSG_SECCOMP = "seccomp"        # stage -> parent: the seccomp notify fd, as SCM_RIGHTS
 MSG_READY = "ready"            # stage -> parent: parked (create) or running (exec)
 MSG_ERROR = "error"            # any child -> parent: {"msg": why}; the child then exits
 
@@ -98,7 +99,8 @@ class SyncSocket:
             self.fd = -1
 
 
-def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3):
+def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
+          on_seccomp=None):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
@@ -125,8 +127,13 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3):
             elif kind == MSG_IDMAP:
                 on_idmap(msg["pid"])
                 parent.send(MSG_IDMAP_DONE)
-            elif kind == MSG_HOOKS and container_pid is None:
+            elif kind in (MSG_HOOKS, MSG_SECCOMP) and container_pid is None:
                 deferred.append(msg)
+            elif kind == MSG_SECCOMP:
+                try:
+                    on_seccomp(msg["fd"], container_pid)
+                finally:
+                    os.close(msg["fd"])
             elif kind == MSG_HOOKS:
                 on_hooks(container_pid)
                 parent.send(MSG_HOOKS_DONE)

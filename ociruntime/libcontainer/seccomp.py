@@ -11,6 +11,11 @@ Compiling a large profile (docker's and podman's defaults have some 400 names) c
 of milliseconds, so the program is cached under the runtime root, keyed by the sha256 of a
 canonical encoding of the profile: <root>/@seccomp-cache/<hash>.bpf (the "@" keeps it out
 of the container-id namespace).  A cache hit never imports libseccomp's module.
+
+Seccomp notify (SCMP_ACT_NOTIFY + listenerPath): the stage loads the program with
+SECCOMP_FILTER_FLAG_NEW_LISTENER before it reports ready and sends the listener fd up the
+sync socket; the parent hands it to the agent on listenerPath with the container process
+state (send_to_listener).
 """
 
 import os
@@ -39,8 +44,9 @@ OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ"
              "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 # seccomp(2) SECCOMP_SET_MODE_FILTER flags the stage passes when it loads the program
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
-KNOWN_FLAGS = (*FLAGS, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+KNOWN_FLAGS = tuple(FLAGS)
+NEW_LISTENER, TSYNC_ESRCH, WAIT_KILLABLE_RECV = 8, 16, 32
 ARCHES = (
     "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
     "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
@@ -53,29 +59,37 @@ MAX_ARGS = 6
 
 
 class Program:
-    """A compiled profile: the BPF instructions and the seccomp(2) flags to load them with."""
+    """A compiled profile: the BPF instructions, the seccomp(2) flags to load them with,
+    and for seccomp notify the agent's socket (listenerPath) and listenerMetadata."""
 
-    __slots__ = ("bpf", "flags", "key")
+    __slots__ = ("bpf", "flags", "key", "listener_path", "listener_metadata")
 
-    def __init__(self, bpf, flags, key):
+    def __init__(self, bpf, flags, key, listener_path=None, listener_metadata=None):
         self.bpf, self.flags, self.key = bpf, flags, key
+        self.listener_path, self.listener_metadata = listener_path, listener_metadata
+
+    def to_record(self):
+        """What state.json keeps for `exec` (the program itself is in PROGRAM_FILE)."""
+        return {"flags": self.flags, "key": self.key, "listenerPath": self.listener_path,
+                "listenerMetadata": self.listener_metadata}
+
+
+def uses_notify(profile):
+    return any(rule.action == "SCMP_ACT_NOTIFY" for rule in profile.syscalls)
 
 
 def check(profile):
-    """Refuse what this build cannot apply, before anything is created."""
+    """Refuse what cannot be applied, before anything is created."""
     where = "linux.seccomp"
-    if profile.listener_path is not None:
-        raise PyruncError(f"{where}.listenerPath: seccomp notify is not supported yet")
     if profile.default_action == "SCMP_ACT_NOTIFY":
-        raise PyruncError(f"{where}.defaultAction: SCMP_ACT_NOTIFY is not supported yet")
-    for flag in profile.flags:
-        if flag not in FLAGS:
-            raise PyruncError(f"{where}.flags: {flag} is not supported yet (it only applies "
-                              "to seccomp notify)")
+        raise PyruncError(f"{where}.defaultAction: SCMP_ACT_NOTIFY cannot be the default "
+                          "action (every syscall, the runtime's own too, would wait for "
+                          "the agent)")
+    if uses_notify(profile) and not profile.listener_path:
+        raise PyruncError(f"{where}: SCMP_ACT_NOTIFY needs listenerPath")
+    if profile.listener_path and not profile.listener_path.startswith("/"):
+        raise PyruncError(f"{where}.listenerPath: must be an absolute path")
     for i, rule in enumerate(profile.syscalls):
-        if rule.action == "SCMP_ACT_NOTIFY":
-            raise PyruncError(f"{where}.syscalls[{i}].action: SCMP_ACT_NOTIFY is not "
-                              "supported yet")
         for j, arg in enumerate(rule.args):
             if arg.index >= MAX_ARGS:
                 raise PyruncError(f"{where}.syscalls[{i}].args[{j}].index: {arg.index} is "
@@ -88,6 +102,15 @@ def prepare(profile, root):
     flags = 0
     for flag in profile.flags:
         flags |= FLAGS[flag]
+    listener = profile.listener_path if uses_notify(profile) else None
+    if listener:
+        flags |= NEW_LISTENER
+        if flags & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
+            flags |= TSYNC_ESRCH  # the kernel refuses TSYNC with a listener otherwise
+    else:
+        # libseccomp's rule: WAIT_KILLABLE_RECV only means something with a listener
+        flags &= ~WAIT_KILLABLE_RECV
+    extra = (listener, profile.listener_metadata if listener else None)
     key = _sha256(canonical(profile).encode()).hexdigest()
     path = os.path.join(root, CACHE_DIR, key + ".bpf")
     try:
@@ -95,7 +118,7 @@ def prepare(profile, root):
             bpf = f.read()
         if bpf and len(bpf) % 8 == 0:
             log.debug(f"seccomp: program {key[:12]} from the cache")
-            return Program(bpf, flags, key)
+            return Program(bpf, flags, key, *extra)
     except OSError:
         pass
     log.debug(f"seccomp: compiling program {key[:12]}")
@@ -105,7 +128,7 @@ def prepare(profile, root):
         _write_atomic(path, bpf)
     except OSError as e:
         log.warn(f"seccomp: cannot cache the compiled program in {path}: {e.strerror}")
-    return Program(bpf, flags, key)
+    return Program(bpf, flags, key, *extra)
 
 
 def _sha256(data):
@@ -258,4 +281,33 @@ def load_for_exec(state_dir, record):
             bpf = f.read()
     except OSError as e:
         raise PyruncError(f"the container's seccomp program {path}: {e.strerror}") from None
-    return Program(bpf, info["flags"], info.get("key"))
+    return Program(bpf, info["flags"], info.get("key"), info.get("listenerPath"),
+                   info.get("listenerMetadata"))
+
+
+def send_to_listener(program, listener_fd, pid, state_json):
+    """Seccomp notify: one message to the agent on listenerPath, the container process
+    state (runtime-spec) with the listener fd as SCM_RIGHTS, then close the connection."""
+    import _socket
+    import struct
+
+    from ociruntime import OCI_VERSION, jsonlite
+
+    head = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid}
+    if program.listener_metadata:
+        head["metadata"] = program.listener_metadata
+    body = (jsonlite.dumps(head)[:-1] + ',"state":' + state_json + "}").encode()
+    path = program.listener_path
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(10)
+        sock.connect(path)
+        sent = sock.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                      struct.pack("i", listener_fd))])
+        if sent < len(body):
+            sock.sendall(body[sent:])  # the fd went with the first part only
+    except OSError as e:
+        raise PyruncError(f"linux.seccomp.listenerPath: sending to {path}: "
+                          f"{e.strerror or e}") from None
+    finally:
+        sock.close()

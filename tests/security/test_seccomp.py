@@ -266,10 +266,11 @@ def test_unknown_syscall_names_only_warn(runtime, bundle):
      ("args[0].op",)),
     ({"syscalls": [rule(["write"], "SCMP_ACT_ERRNO", args=[arg(6, "SCMP_CMP_EQ", 1)])]},
      ("args[0].index",)),
-    ({"flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}, ("not supported yet",)),
     ({"syscalls": [rule(["mkdir"], "SCMP_ACT_NOTIFY")]}, ("SCMP_ACT_NOTIFY",
-                                                          "not supported yet")),
-    ({"listenerPath": "/run/agent.sock"}, ("listenerPath", "not supported yet")),
+                                                          "needs listenerPath")),
+    ({"defaultAction": "SCMP_ACT_NOTIFY"}, ("defaultAction", "cannot be the default")),
+    ({"syscalls": [rule(["mkdir"], "SCMP_ACT_NOTIFY")], "listenerPath": "agent.sock"},
+     ("listenerPath", "absolute")),
     ({"architectures": ["SCMP_ARCH_NOPE"]}, ("architectures",)),
 ])
 def test_bad_profiles_are_refused(runtime, bundle, change, needles):
@@ -352,3 +353,139 @@ def test_a_damaged_cache_entry_is_recompiled(runtime, bundle):
     out = ok(run_sh(runtime, bundle, "mkdir /tmp/x 2>&1; true", profile))
     assert "Permission denied" in out
     assert os.path.getsize(cached) % 8 == 0
+
+
+# --- seccomp notify ---------------------------------------------------------------------------
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
+
+
+class NotifyAgent:
+    """A seccomp agent on a unix socket: takes one container process state message with
+    its fd, then answers every notification with an errno."""
+
+    def __init__(self, path, errno_value):
+        import socket
+        import threading
+
+        self.path, self.errno_value = path, errno_value
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(4)
+        self.messages, self.notified, self.errors = [], [], []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import array
+        import socket
+        import threading
+
+        try:
+            while True:
+                conn, _ = self.server.accept()
+                with conn:
+                    fds = array.array("i")
+                    data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+                    for level, kind, payload in anc:
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                            fds.frombytes(payload[:len(payload) - len(payload) % 4])
+                    while chunk := conn.recv(65536):  # one message: read until EOF
+                        data += chunk
+                self.messages.append((json.loads(data), len(fds)))
+                threading.Thread(target=self._answer, args=(fds[0],), daemon=True).start()
+        except OSError as e:  # the server socket closed at teardown, or a real failure
+            if self.server.fileno() >= 0:
+                self.errors.append(e)
+
+    def _answer(self, listener):
+        import fcntl
+        import select
+        import struct
+
+        try:
+            poller = select.poll()
+            poller.register(listener, select.POLLIN)
+            while True:
+                events = poller.poll(10_000)
+                if not events or events[0][1] & (select.POLLHUP | select.POLLERR):
+                    break
+                buf = bytearray(80)
+                fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf)
+                notif_id, _pid, _flags, nr = struct.unpack_from("QIIi", buf)
+                self.notified.append(nr)
+                resp = struct.pack("QqiI", notif_id, 0, -self.errno_value, 0)
+                fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, bytearray(resp))
+        except OSError as e:
+            self.errors.append(e)
+        finally:
+            os.close(listener)
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.fixture
+def agent(scratch):
+    agents = []
+
+    def make(errno_value):
+        a = NotifyAgent(os.path.join(scratch.path, f"agent{len(agents)}.sock"), errno_value)
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.close()
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_notify_sends_the_listener_to_the_agent(runtime, bundle, agent, nnp):
+    a = agent(18)  # EXDEV
+    bundle.process["noNewPrivileges"] = nnp
+    profile = allow_all_but(rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY"),
+                            listenerPath=a.path, listenerMetadata="hello agent",
+                            flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
+    out = ok(run_sh(runtime, bundle, "mkdir /tmp/x 2>&1; echo done", profile))
+    assert "Invalid cross-device link" in out.splitlines()[0], out
+    assert not a.errors
+    [(msg, nfds)] = a.messages
+    assert nfds == 1
+    assert msg["fds"] == ["seccompFd"] and msg["metadata"] == "hello agent"
+    assert msg["ociVersion"] and msg["pid"] == msg["state"]["pid"] > 0
+    assert msg["state"]["status"] == "creating" and msg["state"]["bundle"] == bundle.path
+    assert len(a.notified) >= 1
+
+
+def test_notify_in_exec(runtime, bundle, agent):
+    a = agent(18)
+    bundle.set_args("sleep", "30")
+    bundle.linux["seccomp"] = allow_all_but(rule(["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY"),
+                                            listenerPath=a.path)
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    result = runtime.run("exec", cid, "sh", "-c", "mkdir /tmp/x 2>&1; true")
+    assert "Invalid cross-device link" in result.stdout
+    assert [m["state"]["status"] for m, _ in a.messages] == ["creating", "running"]
+    assert a.messages[1][0]["pid"] != a.messages[1][0]["state"]["pid"]
+    assert "metadata" not in a.messages[1][0]
+    runtime.kill(cid, "KILL")
+
+
+def test_notify_fails_create_when_no_agent_listens(runtime, bundle, scratch):
+    bundle.linux["seccomp"] = allow_all_but(
+        rule(["mkdir"], "SCMP_ACT_NOTIFY"), listenerPath=os.path.join(scratch.path, "none"))
+    result = runtime.create(bundle, check=False)
+    assert_error(result, "listenerPath", "none")
+    assert not os.path.exists(os.path.join(runtime.root, result.cid))
+
+
+def test_features_report_seccomp(runtime):
+    features = json.loads(runtime.run("features").stdout)["linux"]["seccomp"]
+    assert features["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" in features["actions"] and "SCMP_ACT_KILL_PROCESS" in (
+        features["actions"])
+    assert "SCMP_CMP_MASKED_EQ" in features["operators"]
+    assert "SCMP_ARCH_X86_64" in features["archs"]
+    assert set(features["supportedFlags"]) <= set(features["knownFlags"])
