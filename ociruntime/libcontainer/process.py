@@ -116,7 +116,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     deferred = []  # the init's messages can overtake the intermediate's "pid"
     try:
         while True:
-            msg = deferred.pop() if deferred and container_pid else parent.recv()
+            msg = deferred.pop(0) if deferred and container_pid else parent.recv()
             if msg is None:
                 raise PyruncError("container init exited before it was ready")
             kind = msg.get("type")
@@ -127,7 +127,8 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
             elif kind == MSG_IDMAP:
                 on_idmap(msg["pid"])
                 parent.send(MSG_IDMAP_DONE)
-            elif kind in (MSG_HOOKS, MSG_SECCOMP) and container_pid is None:
+            elif kind in (MSG_HOOKS, MSG_SECCOMP, MSG_READY) and container_pid is None:
+                # "pid" comes from another process than these: it can arrive after them
                 deferred.append(msg)
             elif kind == MSG_SECCOMP:
                 try:
