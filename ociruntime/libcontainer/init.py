@@ -72,6 +72,12 @@ def container_init(sync, launch):
     if launch.ns_plan.create & sc.CLONE_NEWNET:
         sc.loopback_up()
 
+    if cfg.process is not None and cfg.process.oom_score_adj is not None:
+        # through the runtime's /proc, before any container mount exists: after pivot_root
+        # "/proc/self/..." is whatever the image or a volume put there (CVE-2025-52881)
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(cfg.process.oom_score_adj))
+
     rootfs = Rootfs(launch.rootfs, launch.bundle, userns=launch.ns_plan.has("user"),
                     cgroup_v2=launch.cgroup_v2)
     rootfs.prepare()
@@ -99,10 +105,6 @@ def container_init(sync, launch):
         sc.sethostname(cfg.hostname)
     if cfg.domainname is not None and launch.ns_plan.has("uts"):
         sc.setdomainname(cfg.domainname)
-    proc = cfg.process
-    if proc is not None and proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
 
     if peer >= 0:
         from ociruntime.libcontainer.console import make_controlling

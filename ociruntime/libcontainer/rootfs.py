@@ -188,6 +188,7 @@ class Rootfs:
         devfd = self.make("/dev", True)
         try:
             for name, major, minor in DEFAULT_DEVICES:
+                _refuse_symlink(devfd, name)
                 if self.userns:
                     target = self.make(f"/dev/{name}", False)
                     try:
@@ -284,6 +285,18 @@ class Rootfs:
     def set_root_propagation(flag):
         if flag:
             sc.mount(None, "/", None, flag)
+
+
+def _refuse_symlink(devfd, name):
+    """A default device the image planted as a symlink would stay the container's device
+    (mknod finds it there) or have the host's device bound onto its target (user
+    namespace): e.g. /dev/null -> /proc/sys/kernel/core_pattern (CVE-2025-31133)."""
+    try:
+        st = os.stat(name, dir_fd=devfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise PyruncError(f"/dev/{name} in the rootfs is a symlink, not a device; refusing it")
 
 
 def _locked_flags(fd):
