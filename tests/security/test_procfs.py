@@ -1,0 +1,148 @@
+"""procfs in the rootfs: CVE-2019-16884, CVE-2019-19921, CVE-2023-27561 and CVE-2025-52881.
+
+- 2019-16884 / 2019-19921 / 2023-27561: an image (or a volume) made /proc a symlink, so
+  the runtime mounted procfs elsewhere and then wrote its LSM labels into a fake file.
+  Defence: rootfs.Rootfs._fs mounts proc and sysfs only onto a real directory, opened with
+  RESOLVE_NO_SYMLINKS inside the root (STRICT_TYPES).
+- 2025-52881: the runtime's own writes to procfs (oom_score_adj, sysctls, LSM attributes)
+  redirected through a /proc the container controls.  Defence: init.container_init writes
+  oom_score_adj, sysctl.apply writes sysctls, and the intermediate writes timens_offsets
+  through the runtime's /proc before any container mount exists, never through the
+  container's /proc after pivot_root.
+"""
+
+import os
+
+import pytest
+
+import pyrunc_testlib as lib
+
+
+def _replace_proc(bundle, make):
+    proc = os.path.join(bundle.rootfs, "proc")
+    os.rmdir(proc)
+    make(proc)
+
+
+@pytest.mark.parametrize("target", ["/tmp", "tmp", "/../../../../../../../tmp",
+                                    "/proc-elsewhere"])
+def test_proc_symlink_in_rootfs_is_refused(runtime, bundle, target):
+    """Defence: Rootfs._fs (STRICT_TYPES): procfs may only be mounted on a real directory;
+    the RESOLVE_NO_SYMLINKS walk fails with ELOOP and create stops with one line."""
+    os.mkdir(os.path.join(bundle.rootfs, "proc-elsewhere"))
+    _replace_proc(bundle, lambda p: os.symlink(target, p))
+    result = runtime.create(bundle, check=False)
+    lib.assert_error(result, "proc", "symlink")
+    assert os.listdir(os.path.join(bundle.rootfs, "tmp")) == []
+    lib.assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_proc_regular_file_is_refused(runtime, bundle):
+    """Defence: Rootfs._fs checks the opened target is a directory before mounting proc."""
+    _replace_proc(bundle, lambda p: open(p, "w").close())
+    result = runtime.create(bundle, check=False)
+    lib.assert_error(result, "proc")
+    lib.assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_sysfs_symlink_is_refused(runtime, bundle):
+    """Defence: the same rule for sysfs (CVE-2019-19921's sibling)."""
+    sys_dir = os.path.join(bundle.rootfs, "sys")
+    os.rmdir(sys_dir)
+    os.symlink("/tmp", sys_dir)
+    result = runtime.create(bundle, check=False)
+    lib.assert_error(result, "sysfs", "symlink")
+    lib.assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_proc_symlink_inside_a_volume_is_refused(runtime, bundle, scratch):
+    """Defence: a volume bind-mounted over a directory of the rootfs that holds a symlink
+    where procfs goes (the shared-volume variant): the walk into the volume meets the
+    symlink and refuses, whichever mount put it there."""
+    vol = os.path.join(scratch.path, "vol")
+    os.makedirs(os.path.join(vol, "real"))
+    os.symlink("/tmp", os.path.join(vol, "proc"))
+    bundle.mount("/mnt", None, vol, ["rbind", "rw"])
+    bundle.mount("/mnt/proc", "proc", "proc")
+    result = runtime.create(bundle, check=False)
+    lib.assert_error(result, "proc", "symlink")
+    assert sorted(os.listdir(vol)) == ["proc", "real"]
+    lib.assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_proc_as_a_volume_gets_a_real_procfs(runtime, bundle, scratch):
+    """Defence: a host directory bind-mounted on /proc is a real directory, so procfs is
+    mounted on top of it; the runtime's own procfs writes (oom_score_adj) never touch it."""
+    vol = os.path.join(scratch.path, "procvol")
+    os.makedirs(os.path.join(vol, "self"))
+    victim = os.path.join(vol, "self", "oom_score_adj")
+    with open(victim, "w") as f:
+        f.write("untouched\n")
+    mounts = bundle.config["mounts"]
+    mounts.insert(0, {"destination": "/proc", "type": "bind", "source": vol,
+                      "options": ["rbind", "rw"]})
+    bundle.process["oomScoreAdj"] = 123
+    out = runtime.sh(bundle, "stat -f -c %T /proc; cat /proc/self/oom_score_adj")
+    assert out.split() == ["proc", "123"], out
+    with open(victim) as f:
+        assert f.read() == "untouched\n"
+    assert sorted(os.listdir(vol)) == ["self"]
+
+
+def test_oom_score_adj_not_redirected_by_a_fake_proc(runtime, bundle, scratch):
+    """CVE-2025-52881.  Defence: init.container_init writes oom_score_adj through the
+    runtime's own /proc before any container mount exists.  Here a volume shadows the
+    container's /proc with a tree whose self/oom_score_adj is a symlink to a file on
+    another volume (a host file): the write must reach the real procfs and not the host
+    file."""
+    hostvol = os.path.join(scratch.path, "hostvol")
+    os.mkdir(hostvol)
+    victim = os.path.join(hostvol, "victim")
+    with open(victim, "w") as f:
+        f.write("untouched\n")
+    fake = os.path.join(scratch.path, "fakeproc")
+    os.makedirs(os.path.join(fake, "self"))
+    os.symlink("/hostvol/victim", os.path.join(fake, "self", "oom_score_adj"))
+    bundle.mount("/hostvol", None, hostvol, ["rbind", "rw"])
+    bundle.mount("/proc", None, fake, ["rbind", "ro"])
+    bundle.process["oomScoreAdj"] = 321
+    bundle.set_args("sleep", "30")
+    result = runtime.create(bundle, check=False)
+    with open(victim) as f:
+        assert f.read() == "untouched\n", "the runtime wrote oom_score_adj into a host file"
+    if result.returncode == 0:
+        pid = runtime.state(result.cid)["pid"]
+        with open(f"/proc/{pid}/oom_score_adj") as f:
+            assert f.read().strip() == "321"
+        runtime.delete(result.cid, "--force")
+    else:
+        lib.assert_error(result)
+    assert os.listdir(fake + "/self") == ["oom_score_adj"]
+
+
+def test_proc_symlink_without_a_proc_mount(runtime, bundle, scratch):
+    """Defence: with no procfs mount at all and /proc a symlink into a volume, nothing of
+    the runtime follows it: oom_score_adj goes through the runtime's /proc (before the
+    container's mounts) and the stage only reads /proc/self/fd of the real procfs it does
+    not need."""
+    vol = os.path.join(scratch.path, "vol")
+    os.makedirs(os.path.join(vol, "self"))
+    victim = os.path.join(vol, "self", "oom_score_adj")
+    with open(victim, "w") as f:
+        f.write("untouched\n")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                               if m["destination"] not in ("/proc",)]
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.mount("/vol", None, vol, ["rbind", "rw"])
+    _replace_proc(bundle, lambda p: os.symlink("/vol", p))
+    bundle.process["oomScoreAdj"] = 77
+    bundle.set_args("sleep", "30")
+    result = runtime.create(bundle, check=False)
+    with open(victim) as f:
+        assert f.read() == "untouched\n", "the runtime followed the symlinked /proc"
+    if result.returncode == 0:
+        pid = runtime.state(result.cid)["pid"]
+        with open(f"/proc/{pid}/oom_score_adj") as f:
+            assert f.read().strip() == "77"
+        runtime.delete(result.cid, "--force")
