@@ -12,6 +12,8 @@
 """
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -146,3 +148,65 @@ def test_proc_symlink_without_a_proc_mount(runtime, bundle, scratch):
         with open(f"/proc/{pid}/oom_score_adj") as f:
             assert f.read().strip() == "77"
         runtime.delete(result.cid, "--force")
+
+
+def _fake_proc(bundle, scratch, name, content="untouched\n"):
+    """A volume shadowing the container's /proc whose self/<name> (and sys/... for
+    sysctls) are symlinks to a victim file on another host volume."""
+    hostvol = os.path.join(scratch.path, "hostvol")
+    os.mkdir(hostvol)
+    victim = os.path.join(hostvol, "victim")
+    with open(victim, "w") as f:
+        f.write(content)
+    fake = os.path.join(scratch.path, "fakeproc")
+    os.makedirs(os.path.join(fake, "self"))
+    os.makedirs(os.path.join(fake, "sys", "net", "ipv4"))
+    os.symlink("/hostvol/victim", os.path.join(fake, "self", name))
+    os.symlink("/hostvol/victim", os.path.join(fake, "sys", "net", "ipv4", "ip_forward"))
+    bundle.mount("/hostvol", None, hostvol, ["rbind", "rw"])
+    bundle.mount("/proc", None, fake, ["rbind", "ro"])
+    bundle.set_args("sleep", "30")
+    return victim
+
+
+def test_timens_offsets_not_redirected_by_a_fake_proc(runtime, bundle, scratch):
+    """CVE-2025-52881 for time namespaces.  Defence: init.intermediate writes
+    /proc/self/timens_offsets right after unshare(CLONE_NEWTIME), in the runtime's mount
+    namespace copy before any container mount exists; a fake /proc in the container
+    cannot redirect it."""
+    if not os.path.exists("/proc/self/ns/time"):
+        pytest.skip("this kernel has no time namespaces")
+    victim = _fake_proc(bundle, scratch, "timens_offsets")
+    bundle.linux["namespaces"].append({"type": "time"})
+    bundle.linux["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 0}}
+    result = runtime.create(bundle, check=False)
+    with open(victim) as f:
+        assert f.read() == "untouched\n", "the runtime wrote time offsets into a host file"
+    assert result.returncode == 0, result.stderr
+    pid = runtime.state(result.cid)["pid"]
+    with open(f"/proc/{pid}/timens_offsets") as f:
+        offsets = {line.split()[0]: line.split()[1:] for line in f}
+    assert offsets["monotonic"][0] == "86400", offsets
+    runtime.delete(result.cid, "--force")
+
+
+def test_sysctl_not_redirected_by_a_fake_proc(runtime, bundle, scratch):
+    """CVE-2025-52881 for linux.sysctl.  Defence: sysctl.apply writes through a procfs
+    handle of the runtime's, before any container mount exists; the fake /proc tree's
+    sys/net/ipv4/ip_forward symlink to a host file is never followed."""
+    victim = _fake_proc(bundle, scratch, "oom_score_adj")
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    result = runtime.create(bundle, check=False)
+    if result.returncode != 0 and "not supported" in result.stderr:
+        pytest.skip("linux.sysctl is not supported by this build")
+    with open(victim) as f:
+        assert f.read() == "untouched\n", "the runtime wrote a sysctl into a host file"
+    assert result.returncode == 0, result.stderr
+    pid = runtime.state(result.cid)["pid"]
+    # the container's network namespace got the value (/proc/sys/net shows the reader's)
+    if shutil.which("nsenter"):
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", "cat",
+                              "/proc/sys/net/ipv4/ip_forward"], capture_output=True,
+                             text=True, timeout=lib.TIMEOUT, check=True).stdout
+        assert out.strip() == "1", out
+    runtime.delete(result.cid, "--force")
