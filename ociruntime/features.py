@@ -12,13 +12,14 @@ HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "post
 
 def features():
     from ociruntime.libcontainer.capabilities import NAMES
-    from ociruntime.libcontainer.mountopts import FLAGS, PROPAGATION
+    from ociruntime.libcontainer.mountopts import EXTENSIONS, FLAGS, PROPAGATION, RECURSIVE
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": HOOKS,
-        "mountOptions": sorted(FLAGS) + sorted(PROPAGATION),
+        "mountOptions": sorted(FLAGS) + sorted(PROPAGATION) + sorted(RECURSIVE)
+        + list(EXTENSIONS),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(NAMES),
@@ -28,7 +29,7 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": False},
         },
         "annotations": {"io.github.pyrunc.version": __version__},

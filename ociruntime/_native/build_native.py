@@ -30,6 +30,11 @@ int pr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
 int pr_close_range(unsigned int first, unsigned int last, int flags);
 int pr_execveat(int fd, char *const argv[], char *const envp[]);
 int pr_loopback_up(void);
+int pr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                     uint64_t runtime, uint64_t deadline, uint64_t period);
+int pr_ioprio_set(int which, int who, int ioprio);
+int pr_personality(unsigned long persona);
+int pr_join_session_keyring(const char *name);
 """
 
 ffibuilder = FFI()

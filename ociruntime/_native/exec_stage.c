@@ -30,6 +30,7 @@
  *   fork=1 (fork after joining, so the pid and time namespaces apply; the first process
  *   reports {"type":"pid","pid":N} and exits)  tty=1 (a pty from the container's devpts,
  *   its master sent as {"type":"console"} with SCM_RIGHTS)  console=HEIGHT,WIDTH
+ *   cpu=N* (execCPUAffinity.final: the CPUs to run on once in the container's cgroup)
  *
  * What goes back to `start` through exec.fifo: "0" when the program is about to be exec'd,
  * or "1" and an error text when a startContainer hook failed.
@@ -89,6 +90,8 @@ struct plan {
     int ns_fds[MAX_NS], ns_flags[MAX_NS], nns;
     int cgroup_fds[MAX_NS], ncgroups;
     int fork_after_join, tty;
+    cpu_set_t cpus;
+    int ncpus;
     unsigned short rows, cols;
     struct hook hooks[MAX_HOOKS];
     int nhooks;
@@ -263,6 +266,12 @@ static void parse_plan(char *buf, size_t len)
             *comma = 0;
             plan.rows = (unsigned short)parse_long(rec, val);
             plan.cols = (unsigned short)parse_long(rec, comma + 1);
+        } else if (!strcmp(rec, "cpu")) {
+            long cpu = parse_long(rec, val);
+            if (cpu < 0 || cpu >= CPU_SETSIZE)
+                fail(1, "exec stage: bad cpu %s", val);
+            CPU_SET((int)cpu, &plan.cpus);
+            plan.ncpus++;
         } else if (!strcmp(rec, "fork")) plan.fork_after_join = (int)parse_long(rec, val);
         else if (!strcmp(rec, "tty")) plan.tty = (int)parse_long(rec, val);
         else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
@@ -687,6 +696,8 @@ int main(int argc, char **argv)
     }
     if (plan.nns || plan.ncgroups || plan.fork_after_join)
         join_container();
+    if (plan.ncpus && sched_setaffinity(0, sizeof(plan.cpus), &plan.cpus) < 0)
+        fail(1, "execCPUAffinity.final: sched_setaffinity: %s", strerror(errno));
     if (plan.tty)
         make_terminal();
     apply_rlimits();

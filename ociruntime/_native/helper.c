@@ -36,6 +36,9 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_sched_setattr
+#define SYS_sched_setattr 314
+#endif
 
 struct pyrunc_open_how {
     uint64_t flags;
@@ -106,6 +109,36 @@ static int pr_prctl(int option, unsigned long a2, unsigned long a3, unsigned lon
 static int pr_close_range(unsigned int first, unsigned int last, int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+/* sched_setattr(2) on the calling thread (process.scheduler); glibc has no wrapper. */
+static int pr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                            uint64_t runtime, uint64_t deadline, uint64_t period)
+{
+    struct {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    } attr = {sizeof(attr), policy, flags, nice, priority, runtime, deadline, period};
+    return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
+static int pr_ioprio_set(int which, int who, int ioprio)
+{
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}
+
+static int pr_personality(unsigned long persona)
+{
+    return (int)syscall(SYS_personality, persona);
+}
+
+/* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring; returns its serial. */
+static int pr_join_session_keyring(const char *name)
+{
+    return (int)syscall(SYS_keyctl, 1, name, 0, 0, 0);
 }
 
 /* Replace this process with the program open at fd (the sealed exec-stage memfd). */

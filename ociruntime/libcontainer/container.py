@@ -183,6 +183,15 @@ class Container:
             from ociruntime.libcontainer.seccomp import program_fd
 
             seccomp_fd = program_fd(seccomp_program.bpf, 3 + opts.preserve_fds)
+        mount_fds = {}
+        idmap_items = ()
+        if any(idmap_wanted(m) for m in cfg.mounts):
+            from ociruntime.libcontainer import idmap
+
+            idmap_items = idmap.items(cfg, ns_plan, bundle)
+            if idmap.in_parent(ns_plan):
+                mount_fds = idmap.prepare(idmap_items, 3 + opts.preserve_fds)
+                idmap_items = ()
         caps = cfg.process.capabilities if cfg.process is not None else None
         old_umask = os.umask(0o022)
         os.umask(old_umask)
@@ -194,7 +203,9 @@ class Container:
             cap_masks=capabilities.masks(caps, log.warn) if caps is not None else None,
             cap_last=capabilities.last_cap(), umask=old_umask, container_id=self.id,
             run_runtime_hooks=_runtime_hooks(cfg),
-            seccomp=(seccomp_fd, seccomp_program.flags) if seccomp_fd >= 0 else None)
+            seccomp=(seccomp_fd, seccomp_program.flags) if seccomp_fd >= 0 else None,
+            mount_fds=mount_fds, idmap_items=idmap_items,
+            new_keyring=not opts.no_new_keyring)
 
         def write_maps(child_pid):
             namespaces.write_id_maps(child_pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
@@ -232,6 +243,8 @@ class Container:
             os.close(stage_fd)
             if seccomp_fd >= 0:
                 os.close(seccomp_fd)
+            for fd in mount_fds.values():
+                os.close(fd)
 
     def _hook_state(self, cfg, bundle, status, pid):
         from ociruntime.libcontainer.hooks import state_json
@@ -430,6 +443,12 @@ def _check_namespace_needs(cfg, ns_plan):
 def _runtime_hooks(cfg):
     """The parent runs prestart/createRuntime hooks (and sets the limits just before)."""
     return bool(cfg.hooks.prestart or cfg.hooks.create_runtime)
+
+
+def idmap_wanted(mount):
+    """An idmapped mount (made by the parent, see idmap.py)."""
+    return bool(mount.uid_mappings or mount.gid_mappings
+                or "idmap" in mount.options or "ridmap" in mount.options)
 
 
 def _check_rlimits(proc):

@@ -69,6 +69,13 @@ def exec_in(container, proc, opts):
             owned.append(fd)
             seccomp = (fd, program.flags)
 
+        extras = (proc.scheduler is not None or proc.io_priority is not None
+                  or proc.exec_cpu_affinity is not None)
+        if extras:
+            from ociruntime.libcontainer import procattrs
+
+            procattrs.check(proc)
+
         def child_main(sync):
             plan = Plan()
             plan.add("sync", sync.fd)
@@ -84,6 +91,9 @@ def exec_in(container, proc, opts):
                     plan.add("console", f"{proc.console_size.height},"
                                         f"{proc.console_size.width}")
             add_process(plan, proc, cap_masks, capabilities.last_cap(), umask, seccomp)
+            if extras:
+                procattrs.apply_for_exec(proc)
+                plan.extend("cpu", procattrs.final_cpus(proc))
             sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
             plan_fd = plan.to_fd()
             keep = [sync.fd, plan_fd, *cgroup_fds, *(fd for _, fd in ns_fds)]

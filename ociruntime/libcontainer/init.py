@@ -28,9 +28,13 @@ class Launch(Frozen):
     __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds",
                  "cgroup_procs",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
-                 "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp")
+                 "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp",
+                 "mount_fds", "idmap_items", "new_keyring")
     # seccomp: (memfd holding the compiled program, seccomp(2) flags), or None
-    _defaults = {"seccomp": None}
+    # mount_fds: {config mount index: fd of an idmapped mount made by the parent}
+    # idmap_items: idmapped mounts the intermediate has made in the container's mount
+    # namespace (with a user namespace; see idmap.Helper)
+    _defaults = {"seccomp": None, "mount_fds": {}, "idmap_items": (), "new_keyring": True}
 
 
 def intermediate(sync, launch):
@@ -39,6 +43,11 @@ def intermediate(sync, launch):
     for procs in launch.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")
+    helper = None
+    if launch.idmap_items:
+        from ociruntime.libcontainer.idmap import Helper
+
+        helper = Helper(launch.idmap_items, 3 + launch.preserve_fds)
     namespaces.join(launch.join_fds)
     plan = launch.ns_plan
     if plan.new_user:
@@ -55,6 +64,8 @@ def intermediate(sync, launch):
         sc.unshare(rest)
     if plan.create & sc.CLONE_NEWTIME:
         namespaces.write_time_offsets(launch.config.linux.time_offsets)
+    if helper is not None:
+        launch = launch.replace(mount_fds=helper.finish(os.getpid()))
     pid = os.fork()
     if pid == 0:
         # the init unwinds into process._run_child on error, which reports and _exits
@@ -65,24 +76,36 @@ def intermediate(sync, launch):
 
 def container_init(sync, launch):
     """pid 1 of the container: build the filesystem, then become the exec stage."""
+    from ociruntime.libcontainer import procattrs  # imported while the host is in reach
+
     cfg = launch.config
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     os.setsid()
     os.umask(0)
     if launch.ns_plan.create & sc.CLONE_NEWNET:
         sc.loopback_up()
-
     if cfg.process is not None and cfg.process.oom_score_adj is not None:
         # through the runtime's /proc, before any container mount exists: after pivot_root
         # "/proc/self/..." is whatever the image or a volume put there (CVE-2025-52881)
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(cfg.process.oom_score_adj))
+    if cfg.linux.sysctl:
+        from ociruntime.libcontainer import sysctl
+
+        sysctl.apply(cfg.linux.sysctl)  # before any container mount: the runtime's /proc
 
     rootfs = Rootfs(launch.rootfs, launch.bundle, userns=launch.ns_plan.has("user"),
                     cgroup_v2=launch.cgroup_v2)
+    rootfs.mount_fds = launch.mount_fds
     rootfs.prepare()
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
+    for fd in launch.mount_fds.values():
+        os.close(fd)
     rootfs.create_default_devices()
+    if cfg.linux.devices:
+        from ociruntime.libcontainer import devices
+
+        devices.create_all(rootfs, cfg.linux.devices)
     peer = -1
     if cfg.process is not None and cfg.process.terminal:
         peer = _make_terminal(sync, rootfs, cfg.process)
@@ -106,6 +129,7 @@ def container_init(sync, launch):
     if cfg.domainname is not None and launch.ns_plan.has("uts"):
         sc.setdomainname(cfg.domainname)
 
+    procattrs.apply_in_init(cfg, launch.container_id, launch.new_keyring)
     if peer >= 0:
         from ociruntime.libcontainer.console import make_controlling
 

@@ -41,6 +41,8 @@ class Rootfs:
         self.userns = userns
         self.cgroup_v2 = cgroup_v2
         self.fd = -1
+        # {index in config mounts: fd of a detached, idmapped mount made by the parent}
+        self.mount_fds = {}
 
     # --- resolution inside the root ------------------------------------------------------
     def open(self, dest, flags=_O_PATH, resolve=_IN_ROOT):
@@ -87,17 +89,19 @@ class Rootfs:
         for index, entry in enumerate(mounts):
             where = f"mounts[{index}]"
             try:
-                self.mount_one(entry, cgroup_binds)
+                self.mount_one(entry, cgroup_binds, index)
             except OSError as e:
                 raise PyruncError(f"{where}: mounting {entry.type or 'bind'} on "
                                   f"{entry.destination}: {e.strerror}") from None
             except PyruncError as e:
                 raise PyruncError(f"{where}: {e}") from None
 
-    def mount_one(self, entry, cgroup_binds):
+    def mount_one(self, entry, cgroup_binds, index=None):
         opts = MountOptions(entry.options)
         dest = entry.destination if entry.destination.startswith("/") else "/" + entry.destination
-        if opts.is_bind:
+        if index in self.mount_fds:
+            self._move_idmapped(self.mount_fds[index], opts, dest)
+        elif opts.is_bind:
             self._bind(entry, opts, dest)
         elif entry.type == "cgroup" and not self.cgroup_v2:
             self._cgroup_v1(dest, opts, cgroup_binds)
@@ -110,6 +114,26 @@ class Rootfs:
                     sc.mount(None, fd_path(target), None, flag)
             finally:
                 os.close(target)
+        if opts.attr_set or opts.attr_clr:
+            # rro, rnosuid, ...: this mount and every mount below it
+            target = self.open(dest)
+            try:
+                sc.mount_setattr(target, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE,
+                                 opts.attr_set, opts.attr_clr)
+            finally:
+                os.close(target)
+
+    def _move_idmapped(self, tree, opts, dest):
+        """Attach the idmapped mount the parent made (idmap.prepare) at dest."""
+        target = self.make(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+        try:
+            sc.move_mount(tree, "", target, "",
+                          sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(target)
+        rest = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if rest:
+            self._remount(dest, rest)
 
     def _bind(self, entry, opts, dest):
         source = entry.source or ""
@@ -153,14 +177,31 @@ class Rootfs:
                 raise PyruncError(f"{fstype} may only be mounted on a real directory, "
                                   f"{dest} is a symlink") from None
             raise
+        old = -1
         try:
             if strict and not stat.S_ISDIR(os.fstat(target).st_mode):
                 raise PyruncError(f"{fstype} may only be mounted on a directory: {dest}")
+            if opts.tmpcopyup:
+                if fstype != "tmpfs":
+                    raise PyruncError("tmpcopyup is only for tmpfs mounts")
+                # what the tmpfs will cover, still readable through this fd afterwards
+                old = os.open(fd_path(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             source = entry.source if entry.source and entry.type != "cgroup" else fstype
             sc.mount(source, fd_path(target), fstype,
+                     opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if old >= 0 else
                      opts.flags & ~sc.MS_REMOUNT, opts.data or None)
+            if old >= 0:
+                new = self.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    copy_tree(old, new)
+                finally:
+                    os.close(new)
+                if opts.flags & sc.MS_RDONLY:
+                    self._remount(dest, opts.flags & ~(sc.MS_REMOUNT | sc.MS_BIND | sc.MS_REC))
         finally:
             os.close(target)
+            if old >= 0:
+                os.close(old)
 
     def _cgroup_v1(self, dest, opts, cgroup_binds):
         """type "cgroup" on a v1 host: a tmpfs holding a bind of the container's own cgroup
@@ -285,6 +326,48 @@ class Rootfs:
     def set_root_propagation(flag):
         if flag:
             sc.mount(None, "/", None, flag)
+
+
+def copy_tree(src, dst):
+    """Copy the contents of directory fd src into directory fd dst: files, directories,
+    symlinks, fifos and device nodes, with their modes, owners and times (tmpcopyup)."""
+    for entry in os.scandir(src):
+        name = entry.name
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=dst)
+            sub_src = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=src)
+            sub_dst = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=dst)
+            try:
+                copy_tree(sub_src, sub_dst)
+            finally:
+                os.close(sub_src)
+                os.close(sub_dst)
+        elif stat.S_ISREG(mode):
+            fin = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            try:
+                fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                               | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                try:
+                    while os.sendfile(fout, fin, None, 1 << 20) > 0:
+                        pass
+                finally:
+                    os.close(fout)
+            finally:
+                os.close(fin)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dst)
+        else:
+            continue  # a socket: it means nothing without its listener
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
 def _refuse_symlink(devfd, name):

@@ -16,26 +16,39 @@ def _refuse(path, what="is not supported yet"):
 def check_supported(cfg, cgroup_v2):
     proc = cfg.process
     if proc is not None:
-        for field in ("scheduler", "io_priority", "exec_cpu_affinity"):
-            if getattr(proc, field) is not None:
-                _refuse(f"process.{_camel(field)}")
+        if proc.scheduler is not None or proc.exec_cpu_affinity is not None:
+            from ociruntime.libcontainer.procattrs import check as check_process
+
+            check_process(proc)
         if proc.apparmor_profile:
-            _refuse("process.apparmorProfile", "AppArmor is not supported yet")
+            if not _apparmor_enabled():
+                _refuse("process.apparmorProfile", "AppArmor is not enabled on this host")
+            _refuse("process.apparmorProfile", "AppArmor profiles are not supported yet")
+        if proc.selinux_label and _selinux_enabled():
+            _refuse("process.selinuxLabel", "SELinux labels are not supported yet")
     for index, mount in enumerate(cfg.mounts):
         bad = unsupported_mount_options(mount.options)
         if bad:
             _refuse(f"mounts[{index}].options", f"{bad[0]!r} is not supported yet")
-        if mount.uid_mappings or mount.gid_mappings:
-            _refuse(f"mounts[{index}].uidMappings", "idmapped mounts are not supported yet")
     linux = cfg.linux
+    if linux.mount_label and _selinux_enabled():
+        _refuse("linux.mountLabel", "SELinux labels are not supported yet")
+    idmapped = any(m.uid_mappings or m.gid_mappings or "idmap" in m.options
+                   or "ridmap" in m.options for m in cfg.mounts)
+    if idmapped or linux.sysctl:
+        from ociruntime.libcontainer import idmap, sysctl
+        from ociruntime.libcontainer.namespaces import NamespacePlan
+
+        ns_plan = NamespacePlan(linux.namespaces)
+        idmap.check(cfg, ns_plan)
+        sysctl.check(cfg, ns_plan)
     if linux.seccomp is not None:
         from ociruntime.libcontainer.seccomp import check
 
         check(linux.seccomp)
-    for field in ("devices", "net_devices", "sysctl"):
-        if getattr(linux, field):
-            _refuse(f"linux.{_camel(field)}")
-    for field in ("personality", "intel_rdt", "memory_policy"):
+    if linux.net_devices:
+        _refuse("linux.netDevices")
+    for field in ("intel_rdt", "memory_policy"):
         if getattr(linux, field) is not None:
             _refuse(f"linux.{_camel(field)}")
     res = linux.resources
@@ -47,6 +60,20 @@ def check_supported(cfg, cgroup_v2):
     if not any(ns.type == "mount" for ns in linux.namespaces):
         _refuse("linux.namespaces", "a container without its own mount namespace is not "
                 "supported (its mounts would land in the host's)")
+
+
+def _apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _selinux_enabled():
+    import os
+
+    return os.path.exists("/sys/fs/selinux/enforce")
 
 
 def _camel(name):

@@ -53,6 +53,29 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
+# *at() flags, open_tree/move_mount/mount_setattr (the new mount API)
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# ioprio_set(2)
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_WHO_PGRP = 2
+
 # prctl
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -142,3 +165,47 @@ def execveat(fd, argv, envp):
     c_envp = ffi.new("char *[]", keep_env)
     lib.pr_execveat(fd, c_argv, c_envp)
     _raise()
+
+
+def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
+    if lib.pr_mount_setattr(dirfd, _enc(path), flags, attr_set, attr_clr, propagation,
+                            userns_fd) < 0:
+        _raise()
+
+
+def open_tree(dirfd, path, flags):
+    """open_tree(2); the returned fd is close-on-exec."""
+    fd = lib.pr_open_tree(dirfd, _enc(path), flags | os.O_CLOEXEC)
+    if fd < 0:
+        _raise(path)
+    return fd
+
+
+def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
+    if lib.pr_move_mount(from_dirfd, _enc(from_path), to_dirfd, _enc(to_path), flags) < 0:
+        _raise()
+
+
+def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
+    if lib.pr_sched_setattr(policy, flags, nice, priority, runtime, deadline, period) < 0:
+        _raise()
+
+
+def ioprio_set(which, who, ioprio):
+    if lib.pr_ioprio_set(which, who, ioprio) < 0:
+        _raise()
+
+
+def personality(persona):
+    ret = lib.pr_personality(persona)
+    if ret < 0:
+        _raise()
+    return ret
+
+
+def join_session_keyring(name):
+    """A new session keyring named name for this process (KEYCTL_JOIN_SESSION_KEYRING)."""
+    serial = lib.pr_join_session_keyring(_enc(name))
+    if serial < 0:
+        _raise()
+    return serial

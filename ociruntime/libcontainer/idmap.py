@@ -1,0 +1,235 @@
+"""Idmapped bind mounts (mount options idmap / ridmap, or a mount's uid/gid mappings).
+
+Setting MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the filesystem's user namespace (the
+host's), so, like runc, the runtime makes the idmapped mounts in the parent, before the
+fork: open_tree(OPEN_TREE_CLONE) a detached copy of the source, mount_setattr it with a
+user namespace that carries the mappings, and hand its fd to the container init, which
+moves it onto the destination inside the rootfs (rootfs.Rootfs.mount_one).
+
+The user namespace is a throwaway one: a forked child unshares CLONE_NEWUSER, the parent
+writes its maps and keeps an fd of /proc/CHILD/ns/user; the child then exits.
+"""
+
+import fcntl
+import os
+
+from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.mountopts import MountOptions
+
+_AT_FDCWD = -100
+
+
+def wanted(mount):
+    """True when this config mount is to be idmapped."""
+    if mount.uid_mappings or mount.gid_mappings:
+        return True
+    return any(opt in ("idmap", "ridmap") for opt in mount.options)
+
+
+def check(cfg, ns_plan):
+    """Refuse, before anything exists, an idmapped mount that cannot be made."""
+    for index, mount in enumerate(cfg.mounts):
+        if not wanted(mount):
+            continue
+        where = f"mounts[{index}]"
+        if not MountOptions(mount.options).is_bind:
+            raise PyruncError(f"{where}: idmapped mounts are only supported for bind mounts")
+        if not mount.uid_mappings and not ns_plan.has("user"):
+            raise PyruncError(f"{where}: an idmapped mount needs uidMappings and gidMappings "
+                              "or a user namespace to take them from")
+
+
+class Item:
+    """One idmapped mount to make: the config index, the absolute source, whether the tree
+    is recursive (rbind) and the idmap too (ridmap), and the maps (None: the container's
+    own user namespace)."""
+
+    def __init__(self, index, source, rbind, ridmap, maps):
+        self.index, self.source, self.rbind, self.ridmap, self.maps = (
+            index, source, rbind, ridmap, maps)
+
+
+def items(cfg, ns_plan, bundle):
+    from ociruntime.libcontainer.namespaces import format_id_map
+
+    found = []
+    for index, mount in enumerate(cfg.mounts):
+        if not wanted(mount):
+            continue
+        opts = MountOptions(mount.options)
+        maps = None
+        if mount.uid_mappings:
+            maps = (format_id_map(mount.uid_mappings), format_id_map(mount.gid_mappings))
+        source = mount.source or ""
+        if not source.startswith("/"):
+            source = os.path.join(bundle, source)
+        found.append(Item(index, source, opts.recursive, opts.idmap == "ridmap", maps))
+    return found
+
+
+def in_parent(ns_plan):
+    """Without a user namespace the container's mount namespace is the host user
+    namespace's, and the parent can make the mounts itself; with one, the detached mounts
+    must come from the container's mount namespace, or the init (unprivileged over the
+    host's) could not attach them: a helper made by the intermediate does it (start_helper)."""
+    return not ns_plan.has("user")
+
+
+def prepare(items_, min_fd):
+    """{mount index: fd of a detached idmapped mount}, made in the runtime's own context
+    (containers without a user namespace).  The fds are close-on-exec, >= min_fd."""
+    return _make_all(items_, None, min_fd)
+
+
+def _make_all(items_, container_userns, min_fd):
+    made = {}
+    userns = {}
+    try:
+        for item in items_:
+            where = f"mounts[{item.index}]"
+            key = item.maps
+            if key is None:
+                ns_fd = container_userns
+            else:
+                if key not in userns:
+                    try:
+                        userns[key] = mapped_userns(*key)
+                    except OSError as e:
+                        raise PyruncError(f"{where}: a user namespace for the idmapped "
+                                          f"mount: {e.strerror}") from None
+                ns_fd = userns[key]
+            made[item.index] = _clone(item, ns_fd, min_fd)
+    except BaseException:
+        for fd in made.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in userns.values():
+            os.close(fd)
+    return made
+
+
+def _clone(item, userns_fd, min_fd):
+    where = f"mounts[{item.index}]"
+    try:
+        tree = sc.open_tree(_AT_FDCWD, item.source, sc.OPEN_TREE_CLONE
+                            | (sc.AT_RECURSIVE if item.rbind else 0))
+    except OSError as e:
+        raise PyruncError(f"{where}: bind source {item.source}: {e.strerror}") from None
+    try:
+        sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if item.ridmap else 0),
+                         sc.MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        if tree < min_fd:
+            moved = fcntl.fcntl(tree, fcntl.F_DUPFD_CLOEXEC, min_fd)
+            os.close(tree)
+            tree = moved
+    except OSError as e:
+        os.close(tree)
+        raise PyruncError(f"{where}: idmapping {item.source}: {e.strerror} (does its "
+                          "filesystem support idmapped mounts?)") from None
+    return tree
+
+
+class Helper:
+    """A process forked by the intermediate while it is still in the host's namespaces;
+    finish(pid) has it enter pid's mount namespace, make the idmapped mounts there (the
+    container's user namespace is pid's) and send them back."""
+
+    def __init__(self, items_, min_fd):
+        import socket
+
+        self.items = items_
+        self.min_fd = min_fd
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            mine.close()
+            self._serve(theirs)
+        theirs.close()
+        self.sock = mine
+
+    def _serve(self, sock):
+        import array
+        import socket
+
+        code = 1
+        try:
+            try:
+                target = int(sock.recv(64))
+                mnt = os.open(f"/proc/{target}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+                user = os.open(f"/proc/{target}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                sc.setns(mnt, sc.CLONE_NEWNS)
+                made = _make_all(self.items, user, 3)
+                indexes = ",".join(str(i) for i in made).encode()
+                sock.sendmsg([b"ok:" + indexes], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                   array.array("i", made.values()))])
+                code = 0
+            except PyruncError as e:
+                sock.send(b"error:" + str(e).encode())
+            except OSError as e:
+                sock.send(f"error:idmapped mounts: {e.strerror}".encode())
+        finally:
+            os._exit(code)
+
+    def finish(self, target_pid):
+        import array
+        import socket
+
+        try:
+            self.sock.send(str(target_pid).encode())
+            count = len(self.items)
+            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * count))
+        finally:
+            self.sock.close()
+            os.waitpid(self.pid, 0)
+        fds = array.array("i")
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % 4])
+        if not data.startswith(b"ok:"):
+            for fd in fds:
+                os.close(fd)
+            text = data.decode(errors="replace")
+            raise PyruncError(text[6:] if text.startswith("error:") else
+                              "idmapped mounts: the helper died")
+        result = {}
+        for index, fd in zip(data[3:].decode().split(","), fds, strict=True):
+            if fd < self.min_fd:
+                moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, self.min_fd)
+                os.close(fd)
+                fd = moved
+            os.set_inheritable(fd, False)
+            result[int(index)] = fd
+        return result
+
+
+def mapped_userns(uid_map, gid_map):
+    """An fd of a new, empty user namespace with these maps (text as in /proc/PID/uid_map)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)  # until the parent has opened our namespace
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError(1, "the user namespace helper failed")
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
