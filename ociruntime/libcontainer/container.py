@@ -131,6 +131,7 @@ class Container:
                 "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
                 "owner": _owner(), "annotations": dict(cfg.annotations),
                 "has_process": cfg.process is not None,
+                "own_pid_ns": ns_plan.has_new("pid"),
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
                 "config_oci_version": cfg.oci_version,
             }
@@ -335,17 +336,21 @@ class Container:
             st.remove()
             return
         status = st.status()
-        if status != STOPPED:
-            if not force:
-                raise PyruncError(f"cannot delete container {self.id} that is not stopped: "
-                                  f"{status}")
-            _kill_wait(st.record["pid"], st.record["pid_start"])
+        if status != STOPPED and not force:
+            raise PyruncError(f"cannot delete container {self.id} that is not stopped: "
+                              f"{status}")
         from ociruntime.libcontainer import cgroups
 
         manager = cgroups.from_record(st.record["cgroup"])
-        # without a pid namespace the init's children outlive it: whatever is left in the
-        # cgroup goes with the container (runc does the same)
-        _kill_cgroup(manager, paused=status == PAUSED)
+        if status != STOPPED:
+            _kill_wait(st.record["pid"], st.record["pid_start"],
+                       thaw=manager if status == PAUSED else None)
+        if not st.record.get("own_pid_ns", False):
+            # without a pid namespace of its own the init's children outlive it: what is
+            # left in the cgroup goes with the container (runc does the same).  With one,
+            # the kernel killed them all with the init, and anything else in a shared
+            # cgroup is not ours to kill.
+            _kill_cgroup(manager, paused=status == PAUSED)
         manager.destroy()
         st.remove()
         self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
@@ -539,8 +544,9 @@ def _signal_init(record, signum):
         os.close(pidfd)
 
 
-def _kill_wait(pid, start_time=None, timeout=5.0):
-    """SIGKILL a container process and wait until it is gone (or a zombie)."""
+def _kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
+    """SIGKILL a container process and wait until it is gone (or a zombie).  A frozen
+    process dies only once thawed: pass the cgroup manager as thaw for a paused one."""
     import time
 
     stat = proc_stat(pid)
@@ -550,6 +556,8 @@ def _kill_wait(pid, start_time=None, timeout=5.0):
         os.kill(pid, 9)
     except ProcessLookupError:
         return
+    if thaw is not None:
+        thaw.freeze(False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

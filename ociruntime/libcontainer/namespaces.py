@@ -41,6 +41,10 @@ class NamespacePlan:
     def has(self, ns_type):
         return ns_type in self.types
 
+    def has_new(self, ns_type):
+        """A namespace of this type is created for the container (not joined)."""
+        return bool(self.create & FLAGS[ns_type])
+
     def open_joins(self):
         """Open and check each path to join (in the parent, before anything is created)."""
         fds = []
