@@ -364,7 +364,11 @@ def copy_tree(src, dst):
             os.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dst)
         else:
             continue  # a socket: it means nothing without its listener
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        try:
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        except OSError as e:
+            if e.errno != 22:  # EINVAL: an owner the user namespace does not map
+                raise
         if not stat.S_ISLNK(mode):
             os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)

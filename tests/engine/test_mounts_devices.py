@@ -120,6 +120,31 @@ def test_idmap_takes_the_containers_user_namespace_maps(runtime, bundle, scratch
     assert out.split("\n")[:3] == ["/idm/root 0 0", "/idm/five 5 7", "/raw/root 65534 65534"]
 
 
+def test_ridmap_maps_submounts_and_idmap_does_not(runtime, bundle, scratch):
+    src = host_tree(scratch, "tree")
+    with open(os.path.join(src, "top"), "w") as f:
+        f.write("top")
+    maps = {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}]}
+    bundle.mount("/one", "bind", src, ["rbind", "idmap"]).update(maps)
+    bundle.mount("/all", "bind", src, ["rbind", "ridmap"]).update(maps)
+    out = runtime.sh(bundle, "stat -c '%n %u' /one/top /one/sub/file /all/top /all/sub/file")
+    assert out.splitlines() == ["/one/top 1000", "/one/sub/file 0", "/all/top 1000",
+                                "/all/sub/file 1000"]
+
+
+def test_tmpcopyup_in_a_user_namespace(runtime, bundle):
+    data = os.path.join(bundle.rootfs, "srv")
+    os.makedirs(data)
+    with open(os.path.join(data, "mine"), "w") as f:
+        f.write("mapped\n")
+    os.chown(os.path.join(data, "mine"), 100000 + 5, 100000 + 6)
+    use_userns(bundle)
+    bundle.mount("/srv", "tmpfs", "tmpfs", ["tmpcopyup"])
+    out = runtime.sh(bundle, "cat /srv/mine; stat -c '%u %g' /srv/mine")
+    assert out.splitlines() == ["mapped", "5 6"]
+
+
 def test_idmap_without_any_mapping_is_an_error(runtime, bundle, scratch):
     src = owned_tree(scratch)
     bundle.mount("/idm", "bind", src, ["bind", "idmap"])

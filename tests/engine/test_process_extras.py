@@ -109,6 +109,17 @@ def test_exec_cpu_affinity_final(runtime, bundle, scratch):
         json.dump(process, f)
     out = runtime.run("exec", "--process", path, cid).stdout
     assert out.split() == ["Cpus_allowed_list:", "1"]
+    # the scheduler and the I/O priority of an exec'd process are its own
+    process["args"] = ["sh", "-c", "cat /proc/self/stat; ionice -p $$"]
+    process["scheduler"] = {"policy": "SCHED_BATCH", "nice": 3}
+    process["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 2}
+    with open(path, "w") as f:
+        json.dump(process, f)
+    stat_line, ionice = runtime.run("exec", "--process", path, cid).stdout.splitlines()
+    fields = stat_fields(stat_line)
+    assert (int(fields[19 - 3]), int(fields[41 - 3])) == (3, SCHED_BATCH)
+    assert ionice == "best-effort: prio 2"
+    del process["scheduler"], process["ioPriority"]
     process["execCPUAffinity"] = {"final": "0-1,7-3"}
     with open(path, "w") as f:
         json.dump(process, f)
