@@ -216,8 +216,13 @@ class Container:
 
             if cfg.linux.resources is not None:
                 manager.set_resources(cfg.linux.resources)  # the hooks see the limits
+            # The spec does not say which status prestart hooks see.  prestart is the
+            # deprecated pre-createRuntime hook that used to run at start, and its users
+            # (and runtime-tools' hooks_stdin, as crun does) expect "created" there;
+            # createRuntime sees the true "creating".
+            hooks.run_all(cfg.hooks.prestart, "prestart",
+                          self._hook_state(cfg, bundle, "created", container_pid))
             state = self._hook_state(cfg, bundle, "creating", container_pid)
-            hooks.run_all(cfg.hooks.prestart, "prestart", state)
             hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state)
 
         def console_master(fd):
