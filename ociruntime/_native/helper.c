@@ -141,6 +141,12 @@ static int pr_join_session_keyring(const char *name)
     return (int)syscall(SYS_keyctl, 1, name, 0, 0, 0);
 }
 
+/* keyctl(KEYCTL_SETPERM, serial, perm) */
+static int pr_keyctl_setperm(int serial, uint32_t perm)
+{
+    return (int)syscall(SYS_keyctl, 5, serial, perm, 0, 0);
+}
+
 /* Replace this process with the program open at fd (the sealed exec-stage memfd). */
 static int pr_execveat(int fd, char *const argv[], char *const envp[])
 {

@@ -135,6 +135,8 @@ class Container:
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
                 "config_oci_version": cfg.oci_version,
             }
+            if opts.no_new_keyring:
+                record["no_new_keyring"] = True  # exec keeps the caller's keyring too
             if seccomp_program is not None:
                 record["seccomp"] = seccomp_program.to_record()
             if cfg.hooks.poststart or cfg.hooks.poststop:

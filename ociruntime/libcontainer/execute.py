@@ -76,7 +76,13 @@ def exec_in(container, proc, opts):
 
             procattrs.check(proc)
 
+        new_keyring = not record.get("no_new_keyring")
+
         def child_main(sync):
+            if new_keyring:
+                from ociruntime.libcontainer.procattrs import join_keyring
+
+                join_keyring(container.id)
             plan = Plan()
             plan.add("sync", sync.fd)
             plan.add("preserve", opts.preserve_fds)

@@ -20,6 +20,8 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 _IOPRIO_CLASS_SHIFT = 13
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+# KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH | KEY_USR_LINK
+_KEYRING_PERM = 0x3F1B0000
 
 
 def check(proc):
@@ -86,15 +88,24 @@ def set_io_priority(io, which, who=0):
         raise PyruncError(f"process.ioPriority: ioprio_set: {e.strerror}") from None
 
 
+def join_keyring(container_id):
+    """A session keyring of the container's own, so that no key of the caller's session
+    is reachable from it (runc's name: _ses.<id>)."""
+    try:
+        serial = sc.join_session_keyring(f"_ses.{container_id}")
+        # the new keyring's default permissions plus "search" for its user, so that an
+        # exec'd process finds it by name and joins it rather than making another
+        sc.keyctl_setperm(serial, _KEYRING_PERM)
+    except OSError as e:
+        if e.errno != 38:  # ENOSYS: a kernel without keys, nothing to isolate
+            raise PyruncError(f"creating the session keyring: {e.strerror}") from None
+
+
 def apply_in_init(cfg, container_id, new_keyring=True):
     """In the container init, after setsid (it leads its own process group), before the
     exec stage: what the kernel keeps for the program across execve."""
     if new_keyring:
-        try:
-            sc.join_session_keyring(f"_ses.{container_id}")
-        except OSError as e:
-            if e.errno != 38:  # ENOSYS: a kernel without keys, nothing to isolate
-                raise PyruncError(f"creating the session keyring: {e.strerror}") from None
+        join_keyring(container_id)
     if cfg.linux.personality is not None:
         try:
             sc.personality(PERSONALITIES[cfg.linux.personality.domain])

@@ -209,3 +209,8 @@ def join_session_keyring(name):
     if serial < 0:
         _raise()
     return serial
+
+
+def keyctl_setperm(serial, perm):
+    if lib.pr_keyctl_setperm(serial, perm) < 0:
+        _raise()

@@ -87,6 +87,19 @@ def test_new_session_keyring_named_after_the_container(runtime, bundle):
     assert len(session) == 1, result.stdout
 
 
+def test_exec_joins_a_session_keyring_of_the_container(runtime, bundle):
+    unmask_keys(bundle)
+    bundle.set_args("sleep", "30")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    out = runtime.run("exec", cid, "cat", "/proc/keys").stdout
+    (line,) = [x for x in out.splitlines() if f"_ses.{cid}" in x]
+    # joined by name, like runc: the init's keyring, now held by the exec'd process too
+    assert int(line.split()[2]) >= 2, line
+    runtime.run("delete", "--force", cid)
+    assert_nothing_left(runtime, bundle, cid)
+
+
 def test_no_new_keyring_keeps_the_callers(runtime, bundle):
     unmask_keys(bundle)
     result = runtime.run_container(bundle, "--no-new-keyring")
