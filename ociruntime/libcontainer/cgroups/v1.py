@@ -236,7 +236,8 @@ class V1Manager:
             _set_limit(files, d, limit)
         if swap:
             files.write(d, MEMSW, swap, "memory.swap", SWAP_HINT)
-        if mem.kernel is not None:
+        # 0 means "not set", as runc reads it: docker update always sends {"kernel": 0}
+        if mem.kernel:
             files.write(d, "memory.kmem.limit_in_bytes", mem.kernel, "memory.kernel", KMEM_HINT)
             # Linux >= 5.16 keeps the file but ignores what is written to it
             got = files.read_int(d, "memory.kmem.limit_in_bytes", "memory.kernel")
@@ -244,7 +245,7 @@ class V1Manager:
                 raise PyruncError(f"{FIELD}memory.kernel: this kernel ignores "
                                   f"memory.kmem.limit_in_bytes (it reads {got} after writing "
                                   f"{mem.kernel}){KMEM_HINT}")
-        if mem.kernel_tcp is not None:
+        if mem.kernel_tcp:
             files.write(d, "memory.kmem.tcp.limit_in_bytes", mem.kernel_tcp, "memory.kernelTCP",
                         KMEM_HINT)
         if mem.reservation:
