@@ -255,3 +255,15 @@ def wait_for(predicate, what, timeout=TIMEOUT):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
         time.sleep(0.1)
+
+
+def cgroup_v1_file(pid, controller, name):
+    """The content of a v1 controller file of pid's cgroup, as the host sees it."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                with open(os.path.join("/sys/fs/cgroup", controller, path.lstrip("/"),
+                                       name)) as g:
+                    return g.read().strip()
+    raise AssertionError(f"pid {pid} has no {controller} cgroup")

@@ -98,6 +98,10 @@ def test_detached_exec_pause_stop_rm(docker):
     assert docker("exec", name, "/bin/sh", "-c", "exit 6", check=False).returncode == 6
     assert docker("exec", "-i", name, "/bin/cat", input="x\n").stdout == "x\n"
     assert "/bin/sleep 1000" in docker("top", name).stdout
+    # docker update -> containerd's shim -> `pyrunc update --resources -` (JSON on stdin)
+    pid = int(docker("inspect", "--format", "{{.State.Pid}}", name).stdout)
+    docker("update", "--pids-limit", "55", name)
+    assert enginelib.cgroup_v1_file(pid, "pids", "pids.max") == "55"
     docker("pause", name)
     assert docker.status(name) == "paused"
     docker("unpause", name)

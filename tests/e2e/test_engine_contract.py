@@ -189,5 +189,17 @@ def test_update_reads_resources_json(runtime, bundle):
     with open(path, "w") as f:
         f.write(json.dumps({"pids": {"limit": 321}}))
     runtime.run("update", f"--resources={path}", cid)
+    # what `docker update --pids-limit` sends through the shim: the whole resources, the
+    # fields not set being 0 (meaning "unset", as runc reads them)
+    docker_doc = {"memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0,
+                             "kernelTCP": 0},
+                  "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+                  "blockIO": {"weight": 0}, "pids": {"limit": 55}}
+    runtime.run("update", "--resources", "-", cid, input=json.dumps(docker_doc))
+    with open(f"/proc/{runtime.state(cid)['pid']}/cgroup") as f:
+        pids_path = next(line.rstrip().split(":", 2)[2] for line in f
+                         if "pids" in line.split(":")[1].split(","))
+    with open(f"/sys/fs/cgroup/pids{pids_path}/pids.max") as f:
+        assert f.read().strip() == "55"
     runtime.run("delete", "--force", cid)
     assert_nothing_left(runtime, bundle, cid)

@@ -16,8 +16,9 @@ import pytest
 
 RUN_FLAGS = ("--network", "none", "--security-opt", "seccomp=unconfined",
              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
-# podman's default containers.conf asks for a sysctl (net.ipv4.ping_group_range) and the
-# systemd cgroup manager; the private one keeps podman on cgroupfs and without events.
+# podman's default containers.conf asks for a sysctl (net.ipv4.ping_group_range), which
+# pyrunc refuses until linux.sysctl lands (drop default_sysctls then), and the systemd
+# cgroup manager; the private one keeps podman on cgroupfs and without events.
 CONTAINERS_CONF = """\
 [containers]
 default_sysctls = []
