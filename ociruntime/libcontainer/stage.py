@@ -47,9 +47,11 @@ class Plan:
             self.add(key, value)
 
     def to_fd(self):
-        """The plan in an inheritable memfd (the stage reads and closes it)."""
-        fd = os.memfd_create("pyrunc-plan", 0)
+        """The plan in an inheritable memfd (the stage reads and closes it), sealed: a
+        process that can reach it through /proc/PID/fd cannot rewrite the settings."""
+        fd = os.memfd_create("pyrunc-plan", _MFD_ALLOW_SEALING)
         os.write(fd, ("\0".join(self.records) + "\0").encode())
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
         return fd
 
 

@@ -118,6 +118,26 @@ def test_parked_stage_is_a_sealed_memfd(runtime, bundle):
     runtime.delete(result.cid, "--force")
 
 
+def test_plan_memfd_is_sealed():
+    """Defence: stage.Plan.to_fd seals the plan the stage reads at startup, so a process
+    that reaches it through /proc/PID/fd (CAP_SYS_PTRACE in a shared pid namespace) cannot
+    rewrite the new process's uid, capabilities or program."""
+    from ociruntime.libcontainer.stage import Plan
+
+    plan = Plan()
+    plan.add("uid", 1000)
+    fd = plan.to_fd()
+    try:
+        seals = fcntl.fcntl(fd, F_GET_SEALS)
+        assert seals & F_SEAL_WRITE and seals & F_SEAL_SEAL and seals & F_SEAL_GROW
+        with pytest.raises(OSError) as info:
+            os.pwrite(fd, b"uid=0\0", 0)
+        assert info.value.errno == errno.EPERM
+        assert os.pread(fd, 64, 0) == b"uid=1000\0"
+    finally:
+        os.close(fd)
+
+
 def test_exec_loop_cannot_reach_host_binaries(runtime, make_bundle, attacker_bin, scratch):
     """Defence: execute.exec_in forks and execs the sealed stage before joining anything;
     the stage joins the namespaces and forks into the pid namespace (exec_stage.c
@@ -219,11 +239,14 @@ def test_create_into_a_shared_pid_namespace(runtime, make_bundle, attacker_bin, 
     assert_no_escape(found, output)
 
 
-@pytest.mark.xfail(strict=True, reason="known hole, as in runc: a process with CAP_SYS_PTRACE "
-                   "(no user namespace) in a pid namespace that a new container joins reaches "
-                   "the new init through /proc/PID/root before pivot_root; pyrunc's init also "
-                   "runs the host interpreter there.  A fix keeps the init out of the joined "
-                   "pid namespace until the stage (which can setns+fork) takes over.")
+@pytest.mark.xfail(strict=True, reason=(
+    "known hole, as in runc: with CAP_SYS_PTRACE (no user namespace) in a pid namespace "
+    "that a new container joins, the attacker reaches the new Python init before "
+    "pivot_root through /proc/PID/root (host files open for writing) and /proc/PID/fd "
+    "(directory fds: the state dir, the host root), and the parked stage's state-dir fd. "
+    "Its /proc/PID/exe is the host interpreter (ETXTBSY only while one runs). A fix keeps "
+    "the init out of the joined pid namespace (procfs mounted with fsconfig pidns=) and "
+    "lets the stage setns+fork into it; the parked stage would hold the fifo by O_PATH."))
 def test_create_into_a_shared_pid_namespace_with_ptrace(runtime, make_bundle, attacker_bin,
                                                         scratch):
     """No defence yet (see the xfail reason); kept strict so that a fix shows up."""
