@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Run opencontainers/runtime-tools' validation programs against a runtime, one at a time.
+
+The programs are NOT part of this repository: build them yourself (outside the repo) and pass
+the directory holding them:
+
+    DIR/*.t                  the 58 validation programs (TAP on stdout)
+    DIR/runtimetest          the static program they copy into each bundle
+    DIR/rootfs-amd64.tar.gz  a busybox rootfs (busybox + applet symlinks, /etc/passwd, group)
+
+    conformance/run_upstream.py --dir DIR                      # pyrunc
+    conformance/run_upstream.py --dir DIR --runtime runc
+    conformance/run_upstream.py --dir DIR --compare --markdown # all three, writes RESULTS.md
+
+Isolation, per program:
+  * its own scratch directory (mode 0755: the uid-mapping tests need to traverse it) holding
+    copies of runtimetest and the tarball; it is the program's cwd and $TMPDIR (bundles land
+    there);
+  * its own private mount namespace (`unshare -m`): linux_ns_nopath drops the mount namespace
+    from its config, and would otherwise mount into the host's;
+  * a wrapper as $RUNTIME that adds `--root <scratch>/state`, so leftovers of a program are
+    found and `delete --force`d afterwards;
+  * crun (1.8) needs the empty cgroup2 at /sys/fs/cgroup/unified out of its way (it then takes
+    the host for a v2 one), so its program's private namespace unmounts it; and crun refuses
+    `ociVersion: 1.3.0`, so its wrapper rewrites the bundle's version to 1.0.2 before create.
+The suite uses fixed cgroup paths (/cgrouptest, testdir/cgrouptest/container), so programs
+run sequentially, and those cgroups are removed (when empty) after each program.
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_DIR = os.environ.get("RT_VALIDATION_DIR", "/opt/rt-build/bin")
+RUNTIMES = ("pyrunc", "runc", "crun")
+FIXED_CGROUPS = ("cgrouptest", "testdir/cgrouptest/container", "testdir/cgrouptest", "testdir")
+
+# ---------------------------------------------------------------------------------------------
+# Why a program fails, when it is not pyrunc's fault.  Key: program name (applies to every
+# runtime) or "program@runtime".  Value: (class, evidence).  Classes:
+#   "suite bug"            the program is wrong (evidence: what it does, measured with runc 1.1.5
+#                          and crun 1.8.1, which fail it the same way)
+#   "host lacks X"         this VM can't do it (cgroup v1 hybrid, no CAP_SYS_RESOURCE, ...)
+#   "pyrunc: not implemented yet (feature X, in progress)"
+#   "pyrunc bug"           ours to fix
+# A pyrunc failure with no entry here is reported as "UNCLASSIFIED".
+# ---------------------------------------------------------------------------------------------
+SUITE = "suite bug"
+CLASSIFICATION = {
+    # --- host limits (fail identically with runc 1.1.5 and crun 1.8.1 on this VM) ---
+    "linux_cgroups_blkio": (
+        "host lacks blkio weight files",
+        "the blkio controller here has no blkio.weight / blkio.leaf_weight / weight_device "
+        "(no CFQ/BFQ scheduler); the program reads them back and fails for runc and crun too"),
+    "linux_cgroups_relative_blkio": (
+        "host lacks blkio weight files", "same as linux_cgroups_blkio"),
+    "linux_cgroups_hugetlb": (
+        "host lacks hugetlb cgroup",
+        "no hugetlb controller is mounted in the v1 hierarchy; runc and crun fail too"),
+    "linux_cgroups_relative_hugetlb": (
+        "host lacks hugetlb cgroup", "same as linux_cgroups_hugetlb"),
+    "linux_cgroups_network": (
+        "host lacks net_cls/net_prio cgroups",
+        "net_cls and net_prio are not mounted on this host; runc and crun fail too"),
+    "linux_cgroups_relative_network": (
+        "host lacks net_cls/net_prio cgroups", "same as linux_cgroups_network"),
+    "linux_cgroups_memory": (
+        "host lacks kernel memory accounting",
+        "the kernel (6.18) has no memory.kmem.limit_in_bytes / kmem.tcp files; the program "
+        "sets memory.kernel and kernelTCP and checks them; runc and crun fail too"),
+    "linux_cgroups_relative_memory": (
+        "host lacks kernel memory accounting", "same as linux_cgroups_memory"),
+    "linux_process_apparmor_profile": (
+        "host lacks AppArmor",
+        "AppArmor is not enabled (/sys/module/apparmor/parameters/enabled is absent or N); "
+        "the program asks for a profile; runc and crun fail too"),
+    "process_capabilities": (
+        "host lacks CAP_SYS_RESOURCE",
+        "the program grants every capability and checks all are in the container's sets; "
+        "this VM's root has no CAP_SYS_RESOURCE, so no runtime can grant it"),
+    # --- suite bugs (fail identically with runc 1.1.5 and crun 1.8.1) ---
+    "linux_cgroups_pids": (
+        SUITE, "runtime-tools' cgroups package compares the *int64 pids limit pointers, not "
+               "their values, so the check can never succeed"),
+    "linux_cgroups_relative_pids": (SUITE, "same pointer comparison as linux_cgroups_pids"),
+    "process_rlimits": (
+        SUITE, "check #13 reads RLIMIT_NOFILE inside the container, but the Go runtimetest "
+               "raises its own soft RLIMIT_NOFILE to the hard limit at start-up (Go >= 1.19 "
+               "does), so the value it sees is never the configured soft limit"),
+    "hooks": (
+        SUITE, "the expected text in the program has a typo, so the comparison of the hook "
+               "output can never match"),
+    "prestart": (
+        SUITE, "expects the pre-1.0 rule (prestart hooks see the container 'created', runs "
+               "them where runc 1.x and the 1.0+ spec do not)"),
+    "pidfile": (
+        SUITE, "the container runs `true`, which may exit before the program reads the state "
+               "and compares the pid; the race is lost on this VM for every runtime"),
+    "delete_resources": (
+        SUITE, "check #3 ('pids limit is set correctly') uses the same pointer comparison as "
+               "linux_cgroups_pids; runc and crun fail it too"),
+    "start": (
+        SUITE, "check #7 asserts that `start` SUCCEEDS on a config without `process`, the "
+               "opposite of runtime.md ('start MUST generate an error if process was not "
+               "set'); pyrunc errors as the spec says, so the container stays 'created' and "
+               "check #8 (wait for 'stopped') times out; runc and crun fail it too"),
+    "process_capabilities_fail": (
+        SUITE, "expects create to fail for an unknown capability (CAP_TEST); runtime-spec "
+               "1.2+ config.md says unknown or ungrantable caps MUST be logged as a warning "
+               "and SHOULD NOT fail, which pyrunc does; runc 1.1.5 and crun 1.8.1 also accept"),
+    "linux_ns_itype@pyrunc": (
+        "pyrunc: not implemented (container without its own mount namespace)",
+        "the program removes every namespace, mount included, from the config; support.py "
+        "refuses a container without a mount namespace on purpose: its mounts (proc, dev, "
+        "...) would land in and stay in the runtime's mount namespace (runc mounts there "
+        "and chroots).  Feature not built."),
+    "linux_cgroups_memory@pyrunc": (
+        "host lacks kernel memory accounting",
+        "the program sets memory.kernel/kernelTCP; this 6.18 kernel ignores "
+        "memory.kmem.limit_in_bytes, and pyrunc refuses a value it can't apply (config.md: "
+        "MUST error), so every case fails at create; runc/crun ignore kmem and fail the kmem "
+        "checks instead"),
+    "linux_cgroups_relative_memory@pyrunc": (
+        "host lacks kernel memory accounting", "same as linux_cgroups_memory@pyrunc"),
+    "misc_props": (
+        SUITE, "never copies runtimetest into its bundle, then runs /runtimetest; every "
+               "runtime fails at start"),
+}
+
+
+def classify(program, runtime):
+    return (CLASSIFICATION.get(f"{program}@{runtime}")
+            or CLASSIFICATION.get(program)
+            or ("UNCLASSIFIED", ""))[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# TAP
+# ---------------------------------------------------------------------------------------------
+TAP_LINE = re.compile(r"^(not )?ok\b\s*(\d+)?\s*(.*)$")
+
+
+def parse_tap(text):
+    ok = not_ok = skip = 0
+    plan = None
+    failures = []
+    for line in text.splitlines():
+        if line.startswith("1.."):
+            try:  # a program may print several TAP streams (one per test function)
+                plan = (plan or 0) + int(line[3:].split()[0])
+            except (ValueError, IndexError):
+                pass
+            continue
+        m = TAP_LINE.match(line)
+        if not m:
+            continue
+        rest = m.group(3)
+        directive = rest.split("#", 1)[1].strip().upper() if "#" in rest else ""
+        if directive.startswith("SKIP"):
+            skip += 1
+        elif m.group(1):
+            if directive.startswith("TODO"):
+                skip += 1
+            else:
+                not_ok += 1
+                failures.append(line.strip())
+        else:
+            ok += 1
+    if plan == 0 and '"error":' in text:
+        # "1..0" plus an error diagnostic: the lifecycle helper gave up before any check
+        # (hooks, poststart, ... report that way)
+        not_ok += 1
+        failures.append("error diagnostic with no test: " + _first_error(text))
+    return ok, not_ok, skip, plan, failures
+
+
+def _first_error(text):
+    m = re.search(r'"error":\s*"((?:[^"\\]|\\.)*)"', text)
+    return m.group(1).split("\\n")[0] if m else ""
+
+
+def verdict(rc, ok, not_ok, skip, plan, timed_out):
+    if timed_out:
+        return "timeout"
+    if plan is None and ok + not_ok + skip == 0:
+        # the *_fail programs print no TAP: they exit 0 when the runtime refused the config
+        # and exit 1 (util.Fatal) when it did not
+        return "pass" if rc == 0 else "error"
+    if not_ok or rc != 0:
+        return "fail"
+    if plan is not None and ok + skip != plan:
+        return "fail"
+    if ok == 0 and skip:
+        return "skip"
+    return "pass"
+
+
+# ---------------------------------------------------------------------------------------------
+# runtimes and wrappers
+# ---------------------------------------------------------------------------------------------
+def runtime_binary(name):
+    if name == "pyrunc":
+        env = os.environ.get("PYRUNC")
+        if env:
+            return env
+        venv = REPO / ".venv" / "bin" / "pyrunc"
+        return str(venv) if venv.exists() else shutil.which("pyrunc")
+    if "/" in name:
+        return os.path.abspath(name)
+    return shutil.which(name)
+
+
+def runtime_kind(name, binary):
+    base = os.path.basename(binary or name)
+    return "crun" if base == "crun" else base
+
+
+WRAPPER = """#!/bin/sh
+# generated by conformance/run_upstream.py: a private --root for one validation program
+{rewrite}exec {binary} --root {state} "$@"
+"""
+
+# crun 1.8 refuses ociVersion 1.3.0: rewrite the bundle's version before create/run
+CRUN_REWRITE = """case "$1" in create|run)
+    b=.; prev=
+    for a in "$@"; do
+        case "$prev" in --bundle|-b) b=$a;; esac
+        case "$a" in --bundle=*) b=${a#--bundle=};; esac
+        prev=$a
+    done
+    [ -f "$b/config.json" ] && sed -i 's/"ociVersion": *"1\\.3\\.0"/"ociVersion":"1.0.2"/' \\
+        "$b/config.json";;
+esac
+"""
+
+
+def write_wrapper(scratch, binary, kind):
+    state = os.path.join(scratch, "state")
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    path = os.path.join(scratch, "runtime")
+    with open(path, "w") as f:
+        f.write(WRAPPER.format(binary=binary, state=state,
+                               rewrite=CRUN_REWRITE if kind == "crun" else ""))
+    os.chmod(path, 0o755)
+    return path, state
+
+
+def namespace_prelude(kind):
+    """Shell run first inside the program's private mount namespace."""
+    if kind == "crun":
+        return "umount /sys/fs/cgroup/unified 2>/dev/null; "
+    return ""
+
+
+def cleanup(wrapper, state, kind):
+    """delete --force whatever the program left in its private --root; drop fixed cgroups."""
+    ids = [d for d in os.listdir(state) if d[0] not in "@."] if os.path.isdir(state) else []
+    for cid in ids:
+        subprocess.run(["unshare", "-m", "sh", "-c",
+                        namespace_prelude(kind) + 'exec "$0" delete --force "$1"', wrapper, cid],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                       check=False)
+    for ctl in os.listdir("/sys/fs/cgroup"):
+        for rel in FIXED_CGROUPS:
+            p = os.path.join("/sys/fs/cgroup", ctl, rel)
+            if os.path.isdir(p) and not os.path.islink(p):
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
+    return ids
+
+
+def run_program(prog, valdir, binary, kind, timeout, keep=False):
+    name = os.path.basename(prog)[:-2]
+    scratch = tempfile.mkdtemp(prefix=f"rt-{kind}-{name}-", dir=os.environ.get("RT_SCRATCH"))
+    os.chmod(scratch, 0o755)
+    for f in ("runtimetest", "rootfs-amd64.tar.gz"):
+        shutil.copy2(os.path.join(valdir, f), os.path.join(scratch, f))
+    wrapper, state = write_wrapper(scratch, binary, kind)
+    env = dict(os.environ, RUNTIME=wrapper, TMPDIR=scratch)
+    cmd = ["unshare", "-m", "sh", "-c", namespace_prelude(kind) + 'exec "$0"', prog]
+    start = time.monotonic()
+    timed_out = False
+    proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+    elapsed = time.monotonic() - start
+    text = out.decode(errors="replace")
+    leftovers = cleanup(wrapper, state, kind)
+    if not keep:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ok, not_ok, skip, plan, failures = parse_tap(text)
+    return {
+        "test": name, "ok": ok, "not_ok": not_ok, "skip": skip, "plan": plan,
+        "rc": proc.returncode, "verdict": verdict(proc.returncode, ok, not_ok, skip, plan,
+                                                  timed_out),
+        "failures": failures, "output": text, "seconds": elapsed, "leftovers": leftovers,
+    }
+
+
+def programs(valdir, only):
+    found = sorted(p for p in os.listdir(valdir) if p.endswith(".t"))
+    if only:
+        found = [p for p in found if p[:-2] in only]
+    return [os.path.join(valdir, p) for p in found]
+
+
+def run_suite(runtime, valdir, timeout, only, verbose, keep=False):
+    binary = runtime_binary(runtime)
+    if not binary or not os.access(binary, os.X_OK):
+        sys.exit(f"run_upstream: runtime {runtime!r} not found")
+    kind = runtime_kind(runtime, binary)
+    results = []
+    for prog in programs(valdir, only):
+        r = run_program(prog, valdir, binary, kind, timeout, keep)
+        r["class"] = "" if r["verdict"] in ("pass", "skip") else classify(r["test"], kind)
+        results.append(r)
+        if verbose:
+            print(f"  {kind:6} {r['test']:36} {r['verdict']:7} ({r['seconds']:.1f}s)",
+                  file=sys.stderr, flush=True)
+            if verbose > 1 and r["verdict"] != "pass":
+                for line in r["failures"][:5]:
+                    print(f"      {line}", file=sys.stderr)
+    return kind, results
+
+
+def passed(results):
+    return sum(r["verdict"] == "pass" for r in results)
+
+
+def table(kind, results):
+    lines = [f"runtime: {kind}", f"{'test':36} {'ok':>5} {'not ok':>6} {'skip':>5}  "
+             f"{'verdict':8} class"]
+    for r in results:
+        lines.append(f"{r['test']:36} {r['ok']:5} {r['not_ok']:6} {r['skip']:5}  "
+                     f"{r['verdict']:8} {r['class']}")
+    lines.append(f"{kind}: {passed(results)}/{len(results)} programs pass")
+    return "\n".join(lines)
+
+
+def compare_table(by_runtime):
+    kinds = list(by_runtime)
+    names = [r["test"] for r in next(iter(by_runtime.values()))]
+    idx = {k: {r["test"]: r for r in v} for k, v in by_runtime.items()}
+    head = f"{'test':36} " + " ".join(f"{k:14}" for k in kinds) + " pyrunc failure class"
+    lines = [head]
+    for n in names:
+        cells = []
+        for k in kinds:
+            r = idx[k].get(n)
+            cells.append(f"{r['verdict']} {r['ok']}/{r['not_ok']}/{r['skip']}" if r else "-")
+        cls = idx.get("pyrunc", {}).get(n, {}).get("class", "")
+        lines.append(f"{n:36} " + " ".join(f"{c:14}" for c in cells) + f" {cls}")
+    lines.append("totals: " + ", ".join(f"{k} {passed(v)}/{len(v)}"
+                                        for k, v in by_runtime.items()))
+    return "\n".join(lines)
+
+
+def markdown(by_runtime, path):
+    kinds = list(by_runtime)
+    idx = {k: {r["test"]: r for r in v} for k, v in by_runtime.items()}
+    names = [r["test"] for r in next(iter(by_runtime.values()))]
+    out = ["# Upstream conformance: opencontainers/runtime-tools validation", "",
+           "Generated by `conformance/run_upstream.py --compare --markdown` "
+           f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+           "Each cell: verdict, then ok/not ok/skip TAP counts.  A program passes when it "
+           "exits 0 with no `not ok`.", "",
+           "| " + " | ".join(["runtime"] + kinds) + " |",
+           "|---" * (len(kinds) + 1) + "|",
+           "| programs passing | " + " | ".join(f"**{passed(by_runtime[k])}/"
+                                               f"{len(by_runtime[k])}**" for k in kinds) + " |",
+           "", "| test | " + " | ".join(kinds) + " | class of the pyrunc failure |",
+           "|---" * (len(kinds) + 2) + "|"]
+    for n in names:
+        cells = []
+        for k in kinds:
+            r = idx[k].get(n)
+            cells.append(f"{r['verdict']} {r['ok']}/{r['not_ok']}/{r['skip']}" if r else "-")
+        r = idx.get("pyrunc", {}).get(n)
+        cls = r["class"] if r else ""
+        out.append(f"| {n} | " + " | ".join(cells) + f" | {cls} |")
+    out += ["", "## Every remaining pyrunc failure, classified", ""]
+    for r in by_runtime.get("pyrunc", []):
+        if r["verdict"] in ("pass", "skip"):
+            continue
+        cls, evidence = (CLASSIFICATION.get(f"{r['test']}@pyrunc")
+                         or CLASSIFICATION.get(r["test"]) or ("UNCLASSIFIED", ""))
+        others = ", ".join(f"{k}: {idx[k][r['test']]['verdict']}" for k in kinds
+                           if k != "pyrunc" and r["test"] in idx[k])
+        out.append(f"- **{r['test']}** ({cls}; {others}). {evidence}")
+        for line in r["failures"][:4]:
+            out.append(f"  - `{line[:160]}`")
+    out.append("")
+    pathlib.Path(path).write_text("\n".join(out))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", default=DEFAULT_DIR,
+                    help="prebuilt validation programs + runtimetest + rootfs tarball")
+    ap.add_argument("--runtime", default="pyrunc", help="pyrunc, runc, crun or a PATH")
+    ap.add_argument("--compare", action="store_true", help="run pyrunc, runc and crun")
+    ap.add_argument("--markdown", nargs="?", const=str(HERE / "RESULTS.md"),
+                    help="write the (compare) table as markdown (default conformance/RESULTS.md)")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds per program")
+    ap.add_argument("--only", nargs="*", help="program names (without .t)")
+    ap.add_argument("--keep", action="store_true", help="keep scratch directories")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("run_upstream: needs root")
+    for f in ("runtimetest", "rootfs-amd64.tar.gz"):
+        if not os.path.exists(os.path.join(args.dir, f)):
+            sys.exit(f"run_upstream: {args.dir}/{f} is missing (build runtime-tools first)")
+    runtimes = RUNTIMES if args.compare else (args.runtime,)
+    by_runtime = {}
+    for rt in runtimes:
+        kind, results = run_suite(rt, args.dir, args.timeout, args.only, args.verbose,
+                                  args.keep)
+        by_runtime[kind] = results
+        if not args.compare:
+            print(table(kind, results))
+            for r in results:
+                if r["verdict"] not in ("pass", "skip"):
+                    for line in r["failures"][:3]:
+                        print(f"    {r['test']}: {line[:150]}")
+    if args.compare:
+        print(compare_table(by_runtime))
+    if args.markdown:
+        markdown(by_runtime, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
