@@ -43,7 +43,11 @@ def intermediate(sync, launch):
     for procs in launch.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")
-    helper = None
+    net_helper = helper = None
+    if launch.config.linux.net_devices:
+        from ociruntime.libcontainer.netdev import Helper as NetHelper
+
+        net_helper = NetHelper(launch.config.linux.net_devices)
     if launch.idmap_items:
         from ociruntime.libcontainer.idmap import Helper
 
@@ -64,6 +68,8 @@ def intermediate(sync, launch):
         sc.unshare(rest)
     if plan.create & sc.CLONE_NEWTIME:
         namespaces.write_time_offsets(launch.config.linux.time_offsets)
+    if net_helper is not None:
+        net_helper.finish(os.getpid())
     if helper is not None:
         launch = launch.replace(mount_fds=helper.finish(os.getpid()))
     pid = os.fork()

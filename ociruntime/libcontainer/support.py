@@ -47,7 +47,10 @@ def check_supported(cfg, cgroup_v2):
 
         check(linux.seccomp)
     if linux.net_devices:
-        _refuse("linux.netDevices")
+        from ociruntime.libcontainer import netdev
+        from ociruntime.libcontainer.namespaces import NamespacePlan
+
+        netdev.check(cfg, NamespacePlan(linux.namespaces))
     for field in ("intel_rdt", "memory_policy"):
         if getattr(linux, field) is not None:
             _refuse(f"linux.{_camel(field)}")
