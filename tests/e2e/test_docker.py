@@ -97,6 +97,12 @@ def test_detached_exec_pause_stop_rm(docker):
     assert docker("exec", name, "/bin/echo", "in exec").stdout == "in exec\n"
     assert docker("exec", name, "/bin/sh", "-c", "exit 6", check=False).returncode == 6
     assert docker("exec", "-i", name, "/bin/cat", input="x\n").stdout == "x\n"
+    status, out = enginelib.run_in_pty([docker.docker, "--host", "unix://" + docker.sock,
+                                        "exec", "-t", name, "/bin/tty"])
+    assert status == 0 and "/dev/pts/" in out, repr(out)
+    status, out = enginelib.run_in_pty([docker.docker, "--host", "unix://" + docker.sock,
+                                        "run", "--rm", "-t", *RUN_FLAGS, IMAGE, "/bin/tty"])
+    assert status == 0 and "/dev/pts/0" in out, repr(out)
     assert "/bin/sleep 1000" in docker("top", name).stdout
     # docker update -> containerd's shim -> `pyrunc update --resources -` (JSON on stdin)
     pid = int(docker("inspect", "--format", "{{.State.Pid}}", name).stdout)

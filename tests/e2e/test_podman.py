@@ -117,6 +117,9 @@ def test_detached_exec_pause_stop_rm(podman):
     failed = podman("exec", name, "/no/such/program", check=False)
     assert failed.returncode == 127, failed
     assert podman("exec", name, "/bin/sh", "-c", "exit 5", check=False).returncode == 5
+    # exec -d: `exec --detach --pid-file`, the process left to conmon
+    podman("exec", "-d", name, "/bin/sleep", "999")
+    enginelib.wait_for(lambda: "sleep 999" in podman("top", name).stdout, "exec -d process")
     podman("pause", name)
     assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "paused"
     podman("unpause", name)
