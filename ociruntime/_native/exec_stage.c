@@ -14,7 +14,9 @@
  * closes every fd but 0-2 (and --preserve-fds), and execs the user's program.
  *
  * Plan keys (repeatable ones marked *):
- *   sync=FD  fifo_dir=FD  preserve=N  arg=S*  env=S*  cwd=PATH  uid=N  gid=N  group=N*
+ *   sync=FD  fifo_dir=FD (the state dir holding exec.fifo) or fifo=FD (an O_PATH handle of
+ *   exec.fifo, reopened through /proc/self/fd)
+ *   preserve=N  arg=S*  env=S*  cwd=PATH  uid=N  gid=N  group=N*
  *   setgroups=0|1  umask=N  nnp=1  rlimit=RES,SOFT,HARD*  caps=1  cap_last=N
  *   cap_bnd=HEX  cap_eff=HEX  cap_prm=HEX  cap_inh=HEX  cap_amb=HEX
  *   seccomp_fd=FD (a memfd holding a struct sock_filter program)  seccomp_flags=N (for
@@ -96,7 +98,7 @@ struct plan {
     struct hook hooks[MAX_HOOKS];
     int nhooks;
     const char *hook_state;
-    int sync_fd, fifo_dir_fd, preserve, seccomp_fd, seccomp_flags;
+    int sync_fd, fifo_dir_fd, fifo_fd, preserve, seccomp_fd, seccomp_flags;
     char *argv[MAX_ITEMS + 1];
     int argc;
     char *envp[MAX_ITEMS + 1];
@@ -112,7 +114,7 @@ struct plan {
     int nrlimits;
 };
 
-static struct plan plan = {.sync_fd = -1, .fifo_dir_fd = -1, .seccomp_fd = -1,
+static struct plan plan = {.sync_fd = -1, .fifo_dir_fd = -1, .fifo_fd = -1, .seccomp_fd = -1,
                            .uid = -1, .gid = -1, .umask_value = -1};
 
 /* Write a JSON message on the sync socket (one datagram). */
@@ -278,6 +280,7 @@ static void parse_plan(char *buf, size_t len)
         else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
         else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "fifo")) plan.fifo_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "preserve")) plan.preserve = (int)parse_long(rec, val);
         else if (!strcmp(rec, "seccomp_fd")) plan.seccomp_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "seccomp_flags")) plan.seccomp_flags = (int)parse_long(rec, val);
@@ -547,7 +550,16 @@ static void wait_for_start(void)
 {
     char msg[1024], err[256];
     fatal_signals_while_parked();
-    int fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
+    int fd;
+    if (plan.fifo_fd >= 0) {
+        /* reopen our O_PATH handle of exec.fifo: the parked stage then holds no host
+         * directory that a ptrace-capable process in the container could climb out of */
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", plan.fifo_fd);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    } else {
+        fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
+    }
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
     reset_signals();
@@ -565,7 +577,10 @@ static void wait_for_start(void)
     if (write(fd, "0", 1) != 1)
         fail(1, "write exec.fifo: %s", strerror(errno));
     close(fd);
-    close(plan.fifo_dir_fd);
+    if (plan.fifo_dir_fd >= 0)
+        close(plan.fifo_dir_fd);
+    if (plan.fifo_fd >= 0)
+        close(plan.fifo_fd);
 }
 
 /* One message with an fd attached (SCM_RIGHTS) on the sync socket. */
@@ -717,7 +732,7 @@ int main(int argc, char **argv)
     close(plan.sync_fd);
     plan.sync_fd = -1;
 
-    if (plan.fifo_dir_fd >= 0)
+    if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
         wait_for_start();
     if (plan.seccomp_fd >= 0)
         load_seccomp();

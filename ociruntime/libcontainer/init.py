@@ -141,9 +141,10 @@ def container_init(sync, launch):
 
         make_controlling(peer)
         os.close(peer)
-    plan = stage_plan(launch, sync.fd)
+    fifo_fd = _fifo_handle(launch.state_dirfd)
+    plan = stage_plan(launch, sync.fd, fifo_fd)
     plan_fd = plan.to_fd()
-    keep = (sync.fd, launch.state_dirfd, plan_fd)
+    keep = (sync.fd, launch.state_dirfd if fifo_fd is None else fifo_fd, plan_fd)
     if launch.seccomp is not None:
         keep += (launch.seccomp[0],)
     exec_stage(launch.stage_fd, plan_fd, keep)
@@ -180,11 +181,32 @@ def propagation_flag(name):
     return PROPAGATION.get(name, PROPAGATION.get(name.lstrip("r"), 0))
 
 
-def stage_plan(launch, sync_fd):
+def _fifo_handle(state_dirfd):
+    """An O_PATH handle of exec.fifo that the stage reopens through /proc/self/fd, so that
+    the parked stage holds no host directory: a process with CAP_SYS_PTRACE exec'd into
+    the created container could open it through /proc/1/fd and climb out with "..".
+    None when this container's /proc cannot reopen it (no procfs there, or not the real
+    one): the stage then keeps the state directory, as before."""
+    fd = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=state_dirfd)
+    try:
+        seen = os.stat(f"/proc/self/fd/{fd}")
+        mine = os.fstat(fd)
+        if (seen.st_dev, seen.st_ino) == (mine.st_dev, mine.st_ino):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def stage_plan(launch, sync_fd, fifo_fd=None):
     """The stage's plan for a container's first process."""
     plan = Plan()
     plan.add("sync", sync_fd)
-    plan.add("fifo_dir", launch.state_dirfd)
+    if fifo_fd is None:
+        plan.add("fifo_dir", launch.state_dirfd)
+    else:
+        plan.add("fifo", fifo_fd)
     plan.add("preserve", launch.preserve_fds)
     proc = launch.config.process
     if proc is None:

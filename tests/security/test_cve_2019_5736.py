@@ -168,6 +168,42 @@ def test_exec_loop_cannot_reach_host_binaries(runtime, make_bundle, attacker_bin
     runtime.delete(cid, "--force")
 
 
+def test_exec_into_a_created_container_finds_no_host_directory(runtime, make_bundle,
+                                                               attacker_bin, scratch):
+    """Defence: init._fifo_handle: the parked stage (pid 1 of a created container) holds
+    only an O_PATH handle of exec.fifo, which it reopens through /proc/self/fd, not the
+    host's state directory; an attacker exec'd into the created container with
+    CAP_SYS_PTRACE finds no directory fd in /proc/1/fd to climb out of with "..".  start
+    still works afterwards."""
+    marker = os.path.join(scratch.path, "host-only-marker")
+    with open(marker, "w") as f:
+        f.write("host\n")
+    bundle = attacker_bundle(make_bundle, attacker_bin, 1, marker)
+    bundle.set_args("sh", "-c", "echo started")
+    cid = runtime.create(bundle).cid
+    result = runtime.run("exec", cid, "/attacker", "1", marker)
+    found = findings(result.stdout)
+    assert found.get("SEEN"), result.stdout  # it saw the parked stage
+    assert_no_escape(found, result.stdout)
+    runtime.start(cid)
+    runtime.wait_output(cid, "started")
+    runtime.delete(cid, "--force")
+
+
+def test_parked_stage_without_procfs_still_starts(runtime, bundle):
+    """The fallback of init._fifo_handle: a container with no procfs keeps the state
+    directory handle (nothing in it can read /proc/1/fd anyway) and starts normally."""
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                               if m["destination"] != "/proc"]
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.set_args("echo", "no-proc")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    runtime.wait_output(cid, "no-proc")
+    runtime.delete(cid, "--force")
+
+
 def _join_pid_ns(bundle, pid):
     for ns in bundle.linux["namespaces"]:
         if ns["type"] == "pid":
@@ -243,10 +279,10 @@ def test_create_into_a_shared_pid_namespace(runtime, make_bundle, attacker_bin, 
     "known hole, as in runc: with CAP_SYS_PTRACE (no user namespace) in a pid namespace "
     "that a new container joins, the attacker reaches the new Python init before "
     "pivot_root through /proc/PID/root (host files open for writing) and /proc/PID/fd "
-    "(directory fds: the state dir, the host root), and the parked stage's state-dir fd. "
-    "Its /proc/PID/exe is the host interpreter (ETXTBSY only while one runs). A fix keeps "
-    "the init out of the joined pid namespace (procfs mounted with fsconfig pidns=) and "
-    "lets the stage setns+fork into it; the parked stage would hold the fifo by O_PATH."))
+    "(directory fds: the state dir, the host root). Its /proc/PID/exe is the host "
+    "interpreter (ETXTBSY only while one runs). A fix keeps the init out of the joined "
+    "pid namespace (procfs mounted with fsconfig pidns=) and lets the stage setns+fork "
+    "into it."))
 def test_create_into_a_shared_pid_namespace_with_ptrace(runtime, make_bundle, attacker_bin,
                                                         scratch):
     """No defence yet (see the xfail reason); kept strict so that a fix shows up."""
