@@ -137,6 +137,8 @@ class Container:
             }
             if opts.no_new_keyring:
                 record["no_new_keyring"] = True  # exec keeps the caller's keyring too
+            if cfg.linux.personality is not None:
+                record["personality"] = cfg.linux.personality.domain  # for exec too
             if seccomp_program is not None:
                 record["seccomp"] = seccomp_program.to_record()
             if cfg.hooks.poststart or cfg.hooks.poststop:

@@ -77,12 +77,17 @@ def exec_in(container, proc, opts):
             procattrs.check(proc)
 
         new_keyring = not record.get("no_new_keyring")
+        personality = record.get("personality")
 
         def child_main(sync):
             if new_keyring:
                 from ociruntime.libcontainer.procattrs import join_keyring
 
                 join_keyring(container.id)
+            if personality:
+                from ociruntime.libcontainer.procattrs import set_personality
+
+                set_personality(personality)
             plan = Plan()
             plan.add("sync", sync.fd)
             plan.add("preserve", opts.preserve_fds)

@@ -101,16 +101,22 @@ def join_keyring(container_id):
             raise PyruncError(f"creating the session keyring: {e.strerror}") from None
 
 
+def set_personality(domain):
+    """The execution domain (linux.personality), kept across execve; exec'd processes of
+    the container get the same one."""
+    try:
+        sc.personality(PERSONALITIES[domain])
+    except OSError as e:
+        raise PyruncError(f"linux.personality: {e.strerror}") from None
+
+
 def apply_in_init(cfg, container_id, new_keyring=True):
     """In the container init, after setsid (it leads its own process group), before the
     exec stage: what the kernel keeps for the program across execve."""
     if new_keyring:
         join_keyring(container_id)
     if cfg.linux.personality is not None:
-        try:
-            sc.personality(PERSONALITIES[cfg.linux.personality.domain])
-        except OSError as e:
-            raise PyruncError(f"linux.personality: {e.strerror}") from None
+        set_personality(cfg.linux.personality.domain)
     proc = cfg.process
     if proc is None:
         return

@@ -60,6 +60,10 @@ def test_personality_linux32(runtime, bundle):
         pytest.skip("LINUX32 shows as i686 on x86_64 only")
     bundle.linux["personality"] = {"domain": "LINUX32"}
     assert runtime.sh(bundle, "uname -m").strip() == "i686"
+    bundle.set_args("sleep", "30")
+    cid = runtime.create(bundle).cid
+    assert runtime.run("exec", cid, "uname", "-m").stdout.strip() == "i686"
+    runtime.run("delete", "--force", cid)
     bundle.linux["personality"] = {"domain": "LINUX"}
     assert runtime.sh(bundle, "uname -m").strip() == "x86_64"
 
