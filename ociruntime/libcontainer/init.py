@@ -11,6 +11,7 @@ import os
 from ociruntime.frozen import Frozen
 from ociruntime.libcontainer import namespaces
 from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.hooks import state_json  # used after pivot_root: import now
 from ociruntime.libcontainer.process import (
     MSG_HOOKS,
     MSG_HOOKS_DONE,
@@ -103,7 +104,8 @@ def container_init(sync, launch):
     rootfs = Rootfs(launch.rootfs, launch.bundle, userns=launch.ns_plan.has("user"),
                     cgroup_v2=launch.cgroup_v2)
     rootfs.mount_fds = launch.mount_fds
-    rootfs.prepare()
+    own_mount_ns = launch.ns_plan.has("mount")
+    rootfs.prepare(own_mount_ns)
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
     for fd in launch.mount_fds.values():
         os.close(fd)
@@ -127,8 +129,9 @@ def container_init(sync, launch):
     rootfs.readonly_paths(cfg.linux.readonly_paths)
     if cfg.root.readonly:
         rootfs.make_readonly()
-    rootfs.switch_root(launch.no_pivot)
-    rootfs.set_root_propagation(propagation_flag(cfg.linux.rootfs_propagation))
+    rootfs.switch_root(launch.no_pivot, own_mount_ns)
+    if own_mount_ns:
+        rootfs.set_root_propagation(propagation_flag(cfg.linux.rootfs_propagation))
 
     if cfg.hostname is not None and launch.ns_plan.has("uts"):
         sc.sethostname(cfg.hostname)
@@ -167,8 +170,6 @@ def _make_terminal(sync, rootfs, proc):
 
 def _hook_state(launch, status):
     """State JSON for hooks run in the container's namespaces: the pid as it sees it."""
-    from ociruntime.libcontainer.hooks import state_json
-
     return state_json(launch.container_id, status, os.getpid(), launch.bundle,
                       launch.config.annotations)
 
