@@ -2,6 +2,7 @@
 read-only paths, observed from inside (busybox) or from outside (/proc/PID/ns)."""
 
 import os
+import subprocess
 
 from pyrunc_testlib import assert_nothing_left
 
@@ -115,3 +116,29 @@ def test_sysctl(runtime, bundle):
     # config-linux.md "sysctl": the parameters are set for the container
     bundle.linux["sysctl"] = {"kernel.domainname": "via-sysctl"}
     assert runtime.sh(bundle, "cat /proc/sys/kernel/domainname") == "via-sysctl\n"
+
+
+def test_unlisted_mount_namespace_is_the_runtimes(runtime, bundle):
+    # config-linux.md "namespaces": a type not listed (here: mount) MUST be inherited from
+    # the runtime.  The runtime runs in a private mount namespace of the test's (`unshare
+    # -m`), so the container's mounts land there, not in the host's; after `run` (which
+    # deletes) none of them may be left in it.
+    bundle.linux["namespaces"] = [{"type": "pid"}, {"type": "uts"}]
+    bundle.sh("readlink /proc/self/ns/mnt; echo pid=$$; cat /etc/hostname 2>/dev/null; "
+              "test -c /dev/null && echo dev-ok")
+    bundle.write()
+    cid = runtime.new_id()
+    # the rootfs is a mount point before create (as an engine's overlay would be): that
+    # one mount must survive delete, every mount the container made must not
+    script = ('mount --bind "$2/rootfs" "$2/rootfs" || exit 9; readlink /proc/self/ns/mnt; '
+              '"$0" --root "$1" run --bundle "$2" "$3"; echo rc=$?; '
+              'echo left=$(grep -c " $2/" /proc/self/mountinfo)')
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                             runtime.binary, runtime.root, bundle.path, cid],
+                            capture_output=True, text=True, timeout=60, check=False)
+    lines = result.stdout.splitlines()
+    assert lines[0] == lines[1], result  # the container's mount ns is the runtime's
+    assert lines[0] != os.readlink("/proc/self/ns/mnt")
+    assert "pid=1" in lines and "dev-ok" in lines, result
+    assert lines[-2:] == ["rc=0", "left=1"], result
+    assert_nothing_left(runtime, bundle, cid)

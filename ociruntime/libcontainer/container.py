@@ -100,6 +100,7 @@ class Container:
                     raise PyruncError(f"linux.{field}: a new user namespace needs uid and "
                                       "gid mappings")
         join_fds = ns_plan.open_joins()
+        premounted = _premounted(rootfs, ns_plan)
         manager = None
         pid = None
         claimed = False
@@ -132,6 +133,7 @@ class Container:
                 "owner": _owner(), "annotations": dict(cfg.annotations),
                 "has_process": cfg.process is not None,
                 "own_pid_ns": ns_plan.has_new("pid"),
+                "shares_mount_ns": premounted,
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
                 "config_oci_version": cfg.oci_version,
             }
@@ -158,6 +160,8 @@ class Container:
                     manager.destroy()
                 except PyruncError as e:
                     log.warn(str(e))
+            if premounted is not None:
+                _detach_container_mounts(rootfs, premounted)
             if claimed:
                 self.state.remove()
             if cfg.hooks.poststop and _is_hook_error(error):
@@ -361,6 +365,8 @@ class Container:
             # cgroup is not ours to kill.
             _kill_cgroup(manager, paused=status == PAUSED)
         manager.destroy()
+        if st.record.get("shares_mount_ns") is not None:
+            _detach_container_mounts(st.record["rootfs"], st.record["shares_mount_ns"])
         st.remove()
         self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
 
@@ -452,6 +458,26 @@ def _check_namespace_needs(cfg, ns_plan):
         if given and not ns_plan.has(ns_type):
             raise PyruncError(f"{path}: needs a {ns_type} namespace of the container's own "
                               f"(linux.namespaces has none)")
+
+
+def _premounted(rootfs, ns_plan):
+    """For a container without a mount namespace of its own (it mounts in the runtime's):
+    the ids of the mounts already under its rootfs, which delete must leave alone.  None
+    for a container with one."""
+    if ns_plan.has("mount"):
+        return None
+    from ociruntime.libcontainer.rootfs import mounts_under
+
+    return [mnt_id for mnt_id, _ in mounts_under(rootfs)]
+
+
+def _detach_container_mounts(rootfs, premounted):
+    """A container without a mount namespace of its own mounted in the runtime's, under its
+    rootfs: those mounts go with the container, what was there before stays."""
+    from ociruntime.libcontainer.rootfs import detach_mounts_under
+
+    for point in detach_mounts_under(rootfs, premounted):
+        log.warn(f"could not unmount {point}")
 
 
 def _runtime_hooks(cfg):

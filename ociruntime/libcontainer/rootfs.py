@@ -78,10 +78,12 @@ class Rootfs:
         return self.open(dest, resolve=resolve)
 
     # --- the steps, in order ------------------------------------------------------------
-    def prepare(self):
+    def prepare(self, own_mount_ns=True):
         """Make the rootfs a mount point of its own in a mount namespace that does not
-        propagate back to the host."""
-        sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
+        propagate back to the host.  Without a mount namespace of its own the container
+        mounts in the runtime's: the propagation of "/" there is not ours to change."""
+        if own_mount_ns:
+            sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
         sc.mount(self.path, self.path, None, sc.MS_BIND | sc.MS_REC)
         self.fd = os.open(self.path, _O_PATH | os.O_DIRECTORY)
 
@@ -299,12 +301,15 @@ class Rootfs:
         sc.mount(None, fd_path(self.fd), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
                  | _locked_flags(self.fd))
 
-    def switch_root(self, no_pivot=False):
-        """Make the rootfs the root: pivot_root and detach the old root, or MS_MOVE + chroot."""
+    def switch_root(self, no_pivot=False, own_mount_ns=True):
+        """Make the rootfs the root: pivot_root and detach the old root, or MS_MOVE + chroot;
+        only chroot when the container shares the runtime's mount namespace."""
         newroot = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fchdir(newroot)
-            if no_pivot:
+            if not own_mount_ns:
+                os.chroot(".")
+            elif no_pivot:
                 sc.mount(self.path, "/", None, sc.MS_MOVE)
                 os.chroot(".")
             else:
@@ -326,6 +331,38 @@ class Rootfs:
     def set_root_propagation(flag):
         if flag:
             sc.mount(None, "/", None, flag)
+
+
+def mounts_under(path):
+    """(mount id, mount point) of every mount at or below path in this mount namespace, in
+    mountinfo order (a mount after the ones it sits on)."""
+    prefix = path.rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ").replace("\\011", "\t") \
+                .replace("\\012", "\n").replace("\\134", "\\")
+            if point == path or point.startswith(prefix):
+                found.append((int(fields[0]), point))
+    return found
+
+
+def detach_mounts_under(path, keep=()):
+    """Lazily unmount every mount at or below path in this mount namespace, innermost
+    first, except the mount ids in keep (what was there before create, e.g. the engine's
+    overlay on the rootfs): what a container without a mount namespace of its own mounted
+    in the runtime's.  Returns the mount points it could not detach."""
+    keep = set(keep)
+    points = [point for mnt_id, point in mounts_under(path) if mnt_id not in keep]
+    failed = []
+    for point in reversed(points):
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (22, 2):  # EINVAL/ENOENT: already gone with its parent
+                failed.append(point)
+    return failed
 
 
 def copy_tree(src, dst):

@@ -60,9 +60,8 @@ def check_supported(cfg, cgroup_v2):
     if res is not None:
         if res.devices and cgroup_v2:
             _refuse("linux.resources.devices", "device rules on cgroup v2 are not supported yet")
-    if not any(ns.type == "mount" for ns in linux.namespaces):
-        _refuse("linux.namespaces", "a container without its own mount namespace is not "
-                "supported (its mounts would land in the host's)")
+    # a container without a mount namespace of its own mounts in the runtime's (as runc
+    # does), chroots instead of pivot_root, and delete detaches those mounts
 
 
 def _apparmor_enabled():
