@@ -32,7 +32,7 @@ def engine_dir(host_can_run_containers, session_dir, request):
 def host_paths_created():
     """Register host paths an engine creates outside our private directories (fixed by the
     engine: /run/containerd/s, podman's CNI lock, cgroups ...); those absent now are
-    removed at teardown (cgroup directories only when empty, deepest first)."""
+    removed at teardown (directories only when empty, deepest first)."""
     watched = []
 
     def watch(*paths):
@@ -42,10 +42,8 @@ def host_paths_created():
 
     yield watch
     for path in sorted(set(watched), key=len, reverse=True):
-        if not path.startswith("/sys/fs/cgroup/") and os.path.isdir(path):
-            # made by the engines during this module (a shim's leftover socket ...)
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.isdir(path) and not os.path.islink(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            # only when empty: another test run may be using it right now
             for root, dirs, _files in os.walk(path, topdown=False):
                 for d in dirs:
                     try:

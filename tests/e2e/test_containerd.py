@@ -8,6 +8,7 @@ involved.  The shim runs pyrunc with cwd = bundle, a relative root.path and
 --root /run/containerd/runc/<namespace>, and reads its JSON log.
 """
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -27,6 +28,7 @@ class Containerd:
         self.pyrunc = pyrunc
         self.fifo_dir = os.path.join(directory, "fifo")
         self.daemon = None
+        self.names = []
 
     def argv(self, *args):
         return [self.ctr, "--address", self.address, "--namespace", self.namespace, *args]
@@ -41,7 +43,15 @@ class Containerd:
         return f"/run/containerd/runc/{self.namespace}"
 
     def new_name(self):
-        return f"pyrunc-e2e-{uuid.uuid4().hex[:10]}"
+        name = f"pyrunc-e2e-{uuid.uuid4().hex[:10]}"
+        self.names.append(name)
+        return name
+
+    def shim_socket(self, name):
+        """Where containerd 1.6 puts the shim's socket for a container: a shim ended
+        abruptly (after a failed create) leaves it behind."""
+        key = os.path.join(self.address, self.namespace, name).encode()
+        return os.path.join("/run/containerd/s", hashlib.sha256(key).hexdigest())
 
 
 CONFIG = """\
@@ -90,6 +100,9 @@ def containerd(engine_dir, pyrunc_bin, busybox_rootfs, host_paths_created):
         # private socket address)
         enginelib.kill_pids(enginelib.processes_with_cmdline(c.address))
         shutil.rmtree(c.runc_root(), ignore_errors=True)
+        for name in c.names:
+            if os.path.lexists(c.shim_socket(name)):
+                os.unlink(c.shim_socket(name))
 
 
 def test_run_plain_and_exit_codes(containerd):

@@ -96,6 +96,10 @@ def test_detached_exec_pause_stop_rm(docker):
     assert docker.status(name) == "running"
     assert docker("exec", name, "/bin/echo", "in exec").stdout == "in exec\n"
     assert docker("exec", name, "/bin/sh", "-c", "exit 6", check=False).returncode == 6
+    # dockerd 20.10 answers 126 to any failed exec, with runc as with pyrunc
+    failed = docker("exec", name, "/no/such/program", check=False)
+    assert failed.returncode == 126, failed
+    assert "no such file or directory" in failed.stdout + failed.stderr, failed
     assert docker("exec", "-i", name, "/bin/cat", input="x\n").stdout == "x\n"
     status, out = enginelib.run_in_pty([docker.docker, "--host", "unix://" + docker.sock,
                                         "exec", "-t", name, "/bin/tty"])
