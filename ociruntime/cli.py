@@ -162,6 +162,11 @@ def main(argv=None):
     except PyruncError as e:
         log.error(_where(command, positionals, e) + str(e))
         return 1
+    except OSError as e:
+        # an unexpected system error still gets one line, never a traceback
+        where = f" {e.filename}" if e.filename else ""
+        log.error(_where(command, positionals, e) + f"{e.strerror or e}{where}")
+        return 1
     except KeyboardInterrupt:
         return 130
 

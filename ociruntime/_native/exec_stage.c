@@ -198,6 +198,11 @@ static char *read_plan(int fd, size_t *len)
     struct stat st;
     if (fstat(fd, &st) < 0)
         fail(1, "exec stage: plan fd: %s", strerror(errno));
+    /* the plan is a sealed memfd from pyrunc; anything else (a container running
+     * /proc/self/exe with a stray fd number) is refused rather than read or waited on */
+    if (!S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) <= 0)
+        fail(1, "exec stage: fd %d is not a pyrunc plan; this program is run by pyrunc only",
+             fd);
     char *buf = malloc(st.st_size + 1);
     if (!buf)
         fail(1, "exec stage: out of memory");
