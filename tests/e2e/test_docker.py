@@ -46,6 +46,7 @@ class Docker:
 def docker(engine_dir, pyrunc_bin, busybox_rootfs, host_paths_created):
     dockerd, client = enginelib.require_engine("dockerd", "docker")
     host_paths_created("/run/docker", "/run/docker/plugins", "/etc/docker",
+                       "/run/containerd", "/run/containerd/s",  # its containerd's shims
                        "/var/lib/docker", *enginelib.cgroup_dirs("docker"))
     d = Docker(client, engine_dir)
     config = os.path.join(engine_dir, "daemon.json")

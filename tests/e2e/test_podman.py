@@ -8,6 +8,7 @@ what the host allows (`--ulimit`).  Most flows go through a symlink named runc: 
 passes --log-format=json only to a runtime whose basename is runc or crun.
 """
 
+import json
 import os
 import subprocess
 
@@ -70,7 +71,26 @@ def podman(engine_dir, runc_symlink, engine_rootfs, host_paths_created):
     yield p
     for name in p.names:
         p("rm", "--force", "--time", "0", name, check=False)
+    # a runtime failure podman could not clean up after leaves pyrunc's state behind
+    for cid in leftover_containers(engine_dir):
+        enginelib.run([runc_symlink, "delete", "--force", cid], check=False)
+    left = leftover_containers(engine_dir)
+    assert not left, f"pyrunc state left under {PYRUNC_ROOT}: {left}"
     # podman's storage leaves its overlay mount behind; engine_dir's teardown detaches it
+
+
+def leftover_containers(engine_dir):
+    """Ids under pyrunc's default root whose bundle is in this module's directory."""
+    found = []
+    for cid in pyrunc_ids():
+        try:
+            with open(os.path.join(PYRUNC_ROOT, cid, "state.json")) as f:
+                bundle = json.load(f).get("bundle", "")
+        except (OSError, ValueError):
+            continue
+        if bundle.startswith(engine_dir + "/"):
+            found.append(cid)
+    return found
 
 
 def pyrunc_ids():
