@@ -97,8 +97,9 @@ CLASSIFICATION = {
                "raises its own soft RLIMIT_NOFILE to the hard limit at start-up (Go >= 1.19 "
                "does), so the value it sees is never the configured soft limit"),
     "hooks": (
-        SUITE, "the expected text in the program has a typo, so the comparison of the hook "
-               "output can never match"),
+        SUITE, "its hooks write 'post-start1 called', but the "
+               "expected text says 'post-start1' (likewise post-start2, post-stop1/2), so "
+               "the comparison can never match; runc and crun fail it too"),
     "prestart": (
         SUITE, "expects the pre-1.0 rule: its PostCreate check fails when the prestart hook "
                "has already run during create ('Pre-start hooks MUST be called after the "
@@ -141,8 +142,9 @@ CLASSIFICATION = {
                "runc fails it, crun passes only because its wrapper rewrites the version to "
                "1.0.2 and crun always just warns"),
     "misc_props": (
-        SUITE, "never copies runtimetest into its bundle, then runs /runtimetest; every "
-               "runtime fails at start"),
+        SUITE, "never copies runtimetest into its bundle, then "
+               "creates a container running /runtimetest: create fails with 'exec: "
+               "/runtimetest: no such file or directory' for every runtime (check #1)"),
 }
 
 
