@@ -191,3 +191,20 @@ def test_failing_poststop_hook_only_warns(runtime, bundle, scratch):
     assert runtime.delete(cid).returncode == 0
     assert os.path.exists(marker)
     assert_nothing_left(runtime, bundle, cid)
+
+
+def test_poststart_runs_after_the_program_is_executed(runtime, bundle, scratch):
+    # config.md "poststart": called after the user-specified process is executed.  The hook
+    # reads the container pid from the state on its stdin and records what that process
+    # runs: the program (busybox), never the runtime's exec stage still on its way to it.
+    out = os.path.join(scratch.path, "exe")
+    hook = ("pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); "
+            f"readlink /proc/$pid/exe > {out}")
+    bundle.config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]}
+    bundle.sh("echo ready; sleep 60")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    with open(out) as f:
+        assert f.read().strip().endswith("/bin/busybox")
+    runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)

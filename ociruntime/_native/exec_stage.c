@@ -549,6 +549,10 @@ static const char *run_hook(struct hook *h, char *err, size_t errlen)
     return NULL;
 }
 
+/* exec.fifo's write end after "0": kept open (O_CLOEXEC) until execve, so that `start`,
+ * which reads to EOF, runs the poststart hooks only once the program has been executed */
+static int fifo_keep = -1;
+
 /* Park until `pyrunc start` opens the fifo for reading, run the startContainer hooks, and
  * tell `start` how that went. */
 static void wait_for_start(void)
@@ -581,7 +585,7 @@ static void wait_for_start(void)
     }
     if (write(fd, "0", 1) != 1)
         fail(1, "write exec.fifo: %s", strerror(errno));
-    close(fd);
+    fifo_keep = fd;
     if (plan.fifo_dir_fd >= 0)
         close(plan.fifo_dir_fd);
     if (plan.fifo_fd >= 0)
@@ -741,7 +745,14 @@ int main(int argc, char **argv)
         wait_for_start();
     if (plan.seccomp_fd >= 0)
         load_seccomp();
-    syscall(SYS_close_range, 3 + plan.preserve, ~0U, 0);
+    if (fifo_keep >= 3 + plan.preserve) {
+        /* everything but exec.fifo, which execve closes (runtime-tools validation/poststart) */
+        if (fifo_keep > 3 + plan.preserve)
+            syscall(SYS_close_range, 3 + plan.preserve, fifo_keep - 1, 0);
+        syscall(SYS_close_range, fifo_keep + 1, ~0U, 0);
+    } else {
+        syscall(SYS_close_range, 3 + plan.preserve, ~0U, 0);
+    }
     execve(program, plan.argv, plan.envp);
     if (errno == EACCES)
         fail(126, "exec: \"%s\": permission denied", plan.argv[0]);

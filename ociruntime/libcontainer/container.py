@@ -529,7 +529,9 @@ def _owner():
 def _release_fifo(fifo_path, record):
     """Open exec.fifo for reading: the parked stage's open completes, it runs the
     startContainer hooks and answers "0" (going to exec the program) or "1<why>".  Returns
-    None, or the failure text.  Polls, so that a dead stage cannot hang us."""
+    None, or the failure text.  Reads to EOF: the stage keeps the fifo open until execve
+    closes it, so poststart hooks run after the program is executed.  Polls, so that a dead
+    stage cannot hang us."""
     from ociruntime.state import process_alive
 
     fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -543,8 +545,6 @@ def _release_fifo(fifo_path, record):
                 if not data and answer:
                     break
                 answer += data
-                if answer == b"0":
-                    break
             if not answer and not process_alive(record["pid"], record["pid_start"]):
                 raise PyruncError("container process exited before it could start")
     finally:
