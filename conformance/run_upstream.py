@@ -134,6 +134,15 @@ CLASSIFICATION = {
         "checks instead"),
     "linux_cgroups_relative_memory@pyrunc": (
         "host lacks kernel memory accounting", "same as linux_cgroups_memory@pyrunc"),
+    "poststart": (
+        SUITE, "its program runs `sh -c \"echo 'process called' >> /output\"` and its poststart "
+               "hook appends 'post-start called' to the same file, and it requires the program's"
+               " line first; the spec only says the hooks run after the program is executed "
+               "(pyrunc's start waits for the execve, see conformance/test_spec_lifecycle.py::te"
+               "st_poststart_runs_after_the_program_is_executed), not after it has written "
+               "anything, so the order is a race: runc always loses it here, crun and pyrunc "
+               "lose it some runs (crun passed 2 of 3 full runs, pyrunc 8 of 9 single runs after"
+               " the fix but not the last full run)"),
     "poststart_fail": (
         SUITE, "expects the runtime-spec <= 1.2 rule (a failing poststart hook is only a "
                "warning) while its own config says ociVersion 1.3.0, whose runtime.md says "
