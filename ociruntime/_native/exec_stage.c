@@ -593,7 +593,7 @@ static void wait_for_start(void)
 }
 
 /* One message with an fd attached (SCM_RIGHTS) on the sync socket. */
-static void send_fd(const char *body, int fd)
+static void send_fd(const char *body, int fd, const char *what)
 {
     struct iovec iov = {(void *)body, strlen(body)};
     char cbuf[CMSG_SPACE(sizeof(int))];
@@ -606,7 +606,7 @@ static void send_fd(const char *body, int fd)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     if (sendmsg(plan.sync_fd, &mh, 0) < 0)
-        fail(1, "sending the seccomp listener fd: %s", strerror(errno));
+        fail(1, "sending the %s: %s", what, strerror(errno));
 }
 
 static void load_seccomp(void)
@@ -622,7 +622,7 @@ static void load_seccomp(void)
     if (listener < 0)
         fail(1, "loading seccomp filter: %s", strerror(errno));
     if (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
-        send_fd("{\"type\":\"seccomp\"}", (int)listener);
+        send_fd("{\"type\":\"seccomp\"}", (int)listener, "seccomp listener fd");
         close((int)listener);
     }
     free(insns);
@@ -676,19 +676,7 @@ static void make_terminal(void)
         struct winsize ws = {plan.rows, plan.cols, 0, 0};
         ioctl(master, TIOCSWINSZ, &ws);
     }
-    const char *body = "{\"type\":\"console\"}";
-    struct iovec iov = {(void *)body, strlen(body)};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof(cbuf));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    if (sendmsg(plan.sync_fd, &mh, 0) < 0)
-        fail(1, "sending the pty master: %s", strerror(errno));
+    send_fd("{\"type\":\"console\"}", master, "pty master");
     close(master);
     if (setsid() < 0)
         fail(1, "setsid: %s", strerror(errno));
