@@ -1,5 +1,7 @@
 """`pyrunc spec`: the default config.json, like runc's (a busybox-friendly `sh`)."""
 
+import os
+
 from ociruntime import OCI_VERSION
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -53,8 +55,9 @@ def default_spec(rootless=False):
         linux = spec["linux"]
         del linux["resources"]
         linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
-        linux["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        # container root is the caller, as with runc spec --rootless
+        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
         spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("cgroup", "sysfs")]
         spec["mounts"].append({"destination": "/sys", "type": "none", "source": "/sys",
                                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
