@@ -34,6 +34,7 @@ int pr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t pri
                      uint64_t runtime, uint64_t deadline, uint64_t period);
 int pr_ioprio_set(int which, int who, int ioprio);
 int pr_personality(unsigned long persona);
+int pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int pr_join_session_keyring(const char *name);
 int pr_keyctl_setperm(int serial, uint32_t perm);
 """

@@ -147,6 +147,12 @@ static int pr_keyctl_setperm(int serial, uint32_t perm)
     return (int)syscall(SYS_keyctl, 5, serial, perm, 0, 0);
 }
 
+/* set_mempolicy(2) for linux.memoryPolicy; nodemask is a bitmap of maxnode bits. */
+static int pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+}
+
 /* Replace this process with the program open at fd (the sealed exec-stage memfd). */
 static int pr_execveat(int fd, char *const argv[], char *const envp[])
 {

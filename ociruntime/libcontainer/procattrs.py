@@ -20,6 +20,11 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 _IOPRIO_CLASS_SHIFT = 13
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+MEMPOLICY_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2,
+                   "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5,
+                   "MPOL_WEIGHTED_INTERLEAVE": 6}
+MEMPOLICY_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+                   "MPOL_F_NUMA_BALANCING": 1 << 13}
 # KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH | KEY_USR_LINK
 _KEYRING_PERM = 0x3F1B0000
 
@@ -49,7 +54,7 @@ def check(proc):
 
 
 def cpus(text, where="execCPUAffinity"):
-    """The set of CPU numbers in a list such as "0-3,7"."""
+    """The set of numbers (CPUs, NUMA nodes) in a list such as "0-3,7"."""
     result = set()
     try:
         for part in text.split(","):
@@ -63,9 +68,9 @@ def cpus(text, where="execCPUAffinity"):
                 raise ValueError
             result.update(range(low, high + 1))
     except ValueError:
-        raise PyruncError(f"{where}: {text!r} is not a CPU list such as \"0-3,7\"") from None
+        raise PyruncError(f"{where}: {text!r} is not a list such as \"0-3,7\"") from None
     if not result:
-        raise PyruncError(f"{where}: the CPU list is empty")
+        raise PyruncError(f"{where}: the list is empty")
     return result
 
 
@@ -110,6 +115,33 @@ def set_personality(domain):
         raise PyruncError(f"linux.personality: {e.strerror}") from None
 
 
+def memory_policy(policy):
+    """(mode with flag bits, node set) for linux.memoryPolicy, checked as the spec says:
+    DEFAULT and LOCAL take no nodes; BIND, INTERLEAVE (and the weighted and "many"
+    variants) need at least one."""
+    where = "linux.memoryPolicy"
+    nodes = cpus(policy.nodes, f"{where}.nodes") if policy.nodes else set()
+    if policy.mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and nodes:
+        raise PyruncError(f"{where}.nodes: {policy.mode} takes no nodes")
+    if policy.mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                       "MPOL_PREFERRED_MANY") and not nodes:
+        raise PyruncError(f"{where}.nodes: {policy.mode} needs at least one node")
+    mode = MEMPOLICY_MODES[policy.mode]
+    for flag in policy.flags:
+        mode |= MEMPOLICY_FLAGS[flag]
+    return mode, nodes
+
+
+def set_memory_policy(policy):
+    """The process memory policy, kept across fork and execve (set_mempolicy(2))."""
+    mode, nodes = memory_policy(policy)
+    try:
+        sc.set_mempolicy(mode, nodes)
+    except OSError as e:
+        raise PyruncError(f"linux.memoryPolicy: {policy.mode} {policy.nodes or ''}: "
+                          f"{e.strerror}") from None
+
+
 def apply_in_init(cfg, container_id, new_keyring=True):
     """In the container init, after setsid (it leads its own process group), before the
     exec stage: what the kernel keeps for the program across execve."""
@@ -117,6 +149,8 @@ def apply_in_init(cfg, container_id, new_keyring=True):
         join_keyring(container_id)
     if cfg.linux.personality is not None:
         set_personality(cfg.linux.personality.domain)
+    if cfg.linux.memory_policy is not None:
+        set_memory_policy(cfg.linux.memory_policy)
     proc = cfg.process
     if proc is None:
         return

@@ -51,9 +51,12 @@ def check_supported(cfg, cgroup_v2):
         from ociruntime.libcontainer.namespaces import NamespacePlan
 
         netdev.check(cfg, NamespacePlan(linux.namespaces))
-    for field in ("intel_rdt", "memory_policy"):
-        if getattr(linux, field) is not None:
-            _refuse(f"linux.{_camel(field)}")
+    if linux.intel_rdt is not None:
+        _refuse("linux.intelRdt")
+    if linux.memory_policy is not None:
+        from ociruntime.libcontainer.procattrs import memory_policy
+
+        memory_policy(linux.memory_policy)  # checked now; set by the init
     res = linux.resources
     # the other resources are applied by the cgroup managers, which fail on a controller
     # or file this host lacks

@@ -196,6 +196,16 @@ def ioprio_set(which, who, ioprio):
         _raise()
 
 
+def set_mempolicy(mode, nodes):
+    """set_mempolicy(2): mode (with its flag bits) and the set of NUMA node numbers."""
+    words = [0] * (max(nodes, default=0) // 64 + 1)
+    for node in nodes:
+        words[node // 64] |= 1 << (node % 64)
+    mask = ffi.new("unsigned long[]", words) if nodes else ffi.NULL
+    if lib.pr_set_mempolicy(mode, mask, len(words) * 64 + 1 if nodes else 0) < 0:
+        _raise()
+
+
 def personality(persona):
     ret = lib.pr_personality(persona)
     if ret < 0:
