@@ -1,0 +1,628 @@
+"""ttrpc over a unix socket, as github.com/containerd/ttrpc defines it.
+
+Wire format (channel.go): every message is a 10-byte header -- uint32
+big-endian payload length, uint32 big-endian stream id, uint8 type
+(1 request, 2 response, 3 data), uint8 flags -- followed by the payload,
+at most 4 MiB. A request payload is a protobuf ``Request``, a response
+payload a protobuf ``Response`` carrying a ``google.rpc.Status``
+(request.proto). Client-initiated streams have odd ids, increasing by 2.
+
+Only unary calls are implemented (no streaming): the server ignores data
+frames and frames of unknown types, as ttrpc's server does for the latter.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+from shim import protowire as pw
+
+HEADER_LENGTH = 10
+MESSAGE_LENGTH_MAX = 4 << 20
+
+TYPE_REQUEST = 1
+TYPE_RESPONSE = 2
+TYPE_DATA = 3
+
+FLAG_REMOTE_CLOSED = 0x1
+FLAG_REMOTE_OPEN = 0x2
+FLAG_NO_DATA = 0x4
+
+# gRPC status codes (google.golang.org/grpc/codes)
+OK = 0
+CANCELLED = 1
+UNKNOWN = 2
+INVALID_ARGUMENT = 3
+DEADLINE_EXCEEDED = 4
+NOT_FOUND = 5
+ALREADY_EXISTS = 6
+PERMISSION_DENIED = 7
+RESOURCE_EXHAUSTED = 8
+FAILED_PRECONDITION = 9
+ABORTED = 10
+OUT_OF_RANGE = 11
+UNIMPLEMENTED = 12
+INTERNAL = 13
+UNAVAILABLE = 14
+DATA_LOSS = 15
+UNAUTHENTICATED = 16
+
+_HEADER = struct.Struct(">IIBB")
+
+
+class TTRPCError(Exception):
+    """A call failed with a gRPC status (code != OK)."""
+
+    def __init__(self, code: int, message: str, details: tuple[bytes, ...] = ()):
+        super().__init__(f"ttrpc: code {code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = tuple(details)
+
+
+class OversizedMessageError(TTRPCError):
+    """A message longer than MESSAGE_LENGTH_MAX (channel.go's error text)."""
+
+    def __init__(self, length: int):
+        super().__init__(
+            RESOURCE_EXHAUSTED,
+            f"message length {length} exceed maximum message size of {MESSAGE_LENGTH_MAX}",
+        )
+        self.length = length
+
+
+# --- framing -----------------------------------------------------------------
+
+
+class Frame(NamedTuple):
+    stream_id: int
+    type: int
+    flags: int
+    payload: bytes
+
+
+class OversizedFrame(NamedTuple):
+    """A frame whose announced length exceeded the maximum; its bytes were discarded."""
+
+    stream_id: int
+    type: int
+    flags: int
+    length: int
+
+
+def encode_header(length: int, stream_id: int, msg_type: int, flags: int) -> bytes:
+    return _HEADER.pack(length, stream_id, msg_type, flags)
+
+
+def decode_header(data: bytes) -> tuple[int, int, int, int]:
+    """Return (length, stream id, type, flags) of a 10-byte header."""
+    return _HEADER.unpack(bytes(data[:HEADER_LENGTH]))
+
+
+def encode_frame(stream_id: int, msg_type: int, flags: int, payload: bytes) -> bytes:
+    if len(payload) > MESSAGE_LENGTH_MAX:
+        raise OversizedMessageError(len(payload))
+    return encode_header(len(payload), stream_id, msg_type, flags) + bytes(payload)
+
+
+class FrameDecoder:
+    """Incremental decoder: feed it bytes as they arrive, get whole frames.
+
+    A header announcing more than MESSAGE_LENGTH_MAX bytes yields an
+    OversizedFrame, and that many following bytes are discarded, so the
+    stream stays in sync (as channel.go's recv does).
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._discard = 0
+
+    def feed(self, data: bytes) -> list[Frame | OversizedFrame]:
+        self._buf += data
+        out: list[Frame | OversizedFrame] = []
+        while True:
+            if self._discard:
+                n = min(self._discard, len(self._buf))
+                del self._buf[:n]
+                self._discard -= n
+                if self._discard:
+                    return out
+            if len(self._buf) < HEADER_LENGTH:
+                return out
+            length, stream_id, msg_type, flags = _HEADER.unpack_from(self._buf)
+            if length > MESSAGE_LENGTH_MAX:
+                del self._buf[:HEADER_LENGTH]
+                self._discard = length
+                out.append(OversizedFrame(stream_id, msg_type, flags, length))
+                continue
+            end = HEADER_LENGTH + length
+            if len(self._buf) < end:
+                return out
+            payload = bytes(self._buf[HEADER_LENGTH:end])
+            del self._buf[:end]
+            out.append(Frame(stream_id, msg_type, flags, payload))
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered that do not yet form a whole frame."""
+        return len(self._buf)
+
+
+# --- envelopes (request.proto) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    service: str = ""
+    method: str = ""
+    payload: bytes = b""
+    timeout_nano: int = 0
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        if self.service:
+            out += pw.field_bytes(1, self.service)
+        if self.method:
+            out += pw.field_bytes(2, self.method)
+        if self.payload:
+            out += pw.field_bytes(3, self.payload)
+        if self.timeout_nano:
+            out += pw.field_varint(4, self.timeout_nano)
+        for key, value in self.metadata:
+            kv = bytearray()
+            if key:
+                kv += pw.field_bytes(1, key)
+            if value:
+                kv += pw.field_bytes(2, value)
+            out += pw.field_bytes(5, bytes(kv))
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Request:
+        service = method = ""
+        payload = b""
+        timeout = 0
+        metadata = []
+        for num, _wt, value in pw.iter_fields(data):
+            if num == 1:
+                service = pw.as_str(value, "service")
+            elif num == 2:
+                method = pw.as_str(value, "method")
+            elif num == 3:
+                payload = pw.as_bytes(value, "payload")
+            elif num == 4:
+                timeout = pw.to_int64(pw.as_int(value, "timeout_nano"))
+            elif num == 5:
+                key = val = ""
+                for knum, _kwt, kvalue in pw.iter_fields(pw.as_bytes(value, "metadata")):
+                    if knum == 1:
+                        key = pw.as_str(kvalue, "key")
+                    elif knum == 2:
+                        val = pw.as_str(kvalue, "value")
+                metadata.append((key, val))
+        return cls(service, method, payload, timeout, tuple(metadata))
+
+
+@dataclass(frozen=True)
+class Status:
+    """google.rpc.Status; details are the encoded google.protobuf.Any messages."""
+
+    code: int = OK
+    message: str = ""
+    details: tuple[bytes, ...] = ()
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        if self.code:
+            out += pw.field_varint(1, self.code)
+        if self.message:
+            out += pw.field_bytes(2, self.message)
+        for d in self.details:
+            out += pw.field_bytes(3, d)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Status:
+        code = 0
+        message = ""
+        details = []
+        for num, _wt, value in pw.iter_fields(data):
+            if num == 1:
+                code = pw.to_int64(pw.as_int(value, "code")) & 0xFFFFFFFF
+                code = code - (1 << 32) if code >= 1 << 31 else code
+            elif num == 2:
+                message = pw.as_str(value, "message")
+            elif num == 3:
+                details.append(pw.as_bytes(value, "details"))
+        return cls(code, message, tuple(details))
+
+
+@dataclass(frozen=True)
+class Response:
+    status: Status | None = None
+    payload: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        if self.status is not None:
+            out += pw.field_bytes(1, self.status.encode())
+        if self.payload:
+            out += pw.field_bytes(2, self.payload)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Response:
+        status = None
+        payload = b""
+        for num, _wt, value in pw.iter_fields(data):
+            if num == 1:
+                status = Status.decode(pw.as_bytes(value, "status"))
+            elif num == 2:
+                payload = pw.as_bytes(value, "payload")
+        return cls(status, payload)
+
+
+# --- server ----------------------------------------------------------------------
+
+Handler = Callable[[bytes], bytes]
+
+
+class _Connection:
+    def __init__(self, server: Server, sock: socket.socket):
+        self.server = server
+        self.sock = sock
+        self.send_lock = threading.Lock()
+        self.last_stream_id = 0
+        self.active = 0
+        self.cond = threading.Condition()
+        self.closed = False
+
+    def send(self, stream_id: int, msg_type: int, payload: bytes) -> None:
+        frame = encode_frame(stream_id, msg_type, 0, payload)
+        with self.send_lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(frame)
+            except OSError:
+                pass  # peer went away; the reader loop notices and ends
+
+    def send_status(self, stream_id: int, code: int, message: str) -> None:
+        self.send(stream_id, TYPE_RESPONSE, Response(Status(code, message)).encode())
+
+    def serve(self) -> None:
+        decoder = FrameDecoder()
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                for item in decoder.feed(data):
+                    self._dispatch_frame(item)
+        finally:
+            with self.cond:
+                while self.active:
+                    self.cond.wait()
+            with self.send_lock:
+                self.closed = True
+                self.sock.close()
+            self.server._forget(self)
+
+    def _dispatch_frame(self, item: Frame | OversizedFrame) -> None:
+        if isinstance(item, OversizedFrame):
+            err = OversizedMessageError(item.length)
+            self.send_status(item.stream_id, err.code, err.message)
+            return
+        if item.type != TYPE_REQUEST:
+            return  # data frames (streaming) and unknown types are ignored
+        if item.stream_id % 2 != 1:
+            self.send_status(
+                item.stream_id,
+                INVALID_ARGUMENT,
+                "StreamID must be odd for client initiated streams",
+            )
+            return
+        if item.stream_id <= self.last_stream_id:
+            self.send_status(
+                item.stream_id,
+                INVALID_ARGUMENT,
+                "StreamID cannot be re-used and must increment",
+            )
+            return
+        self.last_stream_id = item.stream_id
+        try:
+            request = Request.decode(item.payload)
+        except pw.DecodeError as e:
+            self.send_status(item.stream_id, INVALID_ARGUMENT, f"unmarshal request error: {e}")
+            return
+        with self.cond:
+            self.active += 1
+        t = threading.Thread(
+            target=self._handle, args=(item.stream_id, request), name="ttrpc-call", daemon=True
+        )
+        t.start()
+
+    def _handle(self, stream_id: int, request: Request) -> None:
+        try:
+            response = self.server._call(request)
+            try:
+                data = response.encode()
+                encode_frame(stream_id, TYPE_RESPONSE, 0, data)
+            except OversizedMessageError as e:
+                data = Response(Status(e.code, e.message)).encode()
+            self.send(stream_id, TYPE_RESPONSE, data)
+        finally:
+            with self.cond:
+                self.active -= 1
+                self.cond.notify_all()
+
+
+class Server:
+    """A ttrpc server: register handlers, then serve() on a unix socket path.
+
+    Each connection has a reader thread; each request runs in its own thread,
+    so slow calls do not block others on the same connection.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str], Handler] = {}
+        self._lock = threading.Lock()
+        self._conns: dict[_Connection, threading.Thread] = {}
+        self._listener: socket.socket | None = None
+        self._path: str | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._shutting_down = False
+        self._serving = False
+        self._stopped = threading.Event()
+
+    def register(self, service: str, method: str, handler: Handler) -> None:
+        self._handlers[(service, method)] = handler
+
+    def register_service(self, service: str, methods: dict[str, Handler]) -> None:
+        for method, handler in methods.items():
+            self.register(service, method, handler)
+
+    def _call(self, request: Request) -> Response:
+        handler = self._handlers.get((request.service, request.method))
+        if handler is None:
+            return Response(
+                Status(UNIMPLEMENTED, f"method {request.service}/{request.method} not implemented")
+            )
+        try:
+            payload = handler(request.payload)
+        except TTRPCError as e:
+            return Response(Status(e.code, e.message, e.details))
+        except Exception as e:  # any other handler failure is INTERNAL
+            return Response(Status(INTERNAL, f"{type(e).__name__}: {e}"))
+        return Response(Status(OK), bytes(payload or b""))
+
+    def listen(self, path: str) -> socket.socket:
+        """Bind and listen on a unix socket path; shutdown() removes it again."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(path)
+            sock.listen(64)
+        except BaseException:
+            sock.close()
+            raise
+        self._listener = sock
+        self._path = path
+        return sock
+
+    def serve(self, listener: socket.socket | None = None) -> None:
+        """Accept and serve connections until shutdown() is called."""
+        if listener is not None:
+            self._listener = listener
+        if self._listener is None:
+            raise ValueError("serve: no listener (call listen(path) first)")
+        lsock = self._listener
+        with self._lock:
+            if self._shutting_down:
+                return
+            self._serving = True
+        lsock.setblocking(False)
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(lsock, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._shutting_down:
+                for key, _ in sel.select():
+                    if key.fileobj == self._wake_r:
+                        continue
+                    try:
+                        conn, _addr = lsock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    conn.setblocking(True)
+                    self._start_conn(conn)
+        finally:
+            sel.close()
+            self._stopped.set()
+
+    def _start_conn(self, sock: socket.socket) -> None:
+        c = _Connection(self, sock)
+        t = threading.Thread(target=c.serve, name="ttrpc-conn", daemon=True)
+        with self._lock:
+            if self._shutting_down:
+                sock.close()
+                return
+            self._conns[c] = t
+        t.start()
+
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._conns.pop(conn, None)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, let running calls answer, close every connection.
+
+        Idempotent. The socket path bound by listen() is removed.
+        """
+        with self._lock:
+            if self._shutting_down:
+                return
+            self._shutting_down = True
+            conns = dict(self._conns)
+            serving = self._serving
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        if serving:
+            self._stopped.wait(timeout)
+        if self._listener is not None:
+            self._listener.close()
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except FileNotFoundError:
+                pass
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        for t in conns.values():
+            t.join(timeout)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+# --- client ----------------------------------------------------------------------
+
+
+@dataclass
+class _Waiter:
+    event: threading.Event = field(default_factory=threading.Event)
+    response: Response | None = None
+    error: TTRPCError | None = None
+
+
+class Client:
+    """A ttrpc client on one unix socket connection; call() is thread-safe."""
+
+    def __init__(self, path: str | None = None, sock: socket.socket | None = None):
+        if sock is None:
+            if path is None:
+                raise ValueError("Client: a path or a connected socket is needed")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.connect(path)
+            except BaseException:
+                sock.close()
+                raise
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._next_id = 1
+        self._waiters: dict[int, _Waiter] = {}
+        self._closed: TTRPCError | None = None
+        self._reader = threading.Thread(target=self._read_loop, name="ttrpc-client", daemon=True)
+        self._reader.start()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read_loop(self) -> None:
+        decoder = FrameDecoder()
+        reason = TTRPCError(UNAVAILABLE, "ttrpc: closed")
+        try:
+            while True:
+                try:
+                    data = self._sock.recv(65536)
+                except OSError as e:
+                    reason = TTRPCError(UNAVAILABLE, f"ttrpc: connection error: {e}")
+                    break
+                if not data:
+                    break
+                for item in decoder.feed(data):
+                    self._deliver(item)
+        finally:
+            with self._lock:
+                if self._closed is None:
+                    self._closed = reason
+                waiters = list(self._waiters.values())
+                self._waiters.clear()
+            for w in waiters:
+                w.error = self._closed
+                w.event.set()
+
+    def _deliver(self, item: Frame | OversizedFrame) -> None:
+        if item.type != TYPE_RESPONSE:
+            return
+        with self._lock:
+            w = self._waiters.pop(item.stream_id, None)
+        if w is None:
+            return  # a late answer to a call that timed out
+        if isinstance(item, OversizedFrame):
+            w.error = OversizedMessageError(item.length)
+        else:
+            try:
+                w.response = Response.decode(item.payload)
+            except pw.DecodeError as e:
+                w.error = TTRPCError(INTERNAL, f"ttrpc: bad response: {e}")
+        w.event.set()
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> bytes:
+        """Make a unary call; return the response payload or raise TTRPCError."""
+        timeout_nano = int(timeout * 1e9) if timeout else 0
+        data = Request(service, method, bytes(payload), timeout_nano, tuple(metadata)).encode()
+        w = _Waiter()
+        with self._send_lock:
+            with self._lock:
+                if self._closed is not None:
+                    raise self._closed
+                stream_id = self._next_id
+                self._next_id += 2
+                self._waiters[stream_id] = w
+            try:
+                frame = encode_frame(stream_id, TYPE_REQUEST, 0, data)
+                self._sock.sendall(frame)
+            except (OSError, TTRPCError) as e:
+                with self._lock:
+                    self._waiters.pop(stream_id, None)
+                if isinstance(e, TTRPCError):
+                    raise
+                raise TTRPCError(UNAVAILABLE, f"ttrpc: send failed: {e}") from e
+        if not w.event.wait(timeout):
+            with self._lock:
+                self._waiters.pop(stream_id, None)
+            raise TTRPCError(DEADLINE_EXCEEDED, "context deadline exceeded")
+        if w.error is not None:
+            raise w.error
+        resp = w.response
+        assert resp is not None
+        if resp.status is not None and resp.status.code != OK:
+            raise TTRPCError(resp.status.code, resp.status.message, resp.status.details)
+        return resp.payload
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed is None:
+                self._closed = TTRPCError(UNAVAILABLE, "ttrpc: closed")
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._reader.join()
+        self._sock.close()
