@@ -52,6 +52,8 @@ def check_supported(cfg, cgroup_v2):
 
         netdev.check(cfg, NamespacePlan(linux.namespaces))
     if linux.intel_rdt is not None:
+        if not _resctrl_mounted():
+            _refuse("linux.intelRdt", "no resctrl filesystem is mounted on this host")
         _refuse("linux.intelRdt")
     if linux.memory_policy is not None:
         from ociruntime.libcontainer.procattrs import memory_policy
@@ -79,6 +81,11 @@ def _selinux_enabled():
     import os
 
     return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def _resctrl_mounted():
+    with open("/proc/self/mountinfo") as f:
+        return any(" - resctrl " in line for line in f)
 
 
 def _camel(name):

@@ -166,3 +166,14 @@ def test_selinux_labels_are_ignored_without_selinux(runtime, bundle):
     bundle.process["selinuxLabel"] = "system_u:system_r:container_t:s0:c1,c2"
     bundle.linux["mountLabel"] = "system_u:object_r:container_file_t:s0:c1,c2"
     assert runtime.sh(bundle, "echo ok").strip() == "ok"
+
+
+def test_intel_rdt_without_resctrl_is_an_error(runtime, bundle):
+    """runtime-spec: intelRdt MUST error if no resctrl filesystem is mounted."""
+    with open("/proc/self/mountinfo") as f:
+        if any(" - resctrl " in line for line in f):
+            pytest.skip("this host has resctrl mounted")
+    bundle.linux["intelRdt"] = {"closID": "pyrunc-test"}
+    result = runtime.create(bundle, check=False)
+    assert_error(result, "linux.intelRdt", "resctrl")
+    assert_nothing_left(runtime, bundle, result.cid)
