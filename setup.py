@@ -30,8 +30,25 @@ class BuildWithStage(build_ext):
                "-o", target, STAGE_SOURCE]
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd)
+        commit = _git_commit()
+        with open(os.path.join(out_dir, "COMMIT"), "w") as f:
+            f.write(commit)
         if self.inplace:
             shutil.copy2(target, os.path.join("ociruntime", "_native", STAGE_NAME))
+            with open(os.path.join("ociruntime", "_native", "COMMIT"), "w") as f:
+                f.write(commit)
+
+
+def _git_commit():
+    """The source commit, for `pyrunc --version` (runc prints its commit too)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=os.path.dirname(
+        os.path.abspath(__file__)), check=False).returncode
+    return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
 setup(
@@ -40,7 +57,7 @@ setup(
     description="An OCI container runtime (runc-compatible) in Python, with a containerd shim",
     python_requires=">=3.11",
     packages=find_packages(include=["ociruntime", "ociruntime.*", "shim", "shim.*"]),
-    package_data={"ociruntime._native": [STAGE_NAME, "exec_stage.c", "helper.c"]},
+    package_data={"ociruntime._native": [STAGE_NAME, "COMMIT", "exec_stage.c", "helper.c"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["ociruntime/_native/build_native.py:ffibuilder",
                   "ociruntime/_native/build_seccomp.py:ffibuilder"],

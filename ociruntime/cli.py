@@ -181,7 +181,12 @@ def _where(command, positionals, error):
 
 
 def _commit():
-    return os.environ.get("PYRUNC_COMMIT", "unknown")
+    """Written by setup.py's build (ociruntime/_native/COMMIT)."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "_native", "COMMIT")) as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def usage():
