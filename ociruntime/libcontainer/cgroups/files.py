@@ -62,6 +62,20 @@ class Files:
         return parse_uint(self.read(directory, name, what) or "0")
 
 
+def oom_kill_count(path):
+    """The oom_kill counter of a "key value" file (v1 memory.oom_control, v2
+    memory.events), or None when it cannot be read."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def parse_uint(text):
     text = text.strip()
     if text == "max":

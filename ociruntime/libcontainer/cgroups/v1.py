@@ -13,6 +13,7 @@ from ociruntime.libcontainer.cgroups.files import (
     cpu_set,
     is_einval,
     memory_set,
+    oom_kill_count,
     throttle_lines,
 )
 
@@ -58,18 +59,6 @@ def _set_limit(files, d, limit):
         peak = files.read_int(d, "memory.max_usage_in_bytes", "memory.limit")
         raise PyruncError(f"{FIELD}memory.limit: unable to set the memory limit to {limit} "
                           f"(current usage: {usage}, peak usage: {peak})") from None
-
-
-def _oom_kill_count(path):
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def hierarchies():
@@ -348,7 +337,7 @@ class V1Manager:
     def oom_kills(self):
         """How many processes the OOM killer has killed in this cgroup (None: unknown)."""
         d = self.dirs.get("memory")
-        return _oom_kill_count(os.path.join(d, "memory.oom_control")) if d else None
+        return oom_kill_count(os.path.join(d, "memory.oom_control")) if d else None
 
     def bind_sources(self):
         """(name, host directory) pairs for a container's /sys/fs/cgroup (type cgroup)."""

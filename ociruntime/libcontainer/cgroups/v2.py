@@ -21,6 +21,7 @@ from ociruntime.libcontainer.cgroups.files import (
     cpu_shares_to_weight,
     is_einval,
     memory_set,
+    oom_kill_count,
     swap_to_v2,
     throttle_lines,
 )
@@ -286,15 +287,7 @@ class V2Manager:
         return v2_stats(self)
 
     def oom_kills(self):
-        try:
-            with open(os.path.join(self.dir, "memory.events")) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-        except (OSError, ValueError):
-            pass
-        return None
+        return oom_kill_count(os.path.join(self.dir, "memory.events"))
 
     def bind_sources(self):
         return []
