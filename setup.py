@@ -14,6 +14,7 @@ from setuptools.command.build_ext import build_ext
 
 STAGE_SOURCE = os.path.join("ociruntime", "_native", "exec_stage.c")
 STAGE_NAME = "exec-stage"
+PROTO_DIR = os.path.join("shim", "proto")
 
 
 class BuildWithStage(build_ext):
@@ -37,6 +38,22 @@ class BuildWithStage(build_ext):
             shutil.copy2(target, os.path.join("ociruntime", "_native", STAGE_NAME))
             with open(os.path.join("ociruntime", "_native", "COMMIT"), "w") as f:
                 f.write(commit)
+        self._compile_protos()
+
+    def _compile_protos(self):
+        """The shim's protobuf messages (containerd's package names and field numbers,
+        written in shim/proto/) compiled with grpcio-tools' protoc into *_pb2.py."""
+        import grpc_tools
+        from grpc_tools import protoc
+
+        out = "." if self.inplace else self.build_lib
+        include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+        sources = sorted(os.path.join(PROTO_DIR, name) for name in os.listdir(PROTO_DIR)
+                         if name.endswith(".proto"))
+        args = ["protoc", "-I.", f"-I{include}", f"--python_out={out}", *sources]
+        self.announce(" ".join(args), level=2)
+        if protoc.main(args) != 0:
+            raise RuntimeError("protoc failed on " + " ".join(sources))
 
 
 def _git_commit():
@@ -58,16 +75,16 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["ociruntime", "ociruntime.*", "shim", "shim.*"]),
     package_data={"ociruntime._native": [STAGE_NAME, "COMMIT", "exec_stage.c", "helper.c"]},
-    setup_requires=["cffi>=1.15"],
+    setup_requires=["cffi>=1.15", "grpcio-tools"],
     cffi_modules=["ociruntime/_native/build_native.py:ffibuilder",
                   "ociruntime/_native/build_seccomp.py:ffibuilder"],
-    install_requires=["cffi>=1.15"],
+    install_requires=["cffi>=1.15", "protobuf"],
     extras_require={
         "test": ["pytest", "hypothesis", "jsonschema", "pyroute2"],
         "lint": ["ruff"],
     },
     cmdclass={"build_ext": BuildWithStage},
     # the `pyrunc` command: a lean launcher (see the file) instead of an entry point
-    scripts=["ociruntime/_bin/pyrunc"],
+    scripts=["ociruntime/_bin/pyrunc", "shim/_bin/containerd-shim-pyrunc-v2"],
     zip_safe=False,
 )

@@ -1142,6 +1142,11 @@ def load_resources(data: bytes) -> Resources:
     return parse_resources(_decode(data, "the resources JSON"))
 
 
+def decode_process(data: bytes, name: str = "the process JSON") -> Process:
+    """Parse a `process` object given as bytes (the shim's Exec carries one)."""
+    return _process(_Fields(_decode(data, name, "process"), "process"))
+
+
 def load_process(path: str) -> Process:
     """Read a `process` object on its own (runc exec --process FILE)."""
     try:

@@ -18,6 +18,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -384,6 +385,7 @@ class Server:
         self._shutting_down = False
         self._serving = False
         self._stopped = threading.Event()
+        self.last_accept = 0.0
 
     def register(self, service: str, method: str, handler: Handler) -> None:
         self._handlers[(service, method)] = handler
@@ -449,7 +451,13 @@ class Server:
             sel.close()
             self._stopped.set()
 
+    def connection_count(self) -> int:
+        """Connections open now (containerd keeps one per task it talks to)."""
+        with self._lock:
+            return len(self._conns)
+
     def _start_conn(self, sock: socket.socket) -> None:
+        self.last_accept = time.monotonic()
         c = _Connection(self, sock)
         t = threading.Thread(target=c.serve, name="ttrpc-conn", daemon=True)
         with self._lock:

@@ -34,6 +34,8 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
+        # the container's fds 0, 1, 2 when not the caller's own (the shim's fifos)
+        self.stdio = None
 
 
 class Container:
@@ -251,7 +253,7 @@ class Container:
             return process.spawn(lambda sync: init.intermediate(sync, launch),
                                  on_idmap=write_maps, on_hooks=runtime_hooks,
                                  on_console=console_master, min_fd=3 + opts.preserve_fds,
-                                 on_seccomp=seccomp_listener)
+                                 on_seccomp=seccomp_listener, stdio=opts.stdio)
         finally:
             os.close(state_dirfd)
             os.close(stage_fd)

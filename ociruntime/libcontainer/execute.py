@@ -24,6 +24,11 @@ class ExecOptions:
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
         self.ignore_paused = ignore_paused
+        # for a caller that serves the process itself (the shim): fds 0, 1, 2 to give it,
+        # and a callable taking the pty master instead of a --console-socket path
+        self.stdio = None
+        self.keep_console = None
+        self.pid = None  # set once the process runs
 
 
 def exec_in(container, proc, opts):
@@ -39,7 +44,7 @@ def exec_in(container, proc, opts):
         raise PyruncError(f"cannot exec in a {status} container")
     if status == PAUSED and not opts.ignore_paused:
         raise PyruncError("container is paused (use --ignore-paused to exec anyway)")
-    if proc.terminal and not opts.console_socket:
+    if proc.terminal and not opts.console_socket and opts.keep_console is None:
         raise PyruncError("a terminal needs --console-socket")
     record = st.record
     owned = []
@@ -115,6 +120,9 @@ def exec_in(container, proc, opts):
             sc.execveat(stage_fd, ["pyrunc-exec", str(plan_fd)], [])
 
         def console_master(fd):
+            if opts.keep_console is not None:
+                opts.keep_console(os.dup(fd))
+                return
             from ociruntime.libcontainer.console import send_to_console_socket
 
             send_to_console_socket(opts.console_socket, fd)
@@ -132,7 +140,8 @@ def exec_in(container, proc, opts):
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         try:
             pid = process.spawn(child_main, on_console=console_master,
-                                min_fd=3 + opts.preserve_fds, on_seccomp=seccomp_listener)
+                                min_fd=3 + opts.preserve_fds, on_seccomp=seccomp_listener,
+                                stdio=opts.stdio)
         except PyruncError as error:
             failed = getattr(error, "container_pid", None)
             if failed:
@@ -141,6 +150,7 @@ def exec_in(container, proc, opts):
     finally:
         for fd in owned:
             os.close(fd)
+    opts.pid = pid
     if opts.pid_file:
         write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
     if opts.detach:

@@ -100,15 +100,20 @@ class SyncSocket:
 
 
 def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
-          on_seccomp=None):
+          on_seccomp=None, stdio=None):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
+    stdio, when given, is three fds the child takes as its 0, 1 and 2 (the shim hands a
+    container the fifos containerd made; the CLI's container inherits the caller's).
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     pid = os.fork()
     if pid == 0:
         parent.close()
+        if stdio is not None:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
         _run_child(child_main, child)
     child.close()
     container_pid = None

@@ -1,0 +1,235 @@
+"""`containerd-shim-pyrunc-v2`: containerd's shim v2 command line.
+
+containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.6):
+
+  <shim> -namespace NS -address ADDR -publish-binary BIN -id ID [-debug] start
+      cwd is the bundle, TTRPC_ADDRESS is in the environment, the runtime options are on
+      stdin.  Print the ttrpc address of a server that will serve this task and exit.
+      One server serves every task of a (containerd address, namespace) pair: when it
+      already runs, its address is printed again; otherwise a daemon is forked first.
+  <shim> ... -id ID [-bundle PATH] delete
+      The server died: clean up what it left of the task and print a DeleteResponse.
+  <shim> -v
+      Version.
+
+`start` is on every container's critical path, so this module imports only what that
+needs; the daemon (shim.server) loads the runtime and protobuf after the fork.
+"""
+
+import os
+import sys
+
+SOCKET_DIR = "/run/containerd/s"  # where containerd 1.6's own shims put their sockets
+RUNTIME_NAME = "io.containerd.pyrunc.v2"
+
+
+class Flags:
+    """Go `flag` package syntax: -name value, -name=value, --name, bare booleans."""
+
+    STRINGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket")
+    BOOLS = ("debug", "v", "version")
+
+    def __init__(self, argv):
+        self.values = {"publish-binary": "containerd"}
+        self.bools = set()
+        self.action = ""
+        args = list(argv)
+        while args:
+            arg = args.pop(0)
+            if not arg.startswith("-") or arg in ("-", "--"):
+                if arg == "--":
+                    arg = args.pop(0) if args else ""
+                self.action = arg
+                break
+            name, eq, value = arg.lstrip("-").partition("=")
+            if name in self.BOOLS:
+                if not eq or value.lower() in ("1", "t", "true"):
+                    self.bools.add(name)
+            elif name in self.STRINGS:
+                if not eq:
+                    if not args:
+                        raise SystemExit(f"flag needs an argument: -{name}")
+                    value = args.pop(0)
+                self.values[name] = value
+            else:
+                raise SystemExit(f"flag provided but not defined: -{name}")
+
+    def get(self, name, default=""):
+        return self.values.get(name, default)
+
+
+def socket_address(containerd_address, namespace):
+    """The grouping key is (containerd address, namespace): one server for all its tasks.
+    Hashed like containerd's shim.SocketAddress so the path stays short."""
+    import hashlib
+
+    key = os.path.join(containerd_address, namespace, "pyrunc-shim")
+    return "unix://" + os.path.join(SOCKET_DIR, hashlib.sha256(key.encode()).hexdigest())
+
+
+def state_root(bundle, namespace):
+    """Where the shim keeps its containers' runtime state: beside containerd's own state
+    (the bundle is <state>/io.containerd.runtime.v2.task/<ns>/<id>), per namespace."""
+    state = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(bundle))))
+    return os.path.join(state, "pyrunc", namespace)
+
+
+def _can_connect(path):
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _write_address(address):
+    """containerd reads <bundle>/address to reconnect to the shim after a restart."""
+    tmp = "address.tmp"
+    with open(tmp, "w") as f:
+        f.write(address)
+    os.rename(tmp, "address")
+
+
+def cmd_start(flags):
+    import fcntl
+    import socket
+
+    namespace = flags.get("namespace")
+    try:
+        sys.stdin.buffer.read()  # the runtime options (io.containerd.runc.v1.Options): unused
+    except (OSError, ValueError):
+        pass
+    bundle = os.getcwd()
+    address = socket_address(flags.get("address"), namespace)
+    path = address[len("unix://"):]
+    os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
+    # the socket directory is the lock: concurrent starts make one daemon, and a daemon
+    # retires (unlinks its socket) only under it (shim.server)
+    lock_fd = os.open(SOCKET_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if os.path.exists(path):
+            if _can_connect(path):
+                _write_address(address)
+                sys.stdout.write(address)
+                return 0
+            os.unlink(path)  # a dead server's socket
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(path)
+        listener.listen(128)
+        _write_address(address)
+        pid = os.fork()
+        if pid == 0:
+            os.close(lock_fd)
+            _daemon(flags, listener, path, bundle)  # never returns
+        listener.close()
+    finally:
+        os.close(lock_fd)
+    sys.stdout.write(address)
+    return 0
+
+
+def _daemon(flags, listener, path, bundle):
+    """The forked server: its own session, stdio away from containerd's pipes (containerd
+    waits for them to close before it reads the address), logs to a file."""
+    code = 1
+    try:
+        os.setsid()
+        root = state_root(bundle, flags.get("namespace"))
+        os.makedirs(root, 0o711, exist_ok=True)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(os.path.join(root, "shim.log"),
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.chdir("/")
+        from shim.server import serve
+
+        code = serve(listener, path, root, namespace=flags.get("namespace"),
+                     containerd_address=flags.get("address"),
+                     publish_binary=flags.get("publish-binary"),
+                     ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
+                     debug="debug" in flags.bools)
+    except BaseException as e:  # the daemon's last word goes to its log
+        try:
+            os.write(2, f"shim: fatal: {type(e).__name__}: {e}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def cmd_delete(flags):
+    """After the server died: kill and delete the task's container, unmount its rootfs,
+    print the DeleteResponse containerd expects (exit status 137, as runc's shim)."""
+    bundle = flags.get("bundle") or os.getcwd()
+    root = state_root(bundle, flags.get("namespace"))
+    task_id = flags.get("id")
+    if (os.path.exists(os.path.join(root, task_id))
+            or os.path.ismount(os.path.join(bundle, "rootfs"))):
+        from shim.cleanup import delete_after_crash
+
+        data = delete_after_crash(bundle, task_id, root)
+    else:
+        # containerd runs this after every disconnect, also after a clean delete: with
+        # nothing left to clean, answer without loading the runtime or protobuf
+        data = _killed_response()
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
+
+
+def _killed_response():
+    """DeleteResponse{exit_status: 137, exited_at: now}, encoded by hand (shim.proto)."""
+    import time
+
+    from shim import protowire as pw
+
+    now = time.time_ns()
+    stamp = pw.field_varint(1, now // 10**9) + pw.field_varint(2, now % 10**9)
+    return pw.field_varint(2, 128 + 9) + pw.field_bytes(3, stamp)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        flags = Flags(argv)
+    except SystemExit as e:
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: {e}\n")
+        return 2
+    if flags.bools & {"v", "version"}:
+        sys.stdout.write(f"{sys.argv[0]}:\n  Version:  {_version()}\n  Runtime:  "
+                         f"{RUNTIME_NAME}\n")
+        return 0
+    if not flags.get("namespace"):
+        sys.stderr.write("containerd-shim-pyrunc-v2: shim namespace cannot be empty\n")
+        return 1
+    actions = {"start": cmd_start, "delete": cmd_delete}
+    action = actions.get(flags.action)
+    if action is None:
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: unknown action {flags.action!r} "
+                         "(start or delete; containerd runs this binary)\n")
+        return 2
+    try:
+        return action(flags)
+    except Exception as e:
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: {flags.action}: {e}\n")
+        return 1
+
+
+def _version():
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "ociruntime", "_native", "COMMIT")
+    try:
+        with open(here) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"

@@ -1,0 +1,90 @@
+"""The child reaper: the shim is a child subreaper, so every container init and exec'd
+process comes back to it when its short-lived parent (the runtime's fork chain, the exec
+stage) exits.  One loop reaps them all and hands each exit to whoever registered the pid.
+
+An exit can arrive before the pid is registered (a process that dies at once, or one whose
+pid the registering thread has not learnt yet): it is kept for a while as unclaimed and
+delivered when the pid is registered.  Helpers of the runtime itself (the fork chain's
+intermediate processes) exit unclaimed and are simply forgotten.
+"""
+
+import os
+import signal
+import threading
+import time
+
+UNCLAIMED_TTL = 60.0
+
+
+def exit_code(status):
+    """A wait status as containerd reports it: the exit code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class Reaper:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._waiting = {}  # pid -> callback(exit_code, exited_at_ns)
+        self._unclaimed = {}  # pid -> (exit_code, exited_at_ns, monotonic time)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+    def register(self, pid, callback):
+        """Call callback(exit_code, exited_at_ns) once pid has exited (maybe at once)."""
+        with self._lock:
+            early = self._unclaimed.pop(pid, None)
+            if early is None:
+                self._waiting[pid] = callback
+                return
+        callback(early[0], early[1])
+
+    def reap(self):
+        """Reap every child that has exited; deliver the exits."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            code, when = exit_code(status), time.time_ns()
+            with self._lock:
+                callback = self._waiting.pop(pid, None)
+                if callback is None:
+                    self._unclaimed[pid] = (code, when, time.monotonic())
+            if callback is not None:
+                try:
+                    callback(code, when)
+                except Exception as e:  # one bad callback must not stop the reaper
+                    os.write(2, f"shim: exit callback for {pid}: {e}\n".encode())
+        self._forget_old()
+
+    def _forget_old(self):
+        limit = time.monotonic() - UNCLAIMED_TTL
+        with self._lock:
+            for pid in [p for p, v in self._unclaimed.items() if v[2] < limit]:
+                del self._unclaimed[pid]
+
+    def run(self, stop_event):
+        """The main thread's loop: wake on SIGCHLD (through a wakeup fd), reap, repeat
+        until stop_event is set.  Signal handlers run only in the main thread."""
+        import select
+
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.reap()
+        while not stop_event.is_set():
+            ready, _, _ = select.select([self._wake_r], [], [], 1.0)
+            if ready:
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            self.reap()
+
+    def wake(self):
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass

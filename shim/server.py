@@ -1,0 +1,86 @@
+"""The shim daemon: a ttrpc server for the task service, the reaper in the main thread, and
+an idle timer.
+
+The server serves every task of one containerd namespace.  It stays up a while after its
+last task is deleted (PYRUNC_SHIM_IDLE_TIMEOUT seconds, default 30), so that a stream of
+short containers keeps finding it warm; it exits only when it has no task, no open
+connection and no recent call, holding the same lock `start` takes, so a `start` never
+hands containerd the address of a server that is about to go.
+"""
+
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+
+from ociruntime.libcontainer import syscalls as sc
+
+IDLE_TIMEOUT = float(os.environ.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30"))
+OOM_POLL = 1.0
+
+
+def serve(listener, path, root, namespace, containerd_address, publish_binary,
+          ttrpc_address, debug=False):
+    from ociruntime.libcontainer import cgroups
+    from shim import ttrpc
+    from shim.events import Publisher
+    from shim.reaper import Reaper
+    from shim.service import SERVICE, TaskService
+
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    reaper = Reaper()
+    publisher = Publisher(namespace, containerd_address, publish_binary, ttrpc_address)
+    service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), debug=debug)
+    server = ttrpc.Server()
+    server.register_service(SERVICE, service.handlers())
+    threading.Thread(target=server.serve, args=(listener,), name="ttrpc-accept",
+                     daemon=True).start()
+    threading.Thread(target=_housekeeping, args=(service, server, path, stop, reaper),
+                     name="housekeeping", daemon=True).start()
+    sys.stderr.write(f"shim: serving {namespace} on {path} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    reaper.run(stop)
+    server.shutdown(timeout=5.0)
+    publisher.close()
+    sys.stderr.write("shim: exiting\n")
+    return 0
+
+
+def _housekeeping(service, server, path, stop, reaper):
+    """OOM events, and the idle exit."""
+    while not stop.wait(OOM_POLL):
+        service.poll_oom()
+        if server.connection_count() or not service.idle():
+            service.last_activity = time.monotonic()
+            continue
+        if time.monotonic() - service.last_activity < IDLE_TIMEOUT:
+            continue
+        if _retire(path, service, server):
+            stop.set()
+            reaper.wake()
+
+
+def _retire(path, service, server):
+    """Unlink the socket under start's lock, if still idle; True if the server may go."""
+    lock_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a start is looking at the socket right now
+        time.sleep(0.05)  # a start that just probed the socket: let its accept land
+        if (server.connection_count() or not service.idle()
+                or time.monotonic() - server.last_accept < 2.0):
+            return False
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return True
+    finally:
+        os.close(lock_fd)

@@ -1,0 +1,442 @@
+"""containerd.task.v2.Task: the task service, over the runtime library in this process.
+
+Every call runs in its own ttrpc thread.  The runtime (ociruntime.libcontainer) is called
+directly: no pyrunc process per operation.  Its fork chain leaves each container init, and
+the exec stage each exec'd process, as this process's child (it is a subreaper), so the
+reaper (shim.reaper) sees every exit and completes the matching Proc.
+"""
+
+import os
+import sys
+import threading
+import time
+
+from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
+
+from ociruntime.errors import PyruncError
+from shim import ttrpc
+from shim.proto import events_pb2 as ev
+from shim.proto import shim_pb2 as pb
+from shim.proto import task_pb2
+from shim.stdio import ProcessIO
+
+SERVICE = "containerd.task.v2.Task"
+RUNC_OPTIONS = "containerd.runc.v1.Options"
+STATUS_NAMES = {"created": task_pb2.CREATED, "running": task_pb2.RUNNING,
+                "stopped": task_pb2.STOPPED, "paused": task_pb2.PAUSED}
+
+
+def _timestamp(ns):
+    return timestamp_pb2.Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+
+
+def _error(code, message):
+    return ttrpc.TTRPCError(code, message)
+
+
+class Proc:
+    """One supervised process: a task's init (exec_id "") or one of its execs."""
+
+    def __init__(self, task_id, exec_id, io, spec=None):
+        self.task_id = task_id
+        self.exec_id = exec_id
+        self.io = io
+        self.spec = spec  # an exec's Process
+        self.pid = 0
+        self.started = False
+        self.exit_status = 0
+        self.exited_at = 0
+        self.exited = threading.Event()
+
+    def status(self):
+        if self.exited.is_set():
+            return task_pb2.STOPPED
+        return task_pb2.RUNNING if self.started else task_pb2.CREATED
+
+
+class Task:
+    def __init__(self, task_id, bundle, container, init, rootfs_mounts):
+        self.id = task_id
+        self.bundle = bundle
+        self.container = container
+        self.init = init
+        self.rootfs_mounts = rootfs_mounts  # how many mounts we stacked on bundle/rootfs
+        self.execs = {}
+        self.lock = threading.Lock()
+        self.oom_kills = 0
+
+
+class TaskService:
+    def __init__(self, root, reaper, publisher, cgroup_v2, debug=False):
+        self.root = root
+        self.reaper = reaper
+        self.publisher = publisher
+        self.cgroup_v2 = cgroup_v2
+        self.debug = debug
+        self.tasks = {}
+        self.lock = threading.Lock()
+        self.creating = set()
+        self.last_activity = time.monotonic()
+
+    def handlers(self):
+        """Method name -> handler(bytes) -> bytes, for the ttrpc server."""
+        methods = {}
+        for name, request_type in (
+                ("State", pb.StateRequest), ("Create", pb.CreateTaskRequest),
+                ("Start", pb.StartRequest), ("Delete", pb.DeleteRequest),
+                ("Pids", pb.PidsRequest), ("Pause", pb.PauseRequest),
+                ("Resume", pb.ResumeRequest), ("Checkpoint", pb.CheckpointTaskRequest),
+                ("Kill", pb.KillRequest), ("Exec", pb.ExecProcessRequest),
+                ("ResizePty", pb.ResizePtyRequest), ("CloseIO", pb.CloseIORequest),
+                ("Update", pb.UpdateTaskRequest), ("Wait", pb.WaitRequest),
+                ("Stats", pb.StatsRequest), ("Connect", pb.ConnectRequest),
+                ("Shutdown", pb.ShutdownRequest)):
+            methods[name] = self._wrap(name, getattr(self, name.lower()), request_type)
+        return methods
+
+    def _wrap(self, name, method, request_type):
+        def handler(payload):
+            self.last_activity = time.monotonic()
+            request = request_type()
+            try:
+                request.ParseFromString(payload)
+            except Exception as e:
+                raise _error(ttrpc.INVALID_ARGUMENT, f"{name}: bad request: {e}") from None
+            if self.debug:
+                sys.stderr.write(f"shim: {name} {str(request).strip()}\n")
+            started = time.monotonic()
+            try:
+                response = method(request)
+                if self.debug:
+                    sys.stderr.write(f"shim: {name} took "
+                                     f"{(time.monotonic() - started) * 1000:.1f} ms\n")
+            except PyruncError as e:
+                raise _error(ttrpc.UNKNOWN, str(e)) from None
+            except OSError as e:
+                raise _error(ttrpc.UNKNOWN, f"{name}: {e}") from None
+            return (response or empty_pb2.Empty()).SerializeToString()
+        return handler
+
+    # --- lookups --------------------------------------------------------------------------
+    def _task(self, task_id):
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise _error(ttrpc.NOT_FOUND, f"task {task_id}: not found")
+        return task
+
+    def _proc(self, task_id, exec_id):
+        task = self._task(task_id)
+        if not exec_id:
+            return task, task.init
+        proc = task.execs.get(exec_id)
+        if proc is None:
+            raise _error(ttrpc.NOT_FOUND, f"process {exec_id} of task {task_id}: not found")
+        return task, proc
+
+    # --- create / start -------------------------------------------------------------------
+    def create(self, req):
+        from ociruntime.libcontainer.container import Container, CreateOptions
+
+        if req.checkpoint:
+            raise _error(ttrpc.UNIMPLEMENTED, "checkpoint/restore is not supported")
+        with self.lock:
+            if req.id in self.tasks or req.id in self.creating:
+                raise _error(ttrpc.ALREADY_EXISTS, f"task {req.id}: already exists")
+            self.creating.add(req.id)
+        try:
+            return self._create(req, Container, CreateOptions)
+        finally:
+            with self.lock:
+                self.creating.discard(req.id)
+
+    def _create(self, req, Container, CreateOptions):
+        opts = CreateOptions(bundle=req.bundle)
+        if req.options.type_url.endswith(RUNC_OPTIONS):
+            from shim.proto import runc_options_pb2
+
+            options = runc_options_pb2.Options()
+            options.ParseFromString(req.options.value)
+            opts.no_pivot = options.no_pivot_root
+            opts.no_new_keyring = options.no_new_keyring
+        mounted = 0
+        rootfs = os.path.join(req.bundle, "rootfs")
+        if req.rootfs:
+            from shim.rootfs import mount_all
+
+            os.makedirs(rootfs, 0o711, exist_ok=True)
+            mounted = mount_all(req.rootfs, rootfs)
+        io = ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal)
+        masters = []
+        try:
+            opts.stdio = io.child_fds()
+            if req.terminal:
+                opts.keep_console = masters.append
+            container = Container(self.root, req.id)
+            pid = container.create(opts)
+        except BaseException:
+            io.close()
+            for fd in masters:
+                os.close(fd)
+            if mounted:
+                from shim.rootfs import unmount_all
+
+                unmount_all(rootfs, mounted)
+            raise
+        io.after_spawn()
+        if masters:
+            io.attach_console(masters[0])
+            os.close(masters[0])
+        init = Proc(req.id, "", io)
+        init.pid = pid
+        task = Task(req.id, req.bundle, container, init, mounted)
+        with self.lock:
+            self.tasks[req.id] = task
+        self.reaper.register(pid, lambda code, when: self._exited(task, init, code, when))
+        self.publisher.publish(ev.TaskCreate(
+            container_id=req.id, bundle=req.bundle, rootfs=req.rootfs, pid=pid,
+            io=ev.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
+                         terminal=req.terminal)))
+        return pb.CreateTaskResponse(pid=pid)
+
+    def start(self, req):
+        task, proc = self._proc(req.id, req.exec_id)
+        with task.lock:
+            if proc.started or proc.exited.is_set():
+                raise _error(ttrpc.FAILED_PRECONDITION,
+                             f"process {req.exec_id or req.id} was already started")
+            if not req.exec_id:
+                task.container.start()
+                proc.started = True
+                self.publisher.publish(ev.TaskStart(container_id=task.id, pid=proc.pid))
+                return pb.StartResponse(pid=proc.pid)
+            if task.init.exited.is_set():
+                raise _error(ttrpc.FAILED_PRECONDITION, f"task {task.id} is not running")
+            pid = self._start_exec(task, proc)
+            self.publisher.publish(ev.TaskExecStarted(container_id=task.id,
+                                                      exec_id=proc.exec_id, pid=pid))
+            return pb.StartResponse(pid=pid)
+
+    def _start_exec(self, task, proc):
+        from ociruntime.libcontainer.execute import ExecOptions, exec_in
+
+        opts = ExecOptions(detach=True)
+        masters = []
+        try:
+            opts.stdio = proc.io.child_fds()
+            if proc.spec.terminal:
+                opts.keep_console = masters.append
+            exec_in(task.container, proc.spec, opts)
+        except BaseException:
+            proc.io.close()
+            for fd in masters:
+                os.close(fd)
+            raise
+        proc.io.after_spawn()
+        if masters:
+            proc.io.attach_console(masters[0])
+            os.close(masters[0])
+        proc.pid = opts.pid
+        proc.started = True
+        self.reaper.register(proc.pid, lambda code, when: self._exited(task, proc, code, when))
+        return proc.pid
+
+    def exec(self, req):
+        from ociruntime import config
+
+        task = self._task(req.id)
+        if task.init.exited.is_set():
+            raise _error(ttrpc.FAILED_PRECONDITION, f"task {req.id} is not running")
+        try:
+            spec = config.decode_process(req.spec.value)
+        except config.ConfigError as e:
+            raise _error(ttrpc.INVALID_ARGUMENT, f"exec {req.exec_id}: {e}") from None
+        with task.lock:
+            if req.exec_id in task.execs:
+                raise _error(ttrpc.ALREADY_EXISTS, f"process {req.exec_id}: already exists")
+            io = ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal)
+            task.execs[req.exec_id] = Proc(task.id, req.exec_id, io, spec)
+        self.publisher.publish(ev.TaskExecAdded(container_id=task.id, exec_id=req.exec_id))
+
+    # --- exits ----------------------------------------------------------------------------
+    def _exited(self, task, proc, code, when):
+        """The reaper's callback (main thread).  A terminal's last output is flushed to its
+        fifo before the exit is known, off the reaper's thread."""
+        def finish():
+            proc.io.wait_output()
+            proc.exit_status = code
+            proc.exited_at = when
+            proc.exited.set()
+            self.publisher.publish(ev.TaskExit(
+                container_id=task.id, id=proc.exec_id or task.id, pid=proc.pid,
+                exit_status=code, exited_at=_timestamp(when)))
+        if proc.io.terminal:
+            threading.Thread(target=finish, name="exit", daemon=True).start()
+        else:
+            finish()
+
+    def wait(self, req):
+        _, proc = self._proc(req.id, req.exec_id)
+        proc.exited.wait()
+        return pb.WaitResponse(exit_status=proc.exit_status,
+                               exited_at=_timestamp(proc.exited_at))
+
+    # --- state ----------------------------------------------------------------------------
+    def state(self, req):
+        task, proc = self._proc(req.id, req.exec_id)
+        status = proc.status()
+        if not req.exec_id and status != task_pb2.STOPPED:
+            try:
+                status = STATUS_NAMES.get(task.container.load().status(), status)
+            except PyruncError:
+                pass
+        stdin, stdout, stderr = proc.io.paths
+        return pb.StateResponse(
+            id=task.id, exec_id=req.exec_id, bundle=task.bundle, pid=proc.pid, status=status,
+            stdin=stdin, stdout=stdout, stderr=stderr, terminal=proc.io.terminal,
+            exit_status=proc.exit_status,
+            exited_at=_timestamp(proc.exited_at) if proc.exited_at else None)
+
+    def pids(self, req):
+        task = self._task(req.id)
+        from shim.proto import runc_options_pb2
+
+        by_pid = {p.pid: p.exec_id for p in task.execs.values() if p.pid}
+        out = pb.PidsResponse()
+        for pid in task.container.load().pids():
+            info = out.processes.add(pid=pid)
+            if pid in by_pid:
+                details = runc_options_pb2.ProcessDetails(exec_id=by_pid[pid])
+                info.info.CopyFrom(any_pb2.Any(type_url=details.DESCRIPTOR.full_name,
+                                               value=details.SerializeToString()))
+        return out
+
+    def stats(self, req):
+        from shim.metrics import metrics_any
+
+        task = self._task(req.id)
+        doc = task.container.load().cgroup_manager().stats()
+        return pb.StatsResponse(stats=metrics_any(doc, self.cgroup_v2))
+
+    def connect(self, req):
+        task = self.tasks.get(req.id)
+        return pb.ConnectResponse(shim_pid=os.getpid(), task_pid=task.init.pid if task else 0,
+                                  version="pyrunc")
+
+    # --- signals, pause, update -----------------------------------------------------------
+    def kill(self, req):
+        task, proc = self._proc(req.id, req.exec_id)
+        if not req.exec_id:
+            if proc.exited.is_set() and not req.all:
+                raise _error(ttrpc.NOT_FOUND, "process already finished")
+            try:
+                task.container.kill(req.signal, all_processes=req.all)
+            except PyruncError as e:
+                if "not running" in str(e):
+                    raise _error(ttrpc.NOT_FOUND, "process already finished") from None
+                raise
+            return None
+        if not proc.started or proc.exited.is_set():
+            raise _error(ttrpc.NOT_FOUND, "process already finished")
+        import _signal
+
+        pidfd = os.pidfd_open(proc.pid)  # our unreaped child: the pid is still ours
+        try:
+            _signal.pidfd_send_signal(pidfd, req.signal)
+        finally:
+            os.close(pidfd)
+        return None
+
+    def pause(self, req):
+        task = self._task(req.id)
+        task.container.pause()
+        self.publisher.publish(ev.TaskPaused(container_id=task.id))
+
+    def resume(self, req):
+        task = self._task(req.id)
+        task.container.resume()
+        self.publisher.publish(ev.TaskResumed(container_id=task.id))
+
+    def update(self, req):
+        from ociruntime import config
+
+        task = self._task(req.id)
+        try:
+            resources = config.load_resources(req.resources.value)
+        except config.ConfigError as e:
+            raise _error(ttrpc.INVALID_ARGUMENT, f"update: {e}") from None
+        task.container.update(resources)
+
+    def checkpoint(self, req):
+        raise _error(ttrpc.UNIMPLEMENTED, "checkpoint is not supported by pyrunc")
+
+    # --- io -------------------------------------------------------------------------------
+    def resizepty(self, req):
+        _, proc = self._proc(req.id, req.exec_id)
+        proc.io.resize(req.width, req.height)
+
+    def closeio(self, req):
+        _, proc = self._proc(req.id, req.exec_id)
+        if req.stdin:
+            proc.io.close_stdin()
+
+    # --- delete / shutdown ----------------------------------------------------------------
+    def delete(self, req):
+        task, proc = self._proc(req.id, req.exec_id)
+        if req.exec_id:
+            if proc.started and not proc.exited.is_set():
+                raise _error(ttrpc.FAILED_PRECONDITION,
+                             f"cannot delete running process {req.exec_id}")
+            with task.lock:
+                task.execs.pop(req.exec_id, None)
+            proc.io.close()
+            return pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status,
+                                     exited_at=_timestamp(proc.exited_at or time.time_ns()))
+        if not proc.exited.is_set():
+            if proc.started:
+                raise _error(ttrpc.FAILED_PRECONDITION,
+                             f"cannot delete running task {task.id}")
+            # created, never started: containerd deletes it without a kill
+            try:
+                task.container.kill(9)
+            except PyruncError:
+                pass
+            proc.exited.wait(10)
+        task.container.delete(force=True)
+        proc.io.close()
+        for exec_proc in list(task.execs.values()):
+            exec_proc.io.close()
+        if task.rootfs_mounts:
+            from shim.rootfs import unmount_all
+
+            unmount_all(os.path.join(task.bundle, "rootfs"), task.rootfs_mounts)
+        with self.lock:
+            self.tasks.pop(task.id, None)
+        exited_at = _timestamp(proc.exited_at or time.time_ns())
+        self.publisher.publish(ev.TaskDelete(
+            container_id=task.id, id=task.id, pid=proc.pid, exit_status=proc.exit_status,
+            exited_at=exited_at))
+        return pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status,
+                                 exited_at=exited_at)
+
+    def shutdown(self, req):
+        """containerd asks after each task's delete.  The server outlives its last task a
+        little (shim.server's idle timeout), so the next container finds it warm."""
+        return None
+
+    def idle(self):
+        with self.lock:
+            return not self.tasks and not self.creating
+
+    # --- oom ------------------------------------------------------------------------------
+    def poll_oom(self):
+        """Publish TaskOOM for each task whose cgroup counted a new OOM kill."""
+        for task in list(self.tasks.values()):
+            if task.init.exited.is_set():
+                continue
+            try:
+                count = task.container.load().cgroup_manager().oom_kills()
+            except (PyruncError, OSError):
+                continue
+            if count and count > task.oom_kills:
+                task.oom_kills = count
+                self.publisher.publish(ev.TaskOOM(container_id=task.id))

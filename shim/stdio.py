@@ -1,0 +1,161 @@
+"""A supervised process's stdio: the fifos containerd made, handed over without copying.
+
+containerd opens the read side of the stdout/stderr fifos and the write side of stdin
+before it asks for the task, so the shim can give the fifos themselves to the container as
+its fds 0, 1 and 2: no copy loop, no buffer, no thread per container.  Two details keep
+containerd's semantics:
+- stdin must not reach EOF before containerd closes it (CloseIO): the shim holds a write
+  end of the stdin fifo (a "keeper") until then, as runc's shim holds its pipe.
+- a terminal process gets a pty instead; then, and only then, two threads copy between the
+  pty master and the fifos.
+"""
+
+import errno
+import fcntl
+import os
+import threading
+
+
+def _clear_nonblock(fd):
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+
+
+def _open_writer(path):
+    """The write side of a fifo containerd reads, never blocking on open: when no reader
+    is there (containerd gone), O_RDWR keeps the writes from failing."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno != errno.ENXIO:
+            raise
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    _clear_nonblock(fd)
+    return fd
+
+
+def _open_reader(path):
+    """The read side of containerd's stdin fifo, and a keeper write end so reads block
+    (instead of seeing EOF) until CloseIO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    _clear_nonblock(fd)
+    return fd, keeper
+
+
+class ProcessIO:
+    def __init__(self, stdin="", stdout="", stderr="", terminal=False):
+        self.paths = (stdin, stdout, stderr)
+        self.terminal = terminal
+        self._lock = threading.Lock()
+        self._child_fds = []
+        self._keeper = -1
+        self._master = -1
+        self._out_done = threading.Event()
+        self._out_done.set()
+
+    # --- before the process exists --------------------------------------------------------
+    def child_fds(self):
+        """The three fds the new process gets as 0, 1, 2 (closed again by after_spawn)."""
+        stdin, stdout, stderr = self.paths
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._child_fds.append(null)
+        if self.terminal:
+            # the pty replaces all three; the fifos are served by the copy threads
+            return (null, null, null)
+        fds = []
+        if stdin:
+            fd, self._keeper = _open_reader(stdin)
+            self._child_fds.append(fd)
+            fds.append(fd)
+        else:
+            fds.append(null)
+        for path in (stdout, stderr):
+            if path:
+                fd = _open_writer(path)
+                self._child_fds.append(fd)
+                fds.append(fd)
+            else:
+                fds.append(null)
+        return tuple(fds)
+
+    def after_spawn(self):
+        for fd in self._child_fds:
+            os.close(fd)
+        self._child_fds = []
+
+    # --- a terminal -----------------------------------------------------------------------
+    def attach_console(self, master):
+        """Serve the pty master: stdin fifo -> master, master -> stdout fifo."""
+        stdin, stdout, _ = self.paths
+        self._master = master
+        # each thread owns its fds (dups of the master): no thread ever uses a number
+        # another thread may have closed and the kernel handed out again
+        if stdout:
+            out = _open_writer(stdout)
+            self._out_done.clear()
+            threading.Thread(target=self._copy_out, args=(os.dup(master), out), daemon=True,
+                             name="pty-out").start()
+        if stdin:
+            fd, self._keeper = _open_reader(stdin)
+            threading.Thread(target=self._copy_in, args=(fd, os.dup(master)), daemon=True,
+                             name="pty-in").start()
+
+    def _copy_out(self, master, out):
+        try:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave end is closed, the process is gone
+                    break
+                if not data:
+                    break
+                try:
+                    os.write(out, data)
+                except OSError:
+                    break
+        finally:
+            os.close(out)
+            os.close(master)
+            self._out_done.set()
+
+    def _copy_in(self, fd, master):
+        try:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                os.write(master, data)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            os.close(master)
+
+    def resize(self, width, height):
+        if self._master < 0:
+            return
+        import struct
+        import termios
+
+        fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    # --- afterwards -----------------------------------------------------------------------
+    def close_stdin(self):
+        """CloseIO: the process sees EOF once containerd's own write end is closed too."""
+        with self._lock:
+            if self._keeper >= 0:
+                os.close(self._keeper)
+                self._keeper = -1
+
+    def wait_output(self, timeout=2.0):
+        """A terminal's last output reaches the fifo before the exit is reported."""
+        self._out_done.wait(timeout)
+
+    def close(self):
+        self.after_spawn()
+        self.close_stdin()
+        with self._lock:
+            if self._master >= 0:
+                os.close(self._master)
+                self._master = -1
