@@ -182,9 +182,26 @@ def cmd_delete(flags):
         # containerd runs this after every disconnect, also after a clean delete: with
         # nothing left to clean, answer without loading the runtime or protobuf
         data = _killed_response()
+    _remove_dead_socket(socket_address(flags.get("address"), flags.get("namespace")))
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
+
+
+def _remove_dead_socket(address):
+    """A killed server leaves its socket behind: remove it if nothing answers there."""
+    import fcntl
+
+    path = address[len("unix://"):]
+    if not os.path.exists(path):
+        return
+    lock_fd = os.open(SOCKET_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if os.path.exists(path) and not _can_connect(path):
+            os.unlink(path)
+    finally:
+        os.close(lock_fd)
 
 
 def _killed_response():

@@ -14,7 +14,6 @@ few times, as containerd's own publisher does, then dropped with a log line.
 
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
@@ -79,6 +78,8 @@ class Publisher:
         if self.transport == "ttrpc" and self.ttrpc_address:
             self._forward(topic, event, when)
             return
+        import subprocess
+
         argv = [self.binary, "--address", self.address, "publish", "--topic", topic,
                 "--namespace", self.namespace]
         done = subprocess.run(argv, input=event.SerializeToString(), capture_output=True,

@@ -185,7 +185,6 @@ class TaskService:
         io.after_spawn()
         if masters:
             io.attach_console(masters[0])
-            os.close(masters[0])
         init = Proc(req.id, "", io)
         init.pid = pid
         task = Task(req.id, req.bundle, container, init, mounted)
@@ -234,7 +233,6 @@ class TaskService:
         proc.io.after_spawn()
         if masters:
             proc.io.attach_console(masters[0])
-            os.close(masters[0])
         proc.pid = opts.pid
         proc.started = True
         self.reaper.register(proc.pid, lambda code, when: self._exited(task, proc, code, when))

@@ -2,12 +2,14 @@
 
 containerd opens the read side of the stdout/stderr fifos and the write side of stdin
 before it asks for the task, so the shim can give the fifos themselves to the container as
-its fds 0, 1 and 2: no copy loop, no buffer, no thread per container.  Two details keep
-containerd's semantics:
-- stdin must not reach EOF before containerd closes it (CloseIO): the shim holds a write
-  end of the stdin fifo (a "keeper") until then, as runc's shim holds its pipe.
-- a terminal process gets a pty instead; then, and only then, two threads copy between the
-  pty master and the fifos.
+its fds 0, 1 and 2: no copy loop, no buffer, no thread per container.  Only a terminal
+process, which gets a pty, has two threads copying between the pty master and the fifos.
+
+stdin keeps runc's shim's semantics: the process reads what containerd writes and sees EOF
+when containerd closes its write end.  containerd opens that end with a blocking open in
+the background before it sends Create or Exec, and a writer blocked in open(2) already
+counts as a writer, so the process cannot see a premature EOF.  containerd closes its end
+before it sends CloseIO, which therefore has nothing left to do for a fifo handed over.
 """
 
 import errno
@@ -35,12 +37,10 @@ def _open_writer(path):
 
 
 def _open_reader(path):
-    """The read side of containerd's stdin fifo, and a keeper write end so reads block
-    (instead of seeing EOF) until CloseIO."""
+    """The read side of containerd's stdin fifo (see the module's docstring for EOF)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     _clear_nonblock(fd)
-    return fd, keeper
+    return fd
 
 
 class ProcessIO:
@@ -49,7 +49,7 @@ class ProcessIO:
         self.terminal = terminal
         self._lock = threading.Lock()
         self._child_fds = []
-        self._keeper = -1
+        self._stdin_closed = False
         self._master = -1
         self._out_done = threading.Event()
         self._out_done.set()
@@ -65,7 +65,7 @@ class ProcessIO:
             return (null, null, null)
         fds = []
         if stdin:
-            fd, self._keeper = _open_reader(stdin)
+            fd = _open_reader(stdin)
             self._child_fds.append(fd)
             fds.append(fd)
         else:
@@ -86,7 +86,8 @@ class ProcessIO:
 
     # --- a terminal -----------------------------------------------------------------------
     def attach_console(self, master):
-        """Serve the pty master: stdin fifo -> master, master -> stdout fifo."""
+        """Serve the pty master (owned from now on): stdin fifo -> master, master ->
+        stdout fifo."""
         stdin, stdout, _ = self.paths
         self._master = master
         # each thread owns its fds (dups of the master): no thread ever uses a number
@@ -97,7 +98,7 @@ class ProcessIO:
             threading.Thread(target=self._copy_out, args=(os.dup(master), out), daemon=True,
                              name="pty-out").start()
         if stdin:
-            fd, self._keeper = _open_reader(stdin)
+            fd = _open_reader(stdin)
             threading.Thread(target=self._copy_in, args=(fd, os.dup(master)), daemon=True,
                              name="pty-in").start()
 
@@ -142,11 +143,8 @@ class ProcessIO:
 
     # --- afterwards -----------------------------------------------------------------------
     def close_stdin(self):
-        """CloseIO: the process sees EOF once containerd's own write end is closed too."""
-        with self._lock:
-            if self._keeper >= 0:
-                os.close(self._keeper)
-                self._keeper = -1
+        """CloseIO: containerd has closed its write end already, which is the EOF."""
+        self._stdin_closed = True
 
     def wait_output(self, timeout=2.0):
         """A terminal's last output reaches the fifo before the exit is reported."""
@@ -154,7 +152,6 @@ class ProcessIO:
 
     def close(self):
         self.after_spawn()
-        self.close_stdin()
         with self._lock:
             if self._master >= 0:
                 os.close(self._master)
