@@ -140,9 +140,10 @@ def cmd_start(flags):
 
 
 def _daemon(flags, listener, path, bundle):
-    """The forked server: its own session, stdio away from containerd's pipes (containerd
-    waits for them to close before it reads the address), logs to a file."""
-    code = 1
+    """The forked child becomes the server: its own session, stdio away from containerd's
+    pipes (containerd waits for them to close before it reads the address), logs to a
+    file, and a fresh exec (`... serve`): a clean command line with no task id in it, and
+    one malloc arena (every ttrpc call runs in a thread; glibc would give each its own)."""
     try:
         os.setsid()
         root = state_root(bundle, flags.get("namespace"))
@@ -156,23 +157,36 @@ def _daemon(flags, listener, path, bundle):
         os.close(null)
         os.close(log)
         os.chdir("/")
-        import socket
-
-        from shim.server import serve
-
-        listener = socket.socket(fileno=listener.detach())
-        code = serve(listener, path, root, namespace=flags.get("namespace"),
-                     containerd_address=flags.get("address"),
-                     publish_binary=flags.get("publish-binary"),
-                     ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
-                     debug="debug" in flags.bools)
+        os.set_inheritable(listener.fileno(), True)
+        argv = [sys.executable, os.path.abspath(sys.argv[0]),
+                "-namespace", flags.get("namespace"), "-address", flags.get("address"),
+                "-publish-binary", flags.get("publish-binary"),
+                "-socket", f"fd:{listener.fileno()}:{path}", "-bundle", root]
+        if "debug" in flags.bools:
+            argv.append("-debug")
+        os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
     except BaseException as e:  # the daemon's last word goes to its log
         try:
-            os.write(2, f"shim: fatal: {type(e).__name__}: {e}\n".encode())
+            os.write(2, f"shim: cannot start the server: {type(e).__name__}: {e}\n".encode())
         except OSError:
             pass
-    finally:
-        os._exit(code)
+    os._exit(1)
+
+
+def cmd_serve(flags):
+    """The server (exec'd by start): -socket fd:N:PATH is its listening socket, -bundle
+    the state root of the namespace."""
+    import socket
+
+    from shim.server import serve
+
+    _, fd, path = flags.get("socket").split(":", 2)
+    listener = socket.socket(fileno=int(fd))
+    return serve(listener, path, flags.get("bundle"), namespace=flags.get("namespace"),
+                 containerd_address=flags.get("address"),
+                 publish_binary=flags.get("publish-binary"),
+                 ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
+                 debug="debug" in flags.bools)
 
 
 def cmd_delete(flags):
@@ -182,7 +196,7 @@ def cmd_delete(flags):
     root = state_root(bundle, flags.get("namespace"))
     task_id = flags.get("id")
     if (os.path.exists(os.path.join(root, task_id))
-            or os.path.ismount(os.path.join(bundle, "rootfs"))):
+            or is_mount_point(os.path.join(bundle, "rootfs"))):
         from shim.cleanup import delete_after_crash
 
         data = delete_after_crash(bundle, task_id, root)
@@ -194,6 +208,23 @@ def cmd_delete(flags):
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
+
+
+def is_mount_point(path):
+    """Whether something is mounted on path (/proc/self/mountinfo: os.path.ismount misses
+    a bind mount from the same filesystem)."""
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                point = line.split(b" ", 5)[4]
+                if b"\\" in point:
+                    point = point.decode("unicode_escape").encode("latin-1")
+                if point == os.fsencode(path):
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def _remove_dead_socket(address):
@@ -237,7 +268,7 @@ def main(argv=None):
     if not flags.get("namespace"):
         sys.stderr.write("containerd-shim-pyrunc-v2: shim namespace cannot be empty\n")
         return 1
-    actions = {"start": cmd_start, "delete": cmd_delete}
+    actions = {"start": cmd_start, "delete": cmd_delete, "serve": cmd_serve}
     action = actions.get(flags.action)
     if action is None:
         sys.stderr.write(f"containerd-shim-pyrunc-v2: unknown action {flags.action!r} "

@@ -30,7 +30,6 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     from shim.service import SERVICE, TaskService
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    _one_malloc_arena()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -50,19 +49,6 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     publisher.close()
     sys.stderr.write("shim: exiting\n")
     return 0
-
-
-def _one_malloc_arena():
-    """Every ttrpc call runs in a thread, and glibc gives threads their own malloc arenas
-    (up to 8 per core, ~1 MiB resident each once used): for a server whose work is
-    forking and waiting, one arena is plenty and keeps its footprint flat."""
-    import ctypes
-
-    M_ARENA_MAX = -8
-    try:
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
 
 
 def _housekeeping(service, server, path, stop, reaper):
