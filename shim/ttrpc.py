@@ -19,8 +19,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from collections import namedtuple
 
 from shim import protowire as pw
 
@@ -81,20 +80,47 @@ class OversizedMessageError(TTRPCError):
 # --- framing -----------------------------------------------------------------
 
 
-class Frame(NamedTuple):
-    stream_id: int
-    type: int
-    flags: int
-    payload: bytes
+# (typing.NamedTuple and dataclasses would cost the long-lived shim ~4 MB of imports)
+Frame = namedtuple("Frame", "stream_id type flags payload")
+# a frame whose announced length exceeded the maximum; its bytes were discarded
+OversizedFrame = namedtuple("OversizedFrame", "stream_id type flags length")
 
 
-class OversizedFrame(NamedTuple):
-    """A frame whose announced length exceeded the maximum; its bytes were discarded."""
+class _Record:
+    """A small immutable record: fields with defaults, positional or keyword, compared by
+    value (what these envelopes used dataclasses(frozen=True) for)."""
 
-    stream_id: int
-    type: int
-    flags: int
-    length: int
+    __slots__ = ()
+    _defaults: tuple = ()
+
+    def __init__(self, *args, **kwargs):
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}: too many arguments")
+        values = dict(zip(names, self._defaults, strict=True))
+        values.update(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in values:
+                raise TypeError(f"{type(self).__name__}: unexpected argument {key!r}")
+            values[key] = value
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
 
 
 def encode_header(length: int, stream_id: int, msg_type: int, flags: int) -> bytes:
@@ -158,13 +184,9 @@ class FrameDecoder:
 # --- envelopes (request.proto) -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Request:
-    service: str = ""
-    method: str = ""
-    payload: bytes = b""
-    timeout_nano: int = 0
-    metadata: tuple[tuple[str, str], ...] = ()
+class Request(_Record):
+    __slots__ = ("service", "method", "payload", "timeout_nano", "metadata")
+    _defaults = ("", "", b"", 0, ())
 
     def encode(self) -> bytes:
         out = bytearray()
@@ -211,13 +233,11 @@ class Request:
         return cls(service, method, payload, timeout, tuple(metadata))
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(_Record):
     """google.rpc.Status; details are the encoded google.protobuf.Any messages."""
 
-    code: int = OK
-    message: str = ""
-    details: tuple[bytes, ...] = ()
+    __slots__ = ("code", "message", "details")
+    _defaults = (OK, "", ())
 
     def encode(self) -> bytes:
         out = bytearray()
@@ -245,10 +265,9 @@ class Status:
         return cls(code, message, tuple(details))
 
 
-@dataclass(frozen=True)
-class Response:
-    status: Status | None = None
-    payload: bytes = b""
+class Response(_Record):
+    __slots__ = ("status", "payload")
+    _defaults = (None, b"")
 
     def encode(self) -> bytes:
         out = bytearray()
@@ -272,7 +291,8 @@ class Response:
 
 # --- server ----------------------------------------------------------------------
 
-Handler = Callable[[bytes], bytes]
+# a handler: payload bytes in, response payload bytes out (or raises TTRPCError)
+Handler = "Callable[[bytes], bytes]"
 
 
 class _Connection:
@@ -509,11 +529,13 @@ class Server:
 # --- client ----------------------------------------------------------------------
 
 
-@dataclass
 class _Waiter:
-    event: threading.Event = field(default_factory=threading.Event)
-    response: Response | None = None
-    error: TTRPCError | None = None
+    __slots__ = ("event", "response", "error")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.response: Response | None = None
+        self.error: TTRPCError | None = None
 
 
 class Client:
