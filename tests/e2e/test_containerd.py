@@ -3,8 +3,8 @@
 
 A private daemon (own root, state, sockets; the CRI plugin disabled), a private ctr
 namespace, and an image imported from an OCI layout tar of the busybox rootfs.  ctr's
-default spec has no seccomp profile (only `ctr run --seccomp` adds one), so seccomp is not
-involved.  The shim runs pyrunc with cwd = bundle, a relative root.path and
+default spec has no seccomp profile: `ctr run --seccomp` adds containerd's default one,
+which every run here asks for.  The shim runs pyrunc with cwd = bundle, a relative root.path and
 --root /run/containerd/runc/<namespace>, and reads its JSON log.
 """
 
@@ -37,7 +37,8 @@ class Containerd:
         return enginelib.run(self.argv(*args), check=check, **kw)
 
     def run_args(self, *flags):
-        return ("run", "--runc-binary", self.pyrunc, "--fifo-dir", self.fifo_dir, *flags)
+        return ("run", "--seccomp", "--runc-binary", self.pyrunc, "--fifo-dir", self.fifo_dir,
+                *flags)
 
     def runc_root(self):
         return f"/run/containerd/runc/{self.namespace}"
@@ -118,6 +119,13 @@ def test_run_plain_and_exit_codes(containerd):
     assert failed.returncode != 0
     assert 'exec: "/no/such/program": no such file or directory' in failed.stderr, failed
     c("containers", "delete", name, check=False)
+
+
+def test_default_seccomp_profile_applies(containerd):
+    c = containerd
+    out = c(*c.run_args("--rm"), IMAGE, c.new_name(), "/bin/grep", "Seccomp:",
+            "/proc/self/status").stdout.split()
+    assert out == ["Seccomp:", "2"], out
 
 
 def test_run_tty(containerd):

@@ -3,8 +3,7 @@ unchanged, as an added runtime: `docker run --runtime pyrunc --network none`.
 
 A private daemon: its own data-root, exec-root, pidfile, socket and (empty) daemon.json,
 no bridge and no iptables.  The image is `docker import` of a tar of the busybox rootfs.
-Seccomp is left unconfined (`--security-opt seccomp=unconfined`) while pyrunc's seccomp
-support is being written.  docker's config always has a prestart hook
+Containers run under docker's default seccomp profile.  docker's config always has a prestart hook
 (libnetwork-setkey) that reads the state JSON on stdin, and blockIO {"weight": 0}.
 """
 
@@ -14,8 +13,7 @@ import enginelib
 import pytest
 
 IMAGE = "pyrunc-e2e-busybox:latest"
-RUN_FLAGS = ("--runtime", "pyrunc", "--network", "none",
-             "--security-opt", "seccomp=unconfined")
+RUN_FLAGS = ("--runtime", "pyrunc", "--network", "none")
 
 
 class Docker:
@@ -80,6 +78,11 @@ def test_run_plain_and_exit_codes(docker):
     assert docker.run("/bin/echo", "hello").stdout == "hello\n"
     assert docker.run("/bin/sh", "-c", "exit 3", check=False).returncode == 3
     assert docker.run("/bin/cat", flags=("-i",), input="from stdin\n").stdout == "from stdin\n"
+
+
+def test_default_seccomp_profile_applies(docker):
+    out = docker.run("/bin/grep", "Seccomp:", "/proc/self/status").stdout.split()
+    assert out == ["Seccomp:", "2"], out
 
 
 @pytest.mark.parametrize("program, code", [

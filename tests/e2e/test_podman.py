@@ -1,8 +1,7 @@
 """podman (Debian's 4.3, with conmon) drives pyrunc unchanged.
 
 `podman --runtime PATH run --rm --network none --rootfs ROOTFS`, storage in private
---root/--runroot/--tmpdir directories.  Seccomp is left unconfined
-(`--security-opt seccomp=unconfined`) while pyrunc's seccomp support is being written.
+--root/--runroot/--tmpdir directories, with podman's default seccomp profile and sysctls.
 This host has no CAP_SYS_RESOURCE, so the container's nofile/nproc limits are lowered to
 what the host allows (`--ulimit`).  Most flows go through a symlink named runc: podman
 passes --log-format=json only to a runtime whose basename is runc or crun.
@@ -15,15 +14,11 @@ import subprocess
 import enginelib
 import pytest
 
-RUN_FLAGS = ("--network", "none", "--security-opt", "seccomp=unconfined",
+RUN_FLAGS = ("--network", "none",
              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
-# podman's default containers.conf asks for a sysctl (net.ipv4.ping_group_range), which
-# pyrunc refuses until linux.sysctl lands (drop default_sysctls then), and the systemd
-# cgroup manager; the private one keeps podman on cgroupfs and without events.
+# podman's default containers.conf asks for the systemd cgroup manager (there is no
+# systemd here); the private one keeps podman on cgroupfs and without events.
 CONTAINERS_CONF = """\
-[containers]
-default_sysctls = []
-
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "none"
@@ -105,6 +100,14 @@ def test_run_plain_and_exit_codes(podman, pyrunc_bin):
     # the runtime by its own name too (podman then reads its log as text)
     assert podman.run("/bin/echo", "direct", runtime=pyrunc_bin).stdout == "direct\n"
     assert podman.run("/bin/sh", "-c", "exit 3", check=False).returncode == 3
+
+
+def test_default_seccomp_profile_and_sysctls_apply(podman):
+    """podman's default seccomp profile (filter mode 2) and its default sysctl."""
+    out = podman.run("/bin/sh", "-c", "grep Seccomp: /proc/self/status; "
+                     "cat /proc/sys/net/ipv4/ping_group_range").stdout.split()
+    assert out[:2] == ["Seccomp:", "2"], out
+    assert out[2:] == ["0", "0"], out  # default_sysctls: net.ipv4.ping_group_range=0 0
 
 
 @pytest.mark.parametrize("program, code, words", [
