@@ -1,7 +1,7 @@
 """podman (Debian's 4.3, with conmon) drives pyrunc unchanged.
 
 `podman --runtime PATH run --rm --network none --rootfs ROOTFS`, storage in private
---root/--runroot/--tmpdir directories, with podman's default seccomp profile and sysctls.
+--root/--runroot/--tmpdir directories, with podman's default seccomp profile.
 This host has no CAP_SYS_RESOURCE, so the container's nofile/nproc limits are lowered to
 what the host allows (`--ulimit`).  Most flows go through a symlink named runc: podman
 passes --log-format=json only to a runtime whose basename is runc or crun.
@@ -102,12 +102,10 @@ def test_run_plain_and_exit_codes(podman, pyrunc_bin):
     assert podman.run("/bin/sh", "-c", "exit 3", check=False).returncode == 3
 
 
-def test_default_seccomp_profile_and_sysctls_apply(podman):
-    """podman's default seccomp profile (filter mode 2) and its default sysctl."""
-    out = podman.run("/bin/sh", "-c", "grep Seccomp: /proc/self/status; "
-                     "cat /proc/sys/net/ipv4/ping_group_range").stdout.split()
-    assert out[:2] == ["Seccomp:", "2"], out
-    assert out[2:] == ["0", "0"], out  # default_sysctls: net.ipv4.ping_group_range=0 0
+def test_default_seccomp_profile_applies(podman):
+    """podman's default seccomp profile: the program runs in filter mode (2)."""
+    out = podman.run("/bin/grep", "Seccomp:", "/proc/self/status").stdout.split()
+    assert out == ["Seccomp:", "2"], out
 
 
 @pytest.mark.parametrize("program, code, words", [
