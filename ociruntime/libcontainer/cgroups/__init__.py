@@ -121,10 +121,14 @@ def make_dirs(path, created, prepare=None):
 
 
 def remove_dirs(created):
-    """rmdir what we made, innermost first; a cgroup with live tasks is reported."""
+    """rmdir what we made, innermost first; a cgroup with live tasks is reported.  A parent
+    we made on the way (cgroupsPath /ns/id made /ns) stays when another container's cgroup
+    lives in it now: it is theirs as much as ours (the last one out removes it)."""
     import time
 
     for d in reversed(created):
+        if any(other.startswith(d + "/") for other in created) and _has_subgroups(d):
+            continue
         for attempt in range(50):
             try:
                 os.rmdir(d)
@@ -135,6 +139,13 @@ def remove_dirs(created):
                 if e.errno != 16 or attempt == 49:  # EBUSY: tasks still exiting
                     raise PyruncError(f"removing cgroup {d}: {e.strerror}") from None
                 time.sleep(0.01)
+
+
+def _has_subgroups(directory):
+    try:
+        return any(entry.is_dir() for entry in os.scandir(directory))
+    except FileNotFoundError:
+        return False
 
 
 def read_pids(procs_file):

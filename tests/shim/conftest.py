@@ -1,0 +1,53 @@
+"""Fixtures for the shim's end-to-end tests: a private containerd (own root, state and
+sockets, the CRI plugin disabled) that finds containerd-shim-pyrunc-v2 on its PATH, run
+under a reaping parent (this host's pid 1 does not reap orphans, and a shim's children are
+orphaned when it is killed), with a busybox image imported from an OCI archive.
+
+The engine helpers and fixtures are tests/e2e's."""
+
+import os
+import sys
+import uuid
+
+import pytest
+from e2e.conftest import engine_dir, host_paths_created  # noqa: F401  (fixtures)
+from shimlib import CONFIG, IMAGE, PARENT, SHIM, Containerd, enginelib
+
+import pyrunc_testlib as lib
+
+
+@pytest.fixture(scope="module")
+def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
+    daemon_bin, ctr = enginelib.require_engine("containerd", "ctr")
+    if not os.path.exists(SHIM):
+        pytest.fail(f"{SHIM} is not installed (.ci/setup installs it)")
+    namespace = f"pyrunc-shim-{uuid.uuid4().hex[:8]}"
+    # fixed paths of containerd 1.6 (its shims' sockets) and the cgroups ctr names
+    # /<namespace>/<id>
+    host_paths_created("/run/containerd", "/run/containerd/s", "/run/containerd/fifo",
+                       *enginelib.cgroup_dirs(namespace))
+    c = Containerd(ctr, engine_dir, namespace)
+    config = os.path.join(engine_dir, "config.toml")
+    with open(config, "w") as f:
+        f.write(CONFIG.format(d=engine_dir))
+    env = dict(os.environ, PATH=os.path.dirname(SHIM) + ":" + os.environ.get("PATH", ""))
+    c.daemon = enginelib.Daemon([sys.executable, PARENT, daemon_bin, "--config", config],
+                                os.path.join(engine_dir, "containerd.log"), env=env)
+    try:
+        c.daemon.wait_ready(lambda: c("version", check=False, timeout=10).returncode == 0,
+                            "containerd")
+        tar = enginelib.write_oci_archive(busybox_rootfs,
+                                          os.path.join(engine_dir, "image.tar"), IMAGE)
+        c("images", "import", "--all-platforms", tar)
+        yield c
+    finally:
+        if c.daemon.proc.poll() is None:
+            c.cleanup()
+        # our servers first: the reaping parent waits for every descendant
+        enginelib.kill_pids(c.servers())
+        c.daemon.stop()
+        enginelib.kill_pids(enginelib.processes_with_cmdline(c.address))
+        for name in c.names:
+            lib.kill_and_remove_cgroups(name)
+
+

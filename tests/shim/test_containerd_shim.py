@@ -1,0 +1,130 @@
+"""containerd (Debian's 1.6) runs containers through containerd-shim-pyrunc-v2:
+`ctr run --runtime io.containerd.pyrunc.v2`, against a private daemon (tests/shim/conftest.py).
+"""
+
+import os
+import signal
+import time
+
+import enginelib
+from shimlib import IMAGE, RUNTIME, started, wait_until
+
+import pyrunc_testlib as lib
+
+
+def test_run_rm_output_and_exit_status(containerd):
+    c = containerd
+    assert c.run(c.new_name(), "/bin/echo", "hello", flags=("--rm",)).stdout == "hello\n"
+    out = c.run(c.new_name(), "sh", "-c", "echo out; echo err >&2; exit 3", flags=("--rm",),
+                check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (3, "out\n", "err\n"), out
+    assert c.run(c.new_name(), "cat", flags=("--rm",), input="from stdin\n").stdout == \
+        "from stdin\n"
+    assert len(c.servers()) == 1, "one server for the namespace"
+    assert c.tasks() == {}
+
+
+def test_detached_exec_ps_pause_metrics_kill_delete(containerd):
+    c = containerd
+    name = c.new_name()
+    c.run(name, "sleep", "1000", flags=("-d",))
+    pid, status = c.tasks()[name]
+    assert status == "RUNNING"
+    out = c("tasks", "exec", "--exec-id", "x1", name, "sh", "-c", "echo in-exec; exit 5",
+            check=False)
+    assert (out.returncode, out.stdout) == (5, "in-exec\n"), out
+    ps = c("tasks", "ps", name).stdout.split()
+    assert str(pid) in ps, ps
+    c("tasks", "pause", name)
+    assert c.tasks()[name][1] == "PAUSED"
+    c("tasks", "resume", name)
+    assert c.tasks()[name][1] == "RUNNING"
+    metrics = c("tasks", "metrics", name).stdout
+    assert "pids.current" in metrics or "pids" in metrics, metrics
+    c("tasks", "kill", "--signal", "SIGKILL", name)
+    wait_until(lambda: c.tasks()[name][1] == "STOPPED", "the task to stop")
+    deleted = c("tasks", "delete", name)
+    assert "exit code 137" in deleted.stderr, deleted  # killed by SIGKILL: 128 + 9
+    c("containers", "delete", name)
+    assert name not in c.tasks()
+    assert not lib.processes_of(name)
+    assert not lib.container_cgroup_dirs(name)
+
+
+def test_tty(containerd):
+    c = containerd
+    status, out = enginelib.run_in_pty(c.argv(
+        "run", "--rm", "-t", "--runtime", RUNTIME, IMAGE, c.new_name(), "sh", "-c",
+        "tty; echo done; exit 4"))
+    lines = [line for line in out.replace("\r", "").splitlines() if line.strip("\0^@")]
+    assert "/dev/pts/0" in out and "done" in lines, out
+    assert status == 4, (status, out)
+
+
+def test_events_reach_containerd(containerd):
+    c = containerd
+    watcher = started(c.argv("events"))
+    try:
+        time.sleep(0.5)
+        name = c.new_name()
+        c.run(name, "true", flags=("--rm",))
+        time.sleep(0.5)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out = watcher.communicate(timeout=30)[0].decode()
+    mine = [line for line in out.splitlines() if name in line]
+    topics = [t for t in ("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete")
+              if any(f" {t} " in line for line in mine)]
+    assert topics == ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"], out
+
+
+def test_twenty_containers_in_one_shim(containerd):
+    c = containerd
+    names = [c.new_name() for _ in range(20)]
+    runs = [started(c.argv("run", "-d", "--runtime", RUNTIME, IMAGE, n, "sleep", "1000"))
+            for n in names]
+    for proc in runs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    tasks = c.tasks()
+    assert all(tasks[n][1] == "RUNNING" for n in names), tasks
+    assert len(c.servers()) == 1, c.servers()
+    assert all(lib.processes_of(n) for n in names)
+    for n in names:
+        c("tasks", "kill", "--signal", "SIGKILL", n)
+    wait_until(lambda: all(c.tasks()[n][1] == "STOPPED" for n in names), "20 exits")
+    for n in names:
+        c("tasks", "delete", n)
+        c("containers", "delete", n)
+    for n in names:
+        assert not lib.processes_of(n) and not lib.container_cgroup_dirs(n), n
+
+
+def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
+    c = containerd
+    names = [c.new_name() for _ in range(3)]
+    for n in names:
+        c.run(n, "sleep", "1000", flags=("-d",))
+    servers = c.servers()
+    assert len(servers) == 1
+    socket = _socket_of(servers[0])
+    assert os.path.exists(socket)
+    os.kill(servers[0], signal.SIGKILL)
+    # containerd runs `containerd-shim-pyrunc-v2 delete` per task and publishes the exits
+    wait_until(lambda: not any(n in c.tasks() for n in names), "containerd to drop the tasks")
+    for n in names:
+        wait_until(lambda n=n: not lib.processes_of(n), f"the processes of {n} to go")
+        assert not lib.container_cgroup_dirs(n), n
+        bundle = os.path.join(c.state, "io.containerd.runtime.v2.task", c.namespace, n)
+        assert not any(bundle in m["line"] for m in lib.read_mountinfo()), n
+        c("containers", "delete", n)
+    assert not os.path.exists(socket), "the killed server's socket is removed"
+    # and the next container gets a new server
+    assert c.run(c.new_name(), "echo", "again", flags=("--rm",)).stdout == "again\n"
+
+
+def _socket_of(pid):
+    """The socket path a server listens on: its command line has -socket fd:N:PATH."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    return argv[argv.index("-socket") + 1].split(":", 2)[2]
