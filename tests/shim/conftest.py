@@ -41,13 +41,14 @@ def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
         c("images", "import", "--all-platforms", tar)
         yield c
     finally:
-        if c.daemon.proc.poll() is None:
-            c.cleanup()
-        # our servers first: the reaping parent waits for every descendant
-        enginelib.kill_pids(c.servers())
-        c.daemon.stop()
-        enginelib.kill_pids(enginelib.processes_with_cmdline(c.address))
-        for name in c.names:
-            lib.kill_and_remove_cgroups(name)
-
-
+        try:
+            if c.daemon.proc.poll() is None:
+                c.cleanup()
+        finally:
+            # our servers first (the reaping parent waits for every descendant), and the
+            # sockets they leave when killed
+            c.kill_servers()
+            c.daemon.stop()
+            enginelib.kill_pids(enginelib.processes_with_cmdline(engine_dir))
+            for name in c.names:
+                lib.kill_and_remove_cgroups(name)

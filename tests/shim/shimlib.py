@@ -74,6 +74,13 @@ class Containerd:
         return [pid for pid in enginelib.processes_with_cmdline(self.address)
                 if _cmdline(pid).endswith(" serve") and SHIM in _cmdline(pid)]
 
+    def kill_servers(self):
+        for pid in self.servers():
+            socket = socket_of(pid)
+            enginelib.kill_pids([pid])
+            if os.path.exists(socket):
+                os.unlink(socket)
+
     def cleanup(self):
         for name in self("tasks", "list", "--quiet", check=False).stdout.split():
             self("tasks", "kill", "--signal", "SIGKILL", name, check=False)
@@ -81,6 +88,13 @@ class Containerd:
             self("tasks", "delete", "--force", name, check=False)
         for name in self("containers", "list", "--quiet", check=False).stdout.split():
             self("containers", "delete", name, check=False)
+
+
+def socket_of(pid):
+    """The socket path a server listens on: its command line has -socket fd:N:PATH."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    return argv[argv.index("-socket") + 1].split(":", 2)[2]
 
 
 def _cmdline(pid):

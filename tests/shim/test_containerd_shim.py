@@ -7,7 +7,7 @@ import signal
 import time
 
 import enginelib
-from shimlib import IMAGE, RUNTIME, started, wait_until
+from shimlib import IMAGE, RUNTIME, socket_of, started, wait_until
 
 import pyrunc_testlib as lib
 
@@ -107,7 +107,7 @@ def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
         c.run(n, "sleep", "1000", flags=("-d",))
     servers = c.servers()
     assert len(servers) == 1
-    socket = _socket_of(servers[0])
+    socket = socket_of(servers[0])
     assert os.path.exists(socket)
     os.kill(servers[0], signal.SIGKILL)
     # containerd runs `containerd-shim-pyrunc-v2 delete` per task and publishes the exits
@@ -121,10 +121,3 @@ def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
     assert not os.path.exists(socket), "the killed server's socket is removed"
     # and the next container gets a new server
     assert c.run(c.new_name(), "echo", "again", flags=("--rm",)).stdout == "again\n"
-
-
-def _socket_of(pid):
-    """The socket path a server listens on: its command line has -socket fd:N:PATH."""
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = f.read().decode().split("\0")
-    return argv[argv.index("-socket") + 1].split(":", 2)[2]
