@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""containerd-shim-pyrunc-v2 against containerd's own runc shim, side by side.
+
+A private containerd (own root, state and sockets, CRI off; .venv/bin first on its PATH)
+and a busybox image imported into it. Then:
+
+1. Start time: N sequential `ctr run --rm --runtime RT IMAGE ID /bin/true` per runtime,
+   interleaved (pyrunc, runc, pyrunc, runc, ...) after warm-up runs; each timed whole, as a
+   user sees it. Median, min and max per runtime, and the ratio of the medians.
+2. Memory: M `ctr run -d ... sleep 1000` containers per runtime, one runtime at a time;
+   the RSS and PSS (/proc/PID/smaps_rollup) of all the shim processes of that runtime with
+   1 container and with M: the total, the total per container, and the marginal cost of a
+   container ((PSS with M - PSS with 1) / (M - 1)).
+
+Figures are reported, never asserted. Everything is removed at the end, on error too.
+Run as root after .ci/setup: `python3 benchmarks/shim_bench.py [--runs N] [--containers M]`.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(REPO, "benchmarks"), os.path.join(REPO, "tests"),
+                os.path.join(REPO, "tests", "e2e")]
+
+from bench import become_subreaper, make_bundles, reap_orphans  # noqa: E402
+
+RUNTIMES = {"pyrunc": "io.containerd.pyrunc.v2", "runc": "io.containerd.runc.v2"}
+SHIM_BINARIES = {"pyrunc": "containerd-shim-pyrunc-v2", "runc": "containerd-shim-runc-v2"}
+IMAGE = "docker.io/library/pyrunc-bench-busybox:latest"
+CONFIG = """\
+version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+"""
+
+
+class Containerd:
+    def __init__(self, workdir):
+        self.dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.address = os.path.join(workdir, "containerd.sock")
+        self.namespace = f"bench-{uuid.uuid4().hex[:8]}"
+        with open(os.path.join(workdir, "config.toml"), "w") as f:
+            f.write(CONFIG.format(d=workdir))
+        env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + ":"
+                   + os.environ.get("PATH", ""))
+        self.log = open(os.path.join(workdir, "containerd.log"), "wb")
+        self.proc = subprocess.Popen(["containerd", "--config",
+                                      os.path.join(workdir, "config.toml")],
+                                     stdout=self.log, stderr=self.log, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while self.ctr("version", check=False).returncode != 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("containerd did not start; see " + self.log.name)
+            time.sleep(0.2)
+
+    def ctr(self, *args, check=True):
+        done = subprocess.run(["ctr", "--address", self.address, "--namespace",
+                               self.namespace, *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False, timeout=120)
+        if check and done.returncode != 0:
+            raise SystemExit(f"ctr {' '.join(args)}: {done.stderr.strip()}")
+        return done
+
+    def shim_pids(self, runtime):
+        """The shim processes of one runtime serving this containerd."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if SHIM_BINARIES[runtime] in cmdline and self.address in cmdline:
+                found.append(int(entry))
+        return found
+
+    def cleanup(self):
+        for name in self.ctr("tasks", "list", "--quiet", check=False).stdout.split():
+            self.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
+        time.sleep(0.5)
+        for name in self.ctr("tasks", "list", "--quiet", check=False).stdout.split():
+            self.ctr("tasks", "delete", "--force", name, check=False)
+        for name in self.ctr("containers", "list", "--quiet", check=False).stdout.split():
+            self.ctr("containers", "delete", name, check=False)
+
+    def stop(self):
+        for runtime in RUNTIMES:
+            for pid in self.shim_pids(runtime):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        reap_orphans()
+
+
+def memory(pids):
+    """Summed Rss and Pss in KiB of the given processes."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key == "Rss":
+                        rss += int(value.split()[0])
+                    elif key == "Pss":
+                        pss += int(value.split()[0])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def time_runs(cd, runtimes, runs, warmup):
+    samples = {rt: [] for rt in runtimes}
+    for n in range(warmup + runs):
+        for rt in runtimes:
+            name = f"t{n}-{rt}-{uuid.uuid4().hex[:6]}"
+            start = time.perf_counter()
+            done = cd.ctr("run", "--rm", "--runtime", RUNTIMES[rt], IMAGE, name, "/bin/true",
+                          check=False)
+            seconds = time.perf_counter() - start
+            reap_orphans()
+            if done.returncode != 0:
+                raise SystemExit(f"{rt}: ctr run failed: {done.stderr.strip()}")
+            if n >= warmup:
+                samples[rt].append(seconds * 1000)
+    return samples
+
+
+def measure_memory(cd, runtime, containers):
+    names = [f"m{i}-{runtime}-{uuid.uuid4().hex[:6]}" for i in range(containers)]
+    figures = {}
+    try:
+        for i, name in enumerate(names):
+            cd.ctr("run", "-d", "--runtime", RUNTIMES[runtime], IMAGE, name, "sleep", "1000")
+            if i == 0 or i == containers - 1:
+                time.sleep(1.0)  # let the shims settle (Go's GC, lazy pages)
+                figures[i + 1] = memory(cd.shim_pids(runtime)) + (len(cd.shim_pids(runtime)),)
+    finally:
+        cd.cleanup()
+        reap_orphans()
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per runtime")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--containers", type=int, default=20,
+                        help="running containers for the memory figures")
+    parser.add_argument("--runtimes", default="pyrunc,runc")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    import enginelib
+
+    become_subreaper()
+    workdir = tempfile.mkdtemp(prefix="pyrunc-shim-bench-")
+    cd = None
+    try:
+        bundles = make_bundles(workdir, shutil.which("busybox") or "/bin/busybox")
+        rootfs = os.path.join(os.path.dirname(bundles["run"]), "rootfs")
+        cd = Containerd(os.path.join(workdir, "cd"))
+        tar = enginelib.write_oci_archive(rootfs, os.path.join(workdir, "image.tar"), IMAGE)
+        cd.ctr("images", "import", "--all-platforms", tar)
+        samples = time_runs(cd, runtimes, args.runs, args.warmup)
+        mem = {rt: measure_memory(cd, rt, args.containers) for rt in runtimes}
+    finally:
+        if cd is not None:
+            cd.cleanup()
+            cd.stop()
+        subprocess.run(["umount", "-R", "-l", workdir], capture_output=True, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(samples, mem, runtimes, args)
+
+
+def report(samples, mem, runtimes, args):
+    m = args.containers
+    out = {"runs": args.runs, "containers": m, "start_ms": {}, "memory_kib": {}}
+    print(f"ctr run --rm /bin/true, {args.runs} runs each, interleaved (ms per container)")
+    print(f"{'runtime':<10}{'median':>10}{'min':>10}{'max':>10}")
+    for rt in runtimes:
+        s = samples[rt]
+        out["start_ms"][rt] = {"median": statistics.median(s), "min": min(s), "max": max(s)}
+        print(f"{rt:<10}{statistics.median(s):>10.1f}{min(s):>10.1f}{max(s):>10.1f}")
+    if "pyrunc" in runtimes and "runc" in runtimes:
+        ratio = statistics.median(samples["pyrunc"]) / statistics.median(samples["runc"])
+        out["start_ratio_pyrunc_to_runc"] = ratio
+        print(f"ratio pyrunc/runc (medians): {ratio:.2f}")
+    print(f"\nshim memory with 1 and {m} running containers (KiB; all shim processes)")
+    print(f"{'runtime':<10}{'procs':>6}{'RSS@1':>9}{'PSS@1':>9}{'RSS@M':>9}{'PSS@M':>9}"
+          f"{'PSS/ctr':>9}{'marginal':>10}")
+    for rt in runtimes:
+        rss1, pss1, _ = mem[rt][1]
+        rssm, pssm, procs = mem[rt][m]
+        per = pssm / m
+        marginal = (pssm - pss1) / (m - 1) if m > 1 else float(pssm)
+        out["memory_kib"][rt] = {"rss_1": rss1, "pss_1": pss1, f"rss_{m}": rssm,
+                                 f"pss_{m}": pssm, "processes": procs,
+                                 "pss_per_container": per, "pss_marginal": marginal}
+        print(f"{rt:<10}{procs:>6}{rss1:>9}{pss1:>9}{rssm:>9}{pssm:>9}{per:>9.0f}"
+              f"{marginal:>10.0f}")
+    if args.json:
+        print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
