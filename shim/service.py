@@ -64,6 +64,7 @@ class Task:
         self.execs = {}
         self.lock = threading.Lock()
         self.oom_kills = 0
+        self.manager = None  # its cgroup manager, once needed
 
 
 class TaskService:
@@ -260,6 +261,8 @@ class TaskService:
         """The reaper's callback (main thread).  A terminal's last output is flushed to its
         fifo before the exit is known, off the reaper's thread."""
         def finish():
+            if not proc.exec_id:
+                self._check_oom(task)  # an OOM kill of the init: before its exit event
             proc.io.wait_output()
             proc.exit_status = code
             proc.exited_at = when
@@ -427,14 +430,18 @@ class TaskService:
 
     # --- oom ------------------------------------------------------------------------------
     def poll_oom(self):
-        """Publish TaskOOM for each task whose cgroup counted a new OOM kill."""
+        """Publish TaskOOM for each running task whose cgroup counted a new OOM kill."""
         for task in list(self.tasks.values()):
-            if task.init.exited.is_set():
-                continue
-            try:
-                count = task.container.load().cgroup_manager().oom_kills()
-            except (PyruncError, OSError):
-                continue
-            if count and count > task.oom_kills:
-                task.oom_kills = count
-                self.publisher.publish(ev.TaskOOM(container_id=task.id))
+            if not task.init.exited.is_set():
+                self._check_oom(task)
+
+    def _check_oom(self, task):
+        try:
+            if task.manager is None:  # the cgroup never changes: read the record once
+                task.manager = task.container.load().cgroup_manager()
+            count = task.manager.oom_kills()
+        except (PyruncError, OSError):
+            return
+        if count and count > task.oom_kills:
+            task.oom_kills = count
+            self.publisher.publish(ev.TaskOOM(container_id=task.id))

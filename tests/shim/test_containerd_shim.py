@@ -121,3 +121,22 @@ def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
     assert not os.path.exists(socket), "the killed server's socket is removed"
     # and the next container gets a new server
     assert c.run(c.new_name(), "echo", "again", flags=("--rm",)).stdout == "again\n"
+
+
+def test_oom_kill_is_published(containerd):
+    c = containerd
+    watcher = started(c.argv("events"))
+    name = c.new_name()
+    try:
+        time.sleep(0.5)
+        # a shell variable of 64 MiB in a 16 MiB container: the kernel's OOM killer
+        out = c.run(name, "sh", "-c", "a=$(head -c 67108864 /dev/zero | tr '\\0' x); "
+                    "echo ${#a}", flags=("--rm", "--memory-limit", str(16 << 20)),
+                    check=False)
+        time.sleep(1.0)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        events = watcher.communicate(timeout=30)[0].decode()
+    assert out.returncode != 0, out
+    assert any(" /tasks/oom " in line and name in line for line in events.splitlines()), \
+        events
