@@ -37,6 +37,7 @@ int pr_personality(unsigned long persona);
 int pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int pr_join_session_keyring(const char *name);
 int pr_keyctl_setperm(int serial, uint32_t perm);
+long pr_bpf(int cmd, void *attr, unsigned int size);
 """
 
 ffibuilder = FFI()

@@ -141,6 +141,12 @@ static int pr_join_session_keyring(const char *name)
     return (int)syscall(SYS_keyctl, 1, name, 0, 0, 0);
 }
 
+/* bpf(2): load or attach a cgroup device program; Python builds the bpf_attr union. */
+static long pr_bpf(int cmd, void *attr, unsigned int size)
+{
+    return syscall(SYS_bpf, cmd, attr, size);
+}
+
 /* keyctl(KEYCTL_SETPERM, serial, perm) */
 static int pr_keyctl_setperm(int serial, uint32_t perm)
 {

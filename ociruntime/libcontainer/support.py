@@ -59,12 +59,8 @@ def check_supported(cfg, cgroup_v2):
         from ociruntime.libcontainer.procattrs import memory_policy
 
         memory_policy(linux.memory_policy)  # checked now; set by the init
-    res = linux.resources
-    # the other resources are applied by the cgroup managers, which fail on a controller
-    # or file this host lacks
-    if res is not None:
-        if res.devices and cgroup_v2:
-            _refuse("linux.resources.devices", "device rules on cgroup v2 are not supported yet")
+    # the resources are applied by the cgroup managers, which fail on a controller or file
+    # this host lacks (device rules on v2: an eBPF program, cgroups/devices_bpf.py)
     # a container without a mount namespace of its own mounts in the runtime's (as runc
     # does), chroots instead of pivot_root, and delete detaches those mounts
 

@@ -125,9 +125,13 @@ class V2Manager:
         return [os.path.join(self.dir, "cgroup.procs")]
 
     def apply_devices(self, rules):
-        if rules:
-            raise PyruncError("linux.resources.devices: device rules on cgroup v2 are not "
-                              "supported yet")
+        """The config's rules, then runc's default allowed devices, as an eBPF device
+        program on the cgroup, attached before any process is in it."""
+        if not rules:
+            return
+        from ociruntime.libcontainer.cgroups import devices_bpf
+
+        devices_bpf.attach(self.dir, list(rules) + devices_bpf.default_rules())
 
     # --- resources ------------------------------------------------------------------------
     def set_resources(self, res, update=False, write=True):
