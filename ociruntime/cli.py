@@ -158,6 +158,8 @@ def main(argv=None):
         if len(positionals) > len(names) and not names[-1].endswith("...]"):
             raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}")
         root = gflags.get("root") or "/run/pyrunc"
+        if gflags.get("systemd-cgroup") and command in ("create", "run"):
+            _refuse_systemd_cgroup()
         return globals()["cmd_" + command](root, flags, positionals) or 0
     except PyruncError as e:
         log.error(_where(command, positionals, e) + str(e))
@@ -169,6 +171,16 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _refuse_systemd_cgroup():
+    """--systemd-cgroup asks for cgroups made by systemd (transient units over D-Bus).
+    Checked before anything is made, so the error leaves nothing behind."""
+    if not os.path.isdir("/run/systemd/system"):  # sd_booted()'s test
+        raise PyruncError("--systemd-cgroup: systemd is not running on this host (no "
+                          "/run/systemd/system); drop the flag to use the cgroupfs driver")
+    raise PyruncError("--systemd-cgroup: the systemd cgroup driver is not supported yet; "
+                      "drop the flag to use the cgroupfs driver")
 
 
 def _where(command, positionals, error):
