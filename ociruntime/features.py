@@ -28,12 +28,21 @@ def features():
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
+            "memoryPolicy": _memory_policy(),
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },
         "annotations": {"io.github.pyrunc.version": __version__},
+        # no config annotation changes what pyrunc does
+        "potentiallyUnsafeConfigAnnotations": [],
     }
+
+
+def _memory_policy():
+    from ociruntime.config import MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES
+
+    return {"modes": list(MEMORY_POLICY_MODES), "flags": list(MEMORY_POLICY_FLAGS)}
 
 
 def _seccomp():
