@@ -24,3 +24,60 @@ def test_features_versions_and_hooks_are_accepted(runtime, bundle):
     for version in (features["ociVersionMin"], features["ociVersionMax"]):
         bundle.config["ociVersion"] = version
         assert runtime.sh(bundle, "echo ok").split() == ["ok"]
+
+
+def _sched_getattr(pid):
+    """sched_getattr(2) of another process: (policy, flags, runtime, deadline, period)."""
+    import ctypes
+    import struct
+
+    buf = ctypes.create_string_buffer(56)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(315, pid, buf, 56, 0) != 0:  # SYS_sched_getattr on x86-64
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    _size, policy, flags, _nice, _prio, runtime, deadline, period = struct.unpack(
+        "<IIQiIQQQ", buf.raw[:48])
+    return policy, flags, runtime, deadline, period
+
+
+def test_scheduler_deadline_parameters_and_flags(runtime, bundle):
+    # config.md "scheduler": runtime/deadline/period (SCHED_DEADLINE) and flags reach the
+    # process exactly; observed from the host with sched_getattr(2)
+    bundle.process["scheduler"] = {
+        "policy": "SCHED_DEADLINE", "runtime": 10_000_000, "deadline": 30_000_000,
+        "period": 40_000_000, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    bundle.sh("echo ready; exec sleep 1000")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    policy, flags, run, deadline, period = _sched_getattr(runtime.state(cid)["pid"])
+    assert (policy, run, deadline, period) == (6, 10_000_000, 30_000_000, 40_000_000)
+    assert flags & 0x01, flags  # SCHED_FLAG_RESET_ON_FORK
+    runtime.delete(cid, "--force")
+
+
+def test_exec_cpu_affinity_initial_then_final(runtime, bundle):
+    # config.md "execCPUAffinity" (exec'd processes only): `initial` is the affinity the
+    # runtime's process has before it joins the container's cgroup, which the process keeps
+    # when no `final` is given; `final` is the affinity once inside
+    import json
+    import os
+
+    import pytest
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    bundle.sh("echo ready; exec sleep 1000")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    proc = dict(bundle.process, args=["grep", "Cpus_allowed_list", "/proc/self/status"])
+    seen = []
+    for affinity in ({"initial": str(first)}, {"initial": str(first), "final": str(second)}):
+        path = os.path.join(bundle.path, "exec.json")
+        with open(path, "w") as f:
+            json.dump(dict(proc, execCPUAffinity=affinity), f)
+        seen.append(runtime.run("exec", "--process", path, cid).stdout.split()[-1])
+    assert seen == [str(first), str(second)]
+    runtime.delete(cid, "--force")
