@@ -1,5 +1,12 @@
 """Checklist rows (conformance/CHECKLIST.md) that had no real-container test yet."""
 
+import json
+import os
+
+import pytest
+
+from pyrunc_testlib import assert_error, assert_nothing_left
+
 
 def test_console_size_is_ignored_without_a_terminal(runtime, bundle):
     # config.md "consoleSize": MUST be ignored when terminal is false or unset
@@ -17,8 +24,6 @@ def test_mount_type_is_seen_in_mountinfo(runtime, bundle):
 
 def test_features_versions_and_hooks_are_accepted(runtime, bundle):
     # features.md: ociVersionMin/Max MUST be accepted as config ociVersion; listed hooks exist
-    import json
-
     features = json.loads(runtime.run("features").stdout)
     assert "createRuntime" in features["hooks"] and "poststop" in features["hooks"]
     for version in (features["ociVersionMin"], features["ociVersionMax"]):
@@ -60,11 +65,6 @@ def test_exec_cpu_affinity_initial_then_final(runtime, bundle):
     # config.md "execCPUAffinity" (exec'd processes only): `initial` is the affinity the
     # runtime's process has before it joins the container's cgroup, which the process keeps
     # when no `final` is given; `final` is the affinity once inside
-    import json
-    import os
-
-    import pytest
-
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs")
     first, second = sorted(os.sched_getaffinity(0))[:2]
@@ -81,3 +81,31 @@ def test_exec_cpu_affinity_initial_then_final(runtime, bundle):
         seen.append(runtime.run("exec", "--process", path, cid).stdout.split()[-1])
     assert seen == [str(first), str(second)]
     runtime.delete(cid, "--force")
+
+
+def test_a_config_without_linux_still_runs(runtime, bundle):
+    # config.md platform objects: `linux` MAY be set; without it the config still parses
+    # and runs (runc's defaults: no namespaces of its own, nothing Linux-specific)
+    del bundle.config["linux"]
+    bundle.config.pop("hostname", None)  # a hostname needs a uts namespace (linux)
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
+                               if m["destination"] in ("/proc", "/dev")]
+    bundle.sh("echo ran")
+    result = runtime.run_container(bundle)
+    assert (result.returncode, result.stdout) == (0, "ran\n"), result.stderr
+    assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_root_is_required_and_root_path_must_exist(runtime, bundle):
+    # config.md root: REQUIRED on Linux; root.path: a directory MUST exist there; and
+    # `ls /` inside shows that directory's content
+    open(f"{bundle.rootfs}/marker-of-this-rootfs", "w").close()
+    assert "marker-of-this-rootfs" in runtime.sh(bundle, "ls /").split()
+    for change, needle in ((lambda c: c.pop("root"), "root"),
+                           (lambda c: c["root"].update(path="no-such-dir"), "root.path")):
+        config = json.loads(json.dumps(bundle.config))
+        change(config)
+        bundle.write(json.dumps(config))
+        cid = runtime.new_id()
+        assert_error(runtime.run("create", "--bundle", bundle.path, cid, check=False), needle)
+        assert_nothing_left(runtime, bundle, cid)
