@@ -165,3 +165,21 @@ def test_what_features_reports_as_disabled_is_refused_not_ignored(features, runt
     cid = runtime.new_id()
     assert_error(runtime.run("create", "--bundle", bundle.path, cid, check=False), "AppArmor")
     assert_nothing_left(runtime, bundle, cid)
+
+
+def test_the_document_validates_against_the_features_schema(features):
+    """features-schema.json + features-linux.json (specs/features-schema.json); and the
+    document must not carry properties newer than its ociVersionMax (additionalProperties
+    is false throughout)."""
+    import pathlib
+
+    jsonschema = pytest.importorskip("jsonschema")
+    path = pathlib.Path(__file__).resolve().parent.parent / "specs" / "features-schema.json"
+    schema = json.loads(path.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    errors = [e.message for e in cls(schema).iter_errors(features)]
+    assert errors == []
+    broken = json.loads(json.dumps(features))
+    broken["linux"]["cgroup"]["v3"] = True
+    assert list(cls(schema).iter_errors(broken)), "the schema must catch unknown properties"
