@@ -12,9 +12,8 @@ import pytest
 
 from pyrunc_testlib import assert_error, assert_nothing_left
 
-# options that only mean something on an existing mount or in a user namespace: used
-# elsewhere (tests/engine/test_mountopts.py: remount, idmap, ridmap)
-NOT_STANDALONE = {"remount", "idmap", "ridmap"}
+# idmapped mounts need a user namespace's maps: tests/engine/test_mounts_devices.py
+NOT_STANDALONE = {"idmap", "ridmap"}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +53,8 @@ def test_every_listed_mount_option_is_accepted(features, runtime, bundle):
     for i, option in enumerate(options):
         if option in ("bind", "rbind"):
             bundle.mount(f"/opt/m{i}", "bind", src, [option])
+        elif option == "remount":  # changes the flags of the bind just made
+            bundle.mount(f"/opt/m{i}", "bind", src, ["bind", "remount", "ro"])
         else:
             bundle.mount(f"/opt/m{i}", "tmpfs", "tmpfs", [option])
     out = runtime.sh(bundle, "grep -c ' /opt/m' /proc/self/mountinfo")
