@@ -205,7 +205,13 @@ class TaskService:
                 raise _error(ttrpc.FAILED_PRECONDITION,
                              f"process {req.exec_id or req.id} was already started")
             if not req.exec_id:
-                task.container.start()
+                try:
+                    task.container.start()
+                except PyruncError:
+                    # a failing startContainer or poststart hook: the runtime has killed and
+                    # deleted the container, and may have reaped the init itself
+                    self._settle_exit(task, proc)
+                    raise
                 proc.started = True
                 self.publisher.publish(ev.TaskStart(container_id=task.id, pid=proc.pid))
                 return pb.StartResponse(pid=proc.pid)
@@ -274,6 +280,16 @@ class TaskService:
             threading.Thread(target=finish, name="exit", daemon=True).start()
         else:
             finish()
+
+    def _settle_exit(self, task, proc, timeout=2.0):
+        """Make sure a process the runtime killed gets its exit recorded and published,
+        even when the runtime's own wait reaped it before ours could."""
+        if proc.exited.wait(timeout):
+            return
+        from ociruntime.state import proc_stat
+
+        if proc_stat(proc.pid) is None and not proc.exited.is_set():
+            self._exited(task, proc, 128 + 9, time.time_ns())  # gone, reaped elsewhere
 
     def wait(self, req):
         _, proc = self._proc(req.id, req.exec_id)

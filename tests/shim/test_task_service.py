@@ -370,3 +370,19 @@ def test_one_server_for_a_namespace_and_cleanup_after_it_is_killed(shim):
         assert not is_mount_point(bundle.rootfs)
         lib.assert_nothing_left(shim.rt, bundle, cid)
     assert not os.path.exists(path), "the dead server's socket is removed"
+
+
+def test_a_failing_start_hook_still_ends_in_an_exit(shim):
+    """A failing startContainer hook makes Start fail and the runtime destroy the
+    container; Wait must still answer (the runtime may have reaped the init itself)."""
+    cid, bundle = shim.bundle("sleep", "1000")
+    bundle.config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    bundle.write()
+    path = shim.start(cid, bundle)
+    _create(shim, path, cid, bundle)
+    with pytest.raises(ttrpc.TTRPCError):
+        shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    waited = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    assert waited.exit_status != 0
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
