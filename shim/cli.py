@@ -26,7 +26,8 @@ RUNTIME_NAME = "io.containerd.pyrunc.v2"
 class Flags:
     """Go `flag` package syntax: -name value, -name=value, --name, bare booleans."""
 
-    STRINGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket")
+    STRINGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket",
+               "state-root")
     BOOLS = ("debug", "v", "version")
 
     def __init__(self, argv):
@@ -161,7 +162,7 @@ def _daemon(flags, listener, path, bundle):
         argv = [sys.executable, os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
-                "-socket", f"fd:{listener.fileno()}:{path}", "-bundle", root]
+                "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
         if "debug" in flags.bools:
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
@@ -174,15 +175,15 @@ def _daemon(flags, listener, path, bundle):
 
 
 def cmd_serve(flags):
-    """The server (exec'd by start): -socket fd:N:PATH is its listening socket, -bundle
-    the state root of the namespace."""
+    """The server (exec'd by start): -socket fd:N:PATH is its listening socket,
+    -state-root where the namespace's containers keep their runtime state."""
     import socket
 
     from shim.server import serve
 
     _, fd, path = flags.get("socket").split(":", 2)
     listener = socket.socket(fileno=int(fd))
-    return serve(listener, path, flags.get("bundle"), namespace=flags.get("namespace"),
+    return serve(listener, path, flags.get("state-root"), namespace=flags.get("namespace"),
                  containerd_address=flags.get("address"),
                  publish_binary=flags.get("publish-binary"),
                  ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
