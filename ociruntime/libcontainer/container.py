@@ -139,6 +139,10 @@ class Container:
                 "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
                 "config_oci_version": cfg.oci_version,
             }
+            if cfg.linux.resources is not None:
+                # as runc keeps its config: update merges into these, and the merged whole
+                # is what later updates start from
+                record["resources"] = _raw_resources(bundle)
             if opts.no_new_keyring:
                 record["no_new_keyring"] = True  # exec keeps the caller's keyring too
             if cfg.linux.personality is not None:
@@ -395,8 +399,12 @@ class Container:
         finally:
             st.unlock()
 
-    def update(self, resources):
-        """`update`: change the cgroup limits of a live container."""
+    def update(self, resources, raw=None):
+        """`update`: change the cgroup limits of a live container.  raw is the resources
+        JSON the update stands for: it is merged into the recorded resources (runc keeps
+        its config in its state the same way), so a later update of another field keeps
+        what this one set, and a value that needs another (swap needs the memory limit on
+        v2) takes it from the record.  New device rules replace the old ones."""
         st = self.state
         st.lock()
         try:
@@ -404,11 +412,27 @@ class Container:
             status = st.status()
             if status not in (CREATED, RUNNING, PAUSED):
                 raise PyruncError(f"container not running (it is {status})")
-            if resources.devices:
-                raise PyruncError("devices: update cannot change device rules")
+            from ociruntime.config import parse_resources
             from ociruntime.libcontainer import cgroups
 
-            cgroups.from_record(st.record["cgroup"]).set_resources(resources, update=True)
+            manager = cgroups.from_record(st.record["cgroup"])
+            merged = None
+            if raw is not None:
+                merged = _merge_resources(st.record.get("resources") or {}, raw)
+                mem = raw.get("memory")
+                if mem and "swap" in mem and "limit" not in mem:
+                    limit = (merged.get("memory") or {}).get("limit")
+                    if limit is not None:
+                        raw = dict(raw, memory=dict(mem, limit=limit))
+                        resources = parse_resources(raw)
+            if resources.devices:
+                rules = resources.devices
+                if merged is not None:
+                    rules = parse_resources({"devices": merged["devices"]}).devices
+                manager.apply_devices(rules)
+            manager.set_resources(resources, update=True)
+            if merged is not None:
+                st.save(dict(st.record, resources=merged))
         finally:
             st.unlock()
 
@@ -424,6 +448,27 @@ class Container:
         from ociruntime.libcontainer import cgroups
 
         return cgroups.from_record(self.state.record["cgroup"]).pids()
+
+
+def _raw_resources(bundle):
+    """linux.resources of the bundle's config.json as JSON (already validated)."""
+    from ociruntime import jsonlite
+
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        return jsonlite.loads(f.read().decode())["linux"]["resources"]
+
+
+def _merge_resources(saved, new):
+    """runc update's merge: each value given replaces the recorded one; objects merge
+    field by field, arrays (device rules, throttles, hugepage limits) replace whole."""
+    merged = dict(saved)
+    for key, value in new.items():
+        old = merged.get(key)
+        if type(value) is dict and type(old) is dict:
+            merged[key] = _merge_resources(old, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _kill_cgroup(manager, paused=False):
@@ -483,8 +528,16 @@ def _detach_container_mounts(rootfs, premounted):
 
 
 def _runtime_hooks(cfg):
-    """The parent runs prestart/createRuntime hooks (and sets the limits just before)."""
-    return bool(cfg.hooks.prestart or cfg.hooks.create_runtime)
+    """The parent runs prestart/createRuntime hooks (and sets the limits just before).
+    A realtime scheduler takes the same sync: with RT group scheduling (v1
+    cpu.rt_runtime_us) the init can become SCHED_FIFO/RR only once its cgroup has its
+    realtime budget, so the limits go in before the init applies the scheduler (runc's
+    order too: cgroup Set on procReady, the scheduler after)."""
+    if cfg.hooks.prestart or cfg.hooks.create_runtime:
+        return True
+    sched = cfg.process.scheduler if cfg.process is not None else None
+    return (sched is not None and sched.policy in ("SCHED_FIFO", "SCHED_RR")
+            and cfg.linux.resources is not None)
 
 
 def idmap_wanted(mount):
