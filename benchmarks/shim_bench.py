@@ -107,10 +107,13 @@ class Containerd:
     def stop(self):
         for runtime in RUNTIMES:
             for pid in self.shim_pids(runtime):
+                socket = server_socket(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                if socket and os.path.exists(socket):
+                    os.unlink(socket)  # a killed server leaves its /run/containerd/s socket
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -119,6 +122,23 @@ class Containerd:
             self.proc.wait()
         self.log.close()
         reap_orphans()
+        # ctr puts containers in the cgroup /<namespace>/<id> of every hierarchy; the
+        # shims remove <id>, the parent /<namespace> is left to us
+        for hierarchy in os.listdir("/sys/fs/cgroup"):
+            try:
+                os.rmdir(os.path.join("/sys/fs/cgroup", hierarchy, self.namespace))
+            except OSError:
+                pass
+
+
+def server_socket(pid):
+    """The socket a pyrunc shim server listens on (its argv has -socket fd:N:PATH)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+        return argv[argv.index("-socket") + 1].split(":", 2)[2]
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def memory(pids):
@@ -163,7 +183,8 @@ def measure_memory(cd, runtime, containers):
             cd.ctr("run", "-d", "--runtime", RUNTIMES[runtime], IMAGE, name, "sleep", "1000")
             if i == 0 or i == containers - 1:
                 time.sleep(1.0)  # let the shims settle (Go's GC, lazy pages)
-                figures[i + 1] = memory(cd.shim_pids(runtime)) + (len(cd.shim_pids(runtime)),)
+                pids = cd.shim_pids(runtime)
+                figures[i + 1] = memory(pids) + (len(pids),)
     finally:
         cd.cleanup()
         reap_orphans()

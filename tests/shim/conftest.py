@@ -52,3 +52,14 @@ def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
             enginelib.kill_pids(enginelib.processes_with_cmdline(engine_dir))
             for name in c.names:
                 lib.kill_and_remove_cgroups(name)
+
+
+@pytest.fixture(autouse=True)
+def _clean_containerd_after_each_test(request):
+    """A test that uses containerd leaves no task or container to the next one, even when
+    it fails half-way."""
+    c = request.getfixturevalue("containerd") if "containerd" in request.fixturenames \
+        else None
+    yield
+    if c is not None and c.daemon.proc.poll() is None:
+        c.cleanup()

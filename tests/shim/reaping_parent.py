@@ -1,7 +1,8 @@
 """Run a command as a child subreaper; stay until every descendant is reaped.
 
 Two ways: `reaping_parent.py ARGV...` runs ARGV with this process's stdio and forwards
-SIGTERM to it (a daemon: containerd); `reaping_parent.py` alone reads a JSON argv on stdin
+SIGTERM to it (a daemon: containerd), and once it has exited kills and reaps whatever it
+left; `reaping_parent.py` alone reads a JSON argv on stdin
 (so that this process's command line does not name the containers a test checks for
 leftovers) and prints the command's stdout as one line before it waits.
 
@@ -22,12 +23,52 @@ import sys
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def children():
+    """Our direct children (the processes whose parent is this process)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(b")") + 2:].split()[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+def kill_children():
+    """SIGKILL and reap our children until none is left (a killed child's own children are
+    re-parented to us, a subreaper, and ended in the next round)."""
+    while True:
+        for pid in children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
 def main():
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if len(sys.argv) > 1:
         child = subprocess.Popen(sys.argv[1:])
-        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
-        code = child.wait()
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(child.pid, signal.SIGTERM))
+        # reap every child as it exits (shim servers re-parented to us, and the processes
+        # of a killed server) until the daemon itself exits
+        while True:
+            pid, status = os.wait()
+            if pid == child.pid:
+                code = os.waitstatus_to_exitcode(status)
+                break
+        # the daemon is gone: what it left behind (shims, or what a killed shim left) was
+        # re-parented to us; end it so that nothing outlives the test as a zombie of pid 1
+        kill_children()
     else:
         argv = json.loads(sys.stdin.read())
         done = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,

@@ -7,7 +7,7 @@ import signal
 import time
 
 import enginelib
-from shimlib import IMAGE, RUNTIME, socket_of, started, wait_until
+from shimlib import IMAGE, RUNTIME, SHIM, _cmdline, socket_of, started, wait_until
 
 import pyrunc_testlib as lib
 
@@ -18,6 +18,20 @@ def test_run_rm_output_and_exit_status(containerd):
     out = c.run(c.new_name(), "sh", "-c", "echo out; echo err >&2; exit 3", flags=("--rm",),
                 check=False)
     assert (out.returncode, out.stdout, out.stderr) == (3, "out\n", "err\n"), out
+    # a signal death (from outside: pid 1 of a pid namespace ignores its own SIGKILL): ctr
+    # exits with 128 + the signal's number, as a shell would
+    name = c.new_name()
+    fg = started(c.argv("run", "--rm", "--runtime", RUNTIME, IMAGE, name, "sh", "-c",
+                        "echo before; exec sleep 1000"))
+    try:
+        wait_until(lambda: c.tasks().get(name, (0, ""))[1] == "RUNNING", "the task to run")
+        c("tasks", "kill", "--signal", "SIGKILL", name)
+        out, err = fg.communicate(timeout=60)
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+    assert (fg.returncode, out) == (137, b"before\n"), (fg.returncode, out, err)
     assert c.run(c.new_name(), "cat", flags=("--rm",), input="from stdin\n").stdout == \
         "from stdin\n"
     assert len(c.servers()) == 1, "one server for the namespace"
@@ -89,6 +103,10 @@ def test_twenty_containers_in_one_shim(containerd):
     tasks = c.tasks()
     assert all(tasks[n][1] == "RUNNING" for n in names), tasks
     assert len(c.servers()) == 1, c.servers()
+    # no other process of ours either (no `start` left behind, no per-container helper)
+    shims = [pid for pid in enginelib.processes_with_cmdline(c.address)
+             if SHIM in _cmdline(pid)]
+    assert shims == c.servers(), [_cmdline(pid) for pid in shims]
     assert all(lib.processes_of(n) for n in names)
     for n in names:
         c("tasks", "kill", "--signal", "SIGKILL", n)
@@ -96,8 +114,10 @@ def test_twenty_containers_in_one_shim(containerd):
     for n in names:
         c("tasks", "delete", n)
         c("containers", "delete", n)
+    mounts = [m["line"] for m in lib.read_mountinfo()]
     for n in names:
         assert not lib.processes_of(n) and not lib.container_cgroup_dirs(n), n
+        assert not [line for line in mounts if n in line], n
 
 
 def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
@@ -119,6 +139,11 @@ def test_killed_shim_containerd_learns_the_exits_and_nothing_leaks(containerd):
         assert not any(bundle in m["line"] for m in lib.read_mountinfo()), n
         c("containers", "delete", n)
     assert not os.path.exists(socket), "the killed server's socket is removed"
+    # the killed server and its containers were re-parented to the reaping parent (this
+    # host's pid 1 reaps nothing): all reaped, none a zombie
+    wait_until(lambda: not zombie_children(c.daemon.proc.pid), "the orphans to be reaped")
+    # no mount left under containerd's root or state (bundle rootfs, overlay snapshots)
+    assert not [m["line"] for m in lib.read_mountinfo() if c.dir in m["line"]]
     # and the next container gets a new server
     assert c.run(c.new_name(), "echo", "again", flags=("--rm",)).stdout == "again\n"
 
@@ -140,3 +165,19 @@ def test_oom_kill_is_published(containerd):
     assert out.returncode != 0, out
     assert any(" /tasks/oom " in line and name in line for line in events.splitlines()), \
         events
+
+
+def zombie_children(parent):
+    """Pids of the zombies whose parent is `parent`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == parent:
+            found.append(int(entry))
+    return found
