@@ -54,7 +54,13 @@ def test_detached_exec_ps_pause_metrics_kill_delete(containerd):
     c("tasks", "resume", name)
     assert c.tasks()[name][1] == "RUNNING"
     metrics = c("tasks", "metrics", name).stdout
-    assert "pids.current" in metrics or "pids" in metrics, metrics
+    values = dict(line.split()[:2] for line in metrics.splitlines() if len(line.split()) >= 2)
+    # the container's cgroup metrics (v1 names, or v2's): its one process (sleep), some
+    # memory and cpu time
+    assert values.get("pids.current") == "1", metrics
+    assert int(values.get("memory.usage_in_bytes", values.get("memory.usage", "0"))) > 0, \
+        metrics
+    assert int(values.get("cpuacct.usage", values.get("cpu.usage_usec", "0"))) > 0, metrics
     c("tasks", "kill", "--signal", "SIGKILL", name)
     wait_until(lambda: c.tasks()[name][1] == "STOPPED", "the task to stop")
     deleted = c("tasks", "delete", name)
