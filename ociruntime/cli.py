@@ -157,7 +157,7 @@ def main(argv=None):
             raise UsageError(f"{command}: {required[len(positionals)]} is required")
         if len(positionals) > len(names) and not names[-1].endswith("...]"):
             raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}")
-        root = gflags.get("root") or "/run/pyrunc"
+        root = gflags.get("root") or _default_root()
         if gflags.get("systemd-cgroup") and command in ("create", "run"):
             _refuse_systemd_cgroup()
         return globals()["cmd_" + command](root, flags, positionals) or 0
@@ -226,6 +226,14 @@ def _container(root, args):
     from ociruntime.libcontainer.container import Container
 
     return Container(root, args[0])
+
+
+def _default_root():
+    """runc's rule: an unprivileged caller with XDG_RUNTIME_DIR keeps its state there."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.geteuid() != 0:
+        return os.path.join(xdg, "pyrunc")
+    return "/run/pyrunc"
 
 
 def cmd_create(root, flags, args):
@@ -328,11 +336,15 @@ def cmd_update(root, flags, args):
                 except OSError as e:
                     raise PyruncError(f"--resources {source}: {e.strerror}") from None
             resources = load_resources(data)
+            from ociruntime import jsonlite
+
+            raw = jsonlite.loads(data.decode())  # valid: load_resources checked it
         else:
-            resources = parse_resources(_resources_from_flags(flags))
+            raw = _resources_from_flags(flags)
+            resources = parse_resources(raw)
     except ConfigError as e:
         raise PyruncError(str(e).replace("config.json", "the resources JSON")) from None
-    _container(root, args).update(resources)
+    _container(root, args).update(resources, raw)
 
 
 def _resources_from_flags(flags):

@@ -381,7 +381,10 @@ class TaskService:
             resources = config.load_resources(req.resources.value)
         except config.ConfigError as e:
             raise _error(ttrpc.INVALID_ARGUMENT, f"update: {e}") from None
-        task.container.update(resources)
+        from ociruntime import jsonlite
+
+        # the JSON too: the container's recorded resources take the new values
+        task.container.update(resources, jsonlite.loads(req.resources.value.decode()))
 
     def checkpoint(self, req):
         raise _error(ttrpc.UNIMPLEMENTED, "checkpoint is not supported by pyrunc")

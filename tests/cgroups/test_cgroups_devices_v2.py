@@ -89,3 +89,40 @@ def test_a_type_the_program_cannot_express_is_a_clear_error():
 
     with pytest.raises(PyruncError, match="type 'u'"):
         devices_bpf.program([_rule(True, "u", 1, 1, "r")])
+
+
+def test_attaching_again_replaces_the_previous_program(v2_cgroup):
+    devices_bpf.attach(v2_cgroup, [_rule(False, "a"), _rule(True, "c", 1, 3, "rwm")])
+    first = devices_bpf.attached(v2_cgroup)
+    assert len(first) == 1
+    assert _opens_in(v2_cgroup, ["/dev/zero"]) == {"/dev/zero": errno.EPERM}
+    devices_bpf.attach(v2_cgroup, [_rule(False, "a"), _rule(True, "c", 1, None, "rw")])
+    second = devices_bpf.attached(v2_cgroup)
+    assert len(second) == 1 and second != first  # replaced, not added
+    assert _opens_in(v2_cgroup, ["/dev/null", "/dev/zero"]) == {"/dev/null": 0,
+                                                                "/dev/zero": 0}
+
+
+# rules -> what the kernel lets an O_RDWR open of /dev/null (c 1:3) and /dev/zero (c 1:5) do
+TABLE = [
+    ([], {"/dev/null": errno.EPERM, "/dev/zero": errno.EPERM}),                  # default deny
+    ([_rule(True, "a")], {"/dev/null": 0, "/dev/zero": 0}),
+    ([_rule(True, "c", None, None, "rw")], {"/dev/null": 0, "/dev/zero": 0}),   # wildcards
+    ([_rule(True, "b", None, None, "rwm")], {"/dev/null": errno.EPERM,
+                                             "/dev/zero": errno.EPERM}),         # type b only
+    ([_rule(True, "c", 1, 3, "r")], {"/dev/null": errno.EPERM,                   # r < rw asked
+                                     "/dev/zero": errno.EPERM}),
+    ([_rule(True, "c", 1, 3, "m")], {"/dev/null": errno.EPERM, "/dev/zero": errno.EPERM}),
+    ([_rule(True, "c", 1, None, "rw"), _rule(False, "c", None, 5, "r")],          # last wins
+     {"/dev/null": 0, "/dev/zero": errno.EPERM}),
+    ([_rule(False, "c", None, 5, "r"), _rule(True, "c", 1, None, "rw")],
+     {"/dev/null": 0, "/dev/zero": 0}),
+    ([_rule(True, "a"), _rule(False, "a")], {"/dev/null": errno.EPERM,
+                                             "/dev/zero": errno.EPERM}),
+]
+
+
+@pytest.mark.parametrize(("rules", "expected"), TABLE)
+def test_rule_semantics_through_the_kernel(v2_cgroup, rules, expected):
+    devices_bpf.attach(v2_cgroup, rules)
+    assert _opens_in(v2_cgroup, list(expected)) == expected

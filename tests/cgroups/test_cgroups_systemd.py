@@ -35,3 +35,12 @@ def _global(runtime, command, bundle, cid):
     return subprocess.run([runtime.binary, "--root", runtime.root, "--systemd-cgroup",
                            command, "--bundle", bundle.path, cid], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_features_does_not_claim_the_systemd_driver(runtime):
+    """No systemd cgroup driver is built: features says so, whatever the host runs."""
+    import json
+
+    cgroup = json.loads(runtime.run("features").stdout)["linux"]["cgroup"]
+    assert cgroup["systemd"] is False and cgroup["systemdUser"] is False
+    assert cgroup["v1"] is True and cgroup["v2"] is True

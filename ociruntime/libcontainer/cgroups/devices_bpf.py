@@ -9,6 +9,7 @@ only if it grants every bit asked for (r, w, m), a deny rule if it names any of 
 match denies.
 """
 
+import errno
 import os
 import struct
 
@@ -16,6 +17,11 @@ from ociruntime.errors import PyruncError
 
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+PROG_NAME = b"pyrunc_devices"
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
@@ -111,7 +117,9 @@ def program(rules):
 
 def attach(cgroup_dir, rules):
     """Load the program for rules and attach it to the cgroup (with BPF_F_ALLOW_MULTI, as
-    runc: a program the cgroup inherits from its parents still applies too)."""
+    runc: a program the cgroup inherits from its parents still applies too), then detach
+    the device programs pyrunc attached there before (an update replaces, never adds:
+    between the two steps both apply, so no access is allowed that either denies)."""
     from ociruntime._native._helper import ffi, lib
 
     code = ffi.from_buffer(program(rules))
@@ -123,7 +131,7 @@ def attach(cgroup_dir, rules):
 
     attr = ffi.new("char[]", struct.pack(
         "<IIQQIIQII16s", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, addr(code),
-        addr(license_), 1, 1 << 16, addr(log), 0, 0, b"pyrunc_devices"))
+        addr(license_), 1, 1 << 16, addr(log), 0, 0, PROG_NAME))
     prog_fd = lib.pr_bpf(BPF_PROG_LOAD, attr, len(attr))
     if prog_fd < 0:
         err = ffi.errno
@@ -139,7 +147,60 @@ def attach(cgroup_dir, rules):
             if lib.pr_bpf(BPF_PROG_ATTACH, attach_attr, len(attach_attr)) < 0:
                 raise PyruncError("linux.resources.devices: attaching the device program "
                                   f"to {cgroup_dir}: {os.strerror(ffi.errno)}")
+            new_id = _prog_info(ffi, lib, prog_fd)[0]
+            for old_id in attached(cgroup_dir):
+                if old_id != new_id:
+                    _detach_ours(ffi, lib, cgroup_fd, old_id, cgroup_dir)
         finally:
             os.close(cgroup_fd)
     finally:
         os.close(prog_fd)
+
+
+def attached(cgroup_dir):
+    """The ids of the device programs attached to the cgroup itself (not its parents)."""
+    from ociruntime._native._helper import ffi, lib
+
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        ids = ffi.new("uint32_t[]", 64)
+        attr = ffi.new("char[]", struct.pack("<IIIIQI4x", fd, BPF_CGROUP_DEVICE, 0, 0,
+                                             int(ffi.cast("uintptr_t", ids)), 64))
+        if lib.pr_bpf(BPF_PROG_QUERY, attr, len(attr)) < 0:
+            raise PyruncError(f"linux.resources.devices: listing the device programs of "
+                              f"{cgroup_dir}: {os.strerror(ffi.errno)}")
+        count = struct.unpack_from("<I", ffi.buffer(attr), 24)[0]
+        return [ids[i] for i in range(min(count, 64))]
+    finally:
+        os.close(fd)
+
+
+def _prog_info(ffi, lib, prog_fd):
+    """(id, name) of a loaded program (struct bpf_prog_info: id at 4, name at 64)."""
+    info = ffi.new("char[]", 80)
+    attr = ffi.new("char[]", struct.pack("<IIQ", prog_fd, 80, int(ffi.cast("uintptr_t", info))))
+    if lib.pr_bpf(BPF_OBJ_GET_INFO_BY_FD, attr, len(attr)) < 0:
+        raise PyruncError("linux.resources.devices: reading a device program's info: "
+                          f"{os.strerror(ffi.errno)}")
+    raw = ffi.buffer(info)[:]
+    return struct.unpack_from("<I", raw, 4)[0], raw[64:80].rstrip(b"\0")
+
+
+def _detach_ours(ffi, lib, cgroup_fd, prog_id, cgroup_dir):
+    attr = ffi.new("char[]", struct.pack("<III", prog_id, 0, 0))
+    fd = lib.pr_bpf(BPF_PROG_GET_FD_BY_ID, attr, len(attr))
+    if fd < 0:
+        if ffi.errno == errno.ENOENT:  # detached and freed meanwhile
+            return
+        raise PyruncError(f"linux.resources.devices: opening device program {prog_id}: "
+                          f"{os.strerror(ffi.errno)}")
+    try:
+        if _prog_info(ffi, lib, fd)[1] != PROG_NAME:
+            return  # someone else's program: left alone
+        attr = ffi.new("char[]", struct.pack("<IIIII", cgroup_fd, fd, BPF_CGROUP_DEVICE,
+                                             0, 0))  # detach takes no flags
+        if lib.pr_bpf(BPF_PROG_DETACH, attr, len(attr)) < 0 and ffi.errno != errno.ENOENT:
+            raise PyruncError("linux.resources.devices: detaching the previous device "
+                              f"program from {cgroup_dir}: {os.strerror(ffi.errno)}")
+    finally:
+        os.close(fd)
