@@ -126,3 +126,24 @@ TABLE = [
 def test_rule_semantics_through_the_kernel(v2_cgroup, rules, expected):
     devices_bpf.attach(v2_cgroup, rules)
     assert _opens_in(v2_cgroup, list(expected)) == expected
+
+
+def test_a_program_pyrunc_did_not_attach_is_left_alone(v2_cgroup, monkeypatch):
+    with monkeypatch.context() as m:  # a real program under another name: someone else's
+        m.setattr(devices_bpf, "PROG_NAME", b"someone_else")
+        devices_bpf.attach(v2_cgroup, [_rule(True, "a"), _rule(False, "c", 1, 5, "rwm")])
+    foreign = devices_bpf.attached(v2_cgroup)
+    devices_bpf.attach(v2_cgroup, [_rule(True, "a")])
+    devices_bpf.attach(v2_cgroup, [_rule(True, "a")])
+    now = devices_bpf.attached(v2_cgroup)
+    assert len(now) == 2 and foreign[0] in now  # the other one kept, ours replaced
+    # both apply: the other program still denies /dev/zero
+    assert _opens_in(v2_cgroup, ["/dev/null", "/dev/zero"]) == {"/dev/null": 0,
+                                                                "/dev/zero": errno.EPERM}
+
+
+def test_a_kernel_refusal_says_what_was_refused(tmp_path):
+    from ociruntime.errors import PyruncError
+
+    with pytest.raises(PyruncError, match=r"attaching the device program to .*: "):
+        devices_bpf.attach(str(tmp_path), [_rule(True, "a")])  # not a cgroup
