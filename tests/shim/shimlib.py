@@ -70,9 +70,10 @@ class Containerd:
         return out
 
     def servers(self):
-        """Pids of the pyrunc shim servers serving this containerd (`... serve`)."""
-        return [pid for pid in enginelib.processes_with_cmdline(self.address)
-                if _cmdline(pid).endswith(" serve") and SHIM in _cmdline(pid)]
+        """Pids of the pyrunc shim servers serving this containerd (`... serve`), not
+        counting a server's own short-lived forks (a create's fork chain, same cmdline)."""
+        return top_level([pid for pid in enginelib.processes_with_cmdline(self.address)
+                          if _cmdline(pid).endswith(" serve") and SHIM in _cmdline(pid)])
 
     def kill_servers(self):
         for pid in self.servers():
@@ -95,6 +96,17 @@ def socket_of(pid):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         argv = f.read().decode().split("\0")
     return argv[argv.index("-socket") + 1].split(":", 2)[2]
+
+
+def top_level(pids):
+    """The pids whose parent is not among them (a server, not its forks)."""
+    def parent(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            return None
+    return [pid for pid in pids if parent(pid) not in pids]
 
 
 def _cmdline(pid):

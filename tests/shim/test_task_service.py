@@ -19,6 +19,7 @@ import uuid
 
 import pytest
 from google.protobuf import any_pb2
+from shimlib import top_level
 
 import pyrunc_testlib as lib
 from shim import ttrpc
@@ -168,8 +169,9 @@ class Shim:
         return self.events()
 
     def servers(self):
-        """Pids of shim servers of this test (their command line names our address)."""
-        return [pid for pid, _ in lib.processes_of(self.address)]
+        """Pids of shim servers of this test (their command line names our address), not
+        counting the server's own short-lived forks (a create's fork chain, same cmdline)."""
+        return top_level([pid for pid, _ in lib.processes_of(self.address)])
 
     def teardown(self):
         for client in self.clients.values():
