@@ -647,17 +647,25 @@ static void join_container(void)
     }
     if (!plan.fork_after_join)
         return;
+    /* the child waits (stopped) until its pid is sent: the parent of `create` takes the
+     * last "pid" before "ready" as the container's.  No fd for this: a process in the
+     * joined pid namespace can look at both of them. */
     pid_t pid = fork();
     if (pid < 0)
         fail(1, "fork: %s", strerror(errno));
     if (pid > 0) {
+        int status;
+        while (waitpid(pid, &status, WUNTRACED) < 0 && errno == EINTR)
+            ;
         char msg[64];
         int n = snprintf(msg, sizeof(msg), "{\"type\":\"pid\",\"pid\":%d}", pid);
         if (write(plan.sync_fd, msg, n) < 0) {
             /* the parent is gone: the child will fail to report too */
         }
+        kill(pid, SIGCONT);
         _exit(0);
     }
+    raise(SIGSTOP);
 }
 
 /* A pty from the container's own devpts for `exec -t`: the master goes to the parent. */

@@ -30,12 +30,15 @@ class Launch(Frozen):
                  "cgroup_procs",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
                  "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp",
-                 "mount_fds", "idmap_items", "new_keyring")
+                 "mount_fds", "idmap_items", "new_keyring", "join_pidns_fd")
     # seccomp: (memfd holding the compiled program, seccomp(2) flags), or None
     # mount_fds: {config mount index: fd of an idmapped mount made by the parent}
     # idmap_items: idmapped mounts the intermediate has made in the container's mount
     # namespace (with a user namespace; see idmap.Helper)
-    _defaults = {"seccomp": None, "mount_fds": {}, "idmap_items": (), "new_keyring": True}
+    # join_pidns_fd: a pid namespace to join (linux.namespaces pid with a path), joined by
+    # the stage (setns + fork), never by the Python init: see procfs_pidns
+    _defaults = {"seccomp": None, "mount_fds": {}, "idmap_items": (), "new_keyring": True,
+                 "join_pidns_fd": None}
 
 
 def intermediate(sync, launch):
@@ -53,7 +56,10 @@ def intermediate(sync, launch):
         from ociruntime.libcontainer.idmap import Helper
 
         helper = Helper(launch.idmap_items, 3 + launch.preserve_fds)
-    namespaces.join(launch.join_fds)
+    pidns = [fd for ns_type, fd in launch.join_fds if ns_type == "pid"]
+    namespaces.join([item for item in launch.join_fds if item[0] != "pid"])
+    if pidns:
+        launch = launch.replace(join_pidns_fd=pidns[0])
     plan = launch.ns_plan
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
@@ -87,6 +93,7 @@ def container_init(sync, launch):
 
     cfg = launch.config
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    groups_denied = _setgroups_denied()  # through the runtime's /proc, while in reach
     os.setsid()
     os.umask(0)
     if launch.ns_plan.create & sc.CLONE_NEWNET:
@@ -104,6 +111,7 @@ def container_init(sync, launch):
     rootfs = Rootfs(launch.rootfs, launch.bundle, userns=launch.ns_plan.has("user"),
                     cgroup_v2=launch.cgroup_v2)
     rootfs.mount_fds = launch.mount_fds
+    rootfs.pidns_fd = launch.join_pidns_fd
     own_mount_ns = launch.ns_plan.has("mount")
     rootfs.prepare(own_mount_ns)
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
@@ -144,13 +152,27 @@ def container_init(sync, launch):
 
         make_controlling(peer)
         os.close(peer)
-    fifo_fd = _fifo_handle(launch.state_dirfd)
+    fifo_fd = _fifo_handle(launch.state_dirfd, rootfs.joined_pidns_proc)
     plan = stage_plan(launch, sync.fd, fifo_fd)
+    if groups_denied:
+        plan.add("setgroups", 0)  # the last record wins
     plan_fd = plan.to_fd()
     keep = (sync.fd, launch.state_dirfd if fifo_fd is None else fifo_fd, plan_fd)
+    if launch.join_pidns_fd is not None:
+        keep += (launch.join_pidns_fd,)
     if launch.seccomp is not None:
         keep += (launch.seccomp[0],)
     exec_stage(launch.stage_fd, plan_fd, keep)
+
+
+def _setgroups_denied():
+    """An unprivileged caller wrote "deny" to setgroups before its gid map: setgroups(2)
+    fails in this user namespace (runc skips it then, as here)."""
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def _make_terminal(sync, rootfs, proc):
@@ -182,13 +204,17 @@ def propagation_flag(name):
     return PROPAGATION.get(name, PROPAGATION.get(name.lstrip("r"), 0))
 
 
-def _fifo_handle(state_dirfd):
+def _fifo_handle(state_dirfd, joined_pidns_proc=False):
     """An O_PATH handle of exec.fifo that the stage reopens through /proc/self/fd, so that
     the parked stage holds no host directory: a process with CAP_SYS_PTRACE exec'd into
     the created container could open it through /proc/1/fd and climb out with "..".
     None when this container's /proc cannot reopen it (no procfs there, or not the real
-    one): the stage then keeps the state directory, as before."""
+    one): the stage then keeps the state directory, as before.  joined_pidns_proc: /proc
+    is the procfs we made for a joined pid namespace, which this process (outside it)
+    cannot check through /proc/self; the stage, in it, can reopen the handle."""
     fd = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=state_dirfd)
+    if joined_pidns_proc:
+        return fd
     try:
         seen = os.stat(f"/proc/self/fd/{fd}")
         mine = os.fstat(fd)
@@ -212,6 +238,9 @@ def stage_plan(launch, sync_fd, fifo_fd=None):
     proc = launch.config.process
     if proc is None:
         return plan  # no process: the stage only parks; start will refuse
+    if launch.join_pidns_fd is not None:
+        plan.add("ns", f"{launch.join_pidns_fd},{sc.CLONE_NEWPID}")
+        plan.add("fork", 1)
     if launch.config.hooks.start_container:
         plan.add("hook_state", _hook_state(launch, "created"))
         for hook in launch.config.hooks.start_container:

@@ -126,8 +126,11 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
                 raise PyruncError("container init exited before it was ready")
             kind = msg.get("type")
             if kind == MSG_PID:
+                # a second "pid" comes from a stage that joined a pid namespace and forked
+                # (init.Launch.join_pidns_fd): its child is the container process
                 container_pid = msg["pid"]
-                _reap(intermediate)
+                if intermediate is not None:
+                    _reap(intermediate)
                 intermediate = None
             elif kind == MSG_IDMAP:
                 on_idmap(msg["pid"])

@@ -43,6 +43,9 @@ class Rootfs:
         self.fd = -1
         # {index in config mounts: fd of a detached, idmapped mount made by the parent}
         self.mount_fds = {}
+        # a pid namespace joined by the stage, not by the init (see procfs_pidns)
+        self.pidns_fd = None
+        self.joined_pidns_proc = False  # its procfs is on /proc
 
     # --- resolution inside the root ------------------------------------------------------
     def open(self, dest, flags=_O_PATH, resolve=_IN_ROOT):
@@ -189,6 +192,13 @@ class Rootfs:
                 # what the tmpfs will cover, still readable through this fd afterwards
                 old = os.open(fd_path(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             source = entry.source if entry.source and entry.type != "cgroup" else fstype
+            if fstype == "proc" and self.pidns_fd is not None and old < 0:
+                from ociruntime.libcontainer.procfs_pidns import mount_proc
+
+                mount_proc(target, self.pidns_fd, opts.flags, opts.data)
+                if dest.strip("/") == "proc":
+                    self.joined_pidns_proc = True
+                return
             sc.mount(source, fd_path(target), fstype,
                      opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if old >= 0 else
                      opts.flags & ~sc.MS_REMOUNT, opts.data or None)

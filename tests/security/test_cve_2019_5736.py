@@ -284,17 +284,12 @@ def test_create_into_a_shared_pid_namespace(runtime, make_bundle, attacker_bin, 
     assert_no_escape(found, output)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known hole, as in runc: with CAP_SYS_PTRACE (no user namespace) in a pid namespace "
-    "that a new container joins, the attacker reaches the new Python init before "
-    "pivot_root through /proc/PID/root (host files open for writing) and /proc/PID/fd "
-    "(directory fds: the state dir, the host root). Its /proc/PID/exe is the host "
-    "interpreter (ETXTBSY only while one runs). A fix keeps the init out of the joined "
-    "pid namespace (procfs mounted with fsconfig pidns=) and lets the stage setns+fork "
-    "into it."))
 def test_create_into_a_shared_pid_namespace_with_ptrace(runtime, make_bundle, attacker_bin,
                                                         scratch):
-    """No defence yet (see the xfail reason); kept strict so that a fix shows up."""
+    """Defence: the Python init of a container that joins a pid namespace stays out of it
+    (init.intermediate hands the namespace to the stage, which does setns + fork); its
+    /proc is made for the joined namespace with fsconfig pidns= (procfs_pidns).  A root
+    process with CAP_SYS_PTRACE there only ever sees the memfd stage, after pivot_root."""
     found, output = _create_into_attackers_pid_ns(runtime, make_bundle, attacker_bin, scratch,
                                                   ptrace=True)
     assert_no_escape(found, output)
