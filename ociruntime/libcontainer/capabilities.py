@@ -29,19 +29,21 @@ def last_cap():
         return len(NAMES) - 1
 
 
-def own_permitted():
+def own_permitted(field="CapPrm:"):
     """The runtime's own permitted set: what it can possibly hand on."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("CapPrm:"):
+            if line.startswith(field):
                 return int(line.split()[1], 16)
     return 0
 
 
-def masks(caps, warn):
-    """{set name: mask} for a Capabilities record; warn(msg) for names that are skipped."""
+def masks(caps, warn, new_userns=False):
+    """{set name: mask} for a Capabilities record; warn(msg) for names that are skipped.
+    new_userns: the container gets a user namespace of its own, where it has every
+    capability of the runtime's bounding set (an unprivileged caller has none permitted)."""
     limit = last_cap()
-    have = own_permitted()
+    have = own_permitted("CapBnd:" if new_userns else "CapPrm:")
     result = {}
     for set_name in SETS:
         mask = 0

@@ -101,6 +101,11 @@ class Container:
                 if not mappings:
                     raise PyruncError(f"linux.{field}: a new user namespace needs uid and "
                                       "gid mappings")
+            if (os.geteuid() != 0 and cfg.process is not None
+                    and cfg.process.user.additional_gids):
+                raise PyruncError("process.user.additionalGids: an unprivileged caller's user "
+                                  "namespace cannot have supplementary groups (setgroups is "
+                                  "denied there)")
         join_fds = ns_plan.open_joins()
         premounted = _premounted(rootfs, ns_plan)
         manager = None
@@ -110,7 +115,15 @@ class Container:
             self.state.claim()
             claimed = True
             manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id)
-            manager.create()
+            try:
+                manager.create()
+            except PyruncError:
+                if os.geteuid() == 0 or cfg.linux.cgroups_path:
+                    raise
+                # runc's rootless rule: no cgroup when the caller cannot make one
+                from ociruntime.libcontainer.cgroups.none import NoCgroupManager
+
+                manager = NoCgroupManager()
             if cfg.linux.resources is not None:
                 manager.apply_devices(cfg.linux.resources.devices)
                 # every controller and file the limits need, checked before any fork
@@ -215,7 +228,8 @@ class Container:
             cgroup_procs=manager.procs_files(), cgroup_binds=manager.bind_sources(),
             cgroup_v2=cgroup_v2, stage_fd=stage_fd, state_dirfd=state_dirfd,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
-            cap_masks=capabilities.masks(caps, log.warn) if caps is not None else None,
+            cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0)
+                       if caps is not None else None),
             cap_last=capabilities.last_cap(), umask=old_umask, container_id=self.id,
             run_runtime_hooks=_runtime_hooks(cfg),
             seccomp=(seccomp_fd, seccomp_program.flags) if seccomp_fd >= 0 else None,
@@ -331,12 +345,14 @@ class Container:
         if all_processes:
             from ociruntime.libcontainer import cgroups
 
-            for pid in cgroups.from_record(st.record["cgroup"]).pids():
+            pids = cgroups.from_record(st.record["cgroup"]).pids()
+            for pid in pids:
                 try:
                     os.kill(pid, signum)
                 except ProcessLookupError:
                     pass
-            return
+            if pids or st.record["cgroup"].get("version") != 0:
+                return
         _signal_init(st.record, signum)
 
     def delete(self, force=False):

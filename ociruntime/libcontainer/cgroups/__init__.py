@@ -96,6 +96,9 @@ def new_manager(cgroups_path, container_id):
 
 def from_record(record):
     """Rebuild the Manager that create used, from the state record."""
+    if record.get("version") == 0:
+        from ociruntime.libcontainer.cgroups.none import NoCgroupManager
+        return NoCgroupManager()
     if record.get("version") == 2:
         from ociruntime.libcontainer.cgroups.v2 import V2Manager
         return V2Manager(record["dirs"], record.get("created", []))
