@@ -61,7 +61,11 @@ def exec_in(container, proc, opts):
         stage_fd = sealed_stage_fd()
         owned.append(stage_fd)
         caps = proc.capabilities
-        cap_masks = capabilities.masks(caps, log.warn) if caps is not None else None
+        # an unprivileged caller joining the container's own user namespace: what it may
+        # have there is its bounding set, and setgroups was denied there at create
+        rootless = os.geteuid() != 0 and any(flag == sc.CLONE_NEWUSER for flag, _ in ns_fds)
+        cap_masks = (capabilities.masks(caps, log.warn, rootless)
+                     if caps is not None else None)
         umask = os.umask(0o022)
         os.umask(umask)
         seccomp = program = None
@@ -107,6 +111,8 @@ def exec_in(container, proc, opts):
                     plan.add("console", f"{proc.console_size.height},"
                                         f"{proc.console_size.width}")
             add_process(plan, proc, cap_masks, capabilities.last_cap(), umask, seccomp)
+            if rootless:
+                plan.add("setgroups", 0)  # the last record wins
             if extras:
                 procattrs.apply_for_exec(proc)
                 plan.extend("cpu", procattrs.final_cpus(proc))

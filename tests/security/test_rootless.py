@@ -118,6 +118,11 @@ def test_rootless_lifecycle(runtime, rootless):
     with open(f"/proc/{pid}/cgroup") as f:
         assert cid not in f.read()
     assert os.path.isdir(os.path.join(env["XDG_RUNTIME_DIR"], "pyrunc", cid))
+    # exec joins its user namespace: root there with the spec's capabilities, no setgroups
+    result = _root_free_run(runtime, env, bundle, "exec", cid, "sh", "-c",
+                            "id -u; grep CapEff /proc/self/status")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "CapEff:", "0000000020000420"], result.stdout
     result = _root_free_run(runtime, env, bundle, "kill", cid, "KILL")
     assert result.returncode == 0, result.stderr
     runtime.wait_exit(pid)
