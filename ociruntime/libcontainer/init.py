@@ -57,7 +57,12 @@ def intermediate(sync, launch):
 
         helper = Helper(launch.idmap_items, 3 + launch.preserve_fds)
     pidns = [fd for ns_type, fd in launch.join_fds if ns_type == "pid"]
-    namespaces.join([item for item in launch.join_fds if item[0] != "pid"])
+    if pidns:
+        from ociruntime.libcontainer.procfs_pidns import supported
+
+        if not supported(pidns[0]):
+            pidns = []  # an older kernel: the init joins it (the hole stays open there)
+    namespaces.join([item for item in launch.join_fds if not pidns or item[0] != "pid"])
     if pidns:
         launch = launch.replace(join_pidns_fd=pidns[0])
     plan = launch.ns_plan

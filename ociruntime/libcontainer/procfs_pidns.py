@@ -64,3 +64,19 @@ def mount_proc(target_fd, pidns_fd, flags, data):
               _MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH)
     finally:
         os.close(mnt)
+
+
+def supported(pidns_fd):
+    """Whether this kernel takes a pid namespace for a procfs (fsconfig "pidns", Linux
+    6.18); without it the init must join the namespace itself, as before."""
+    try:
+        fs = _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"pidns", None, pidns_fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fs)
