@@ -32,23 +32,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "benchmarks"), os.path.join(REPO, "tests"),
                 os.path.join(REPO, "tests", "e2e")]
 
+import enginelib  # noqa: E402  (tests/e2e/enginelib.py: the OCI archive, containerd's config)
 from bench import become_subreaper, make_bundles, reap_orphans  # noqa: E402
 
 RUNTIMES = {"pyrunc": "io.containerd.pyrunc.v2", "runc": "io.containerd.runc.v2"}
 SHIM_BINARIES = {"pyrunc": "containerd-shim-pyrunc-v2", "runc": "containerd-shim-runc-v2"}
 IMAGE = "docker.io/library/pyrunc-bench-busybox:latest"
-CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-"""
 
 
 class Containerd:
@@ -58,7 +47,7 @@ class Containerd:
         self.address = os.path.join(workdir, "containerd.sock")
         self.namespace = f"bench-{uuid.uuid4().hex[:8]}"
         with open(os.path.join(workdir, "config.toml"), "w") as f:
-            f.write(CONFIG.format(d=workdir))
+            f.write(enginelib.CONTAINERD_CONFIG.format(d=workdir))
         env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + ":"
                    + os.environ.get("PATH", ""))
         self.log = open(os.path.join(workdir, "containerd.log"), "wb")
@@ -203,8 +192,6 @@ def main(argv=None):
     runtimes = [r for r in args.runtimes.split(",") if r]
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    import enginelib
-
     become_subreaper()
     workdir = tempfile.mkdtemp(prefix="pyrunc-shim-bench-")
     cd = None

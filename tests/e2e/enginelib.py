@@ -27,6 +27,19 @@ ENGINE_BINARIES = {
     "dockerd": "/usr/sbin/dockerd",
     "docker": "/usr/bin/docker",
 }
+# A private containerd: its own root, state and sockets under directory d, CRI off.
+CONTAINERD_CONFIG = """\
+version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+"""
 # .ci's e2e setup writes this marker once it installed the engines: without it a missing
 # engine binary is a skip (a developer's machine), with it a failure (CI must run them).
 SETUP_MARKER = "/var/lib/pyrunc-e2e/engines-installed"

@@ -55,18 +55,6 @@ class Containerd:
         return os.path.join("/run/containerd/s", hashlib.sha256(key).hexdigest())
 
 
-CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +68,7 @@ def containerd(engine_dir, pyrunc_bin, busybox_rootfs, host_paths_created):
     c = Containerd(ctr, engine_dir, namespace, pyrunc_bin)
     config = os.path.join(engine_dir, "config.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(d=engine_dir))
+        f.write(enginelib.CONTAINERD_CONFIG.format(d=engine_dir))
     c.daemon = enginelib.Daemon([daemon_bin, "--config", config],
                                 os.path.join(engine_dir, "containerd.log"))
     try:

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from e2e.conftest import engine_dir, host_paths_created  # noqa: F401  (fixtures)
-from shimlib import CONFIG, IMAGE, PARENT, SHIM, Containerd, enginelib
+from shimlib import IMAGE, PARENT, SHIM, Containerd, enginelib
 
 import pyrunc_testlib as lib
 
@@ -29,7 +29,7 @@ def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
     c = Containerd(ctr, engine_dir, namespace)
     config = os.path.join(engine_dir, "config.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(d=engine_dir))
+        f.write(enginelib.CONTAINERD_CONFIG.format(d=engine_dir))
     env = dict(os.environ, PATH=os.path.dirname(SHIM) + ":" + os.environ.get("PATH", ""))
     c.daemon = enginelib.Daemon([sys.executable, PARENT, daemon_bin, "--config", config],
                                 os.path.join(engine_dir, "containerd.log"), env=env)

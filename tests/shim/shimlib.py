@@ -20,18 +20,6 @@ RUNTIME = "io.containerd.pyrunc.v2"
 PARENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaping_parent.py")
 SHIM = os.path.join(os.path.dirname(sys.executable), "containerd-shim-pyrunc-v2")
 
-CONFIG = """\
-version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-"""
 
 
 class Containerd:
