@@ -12,13 +12,17 @@ def _entry(msg, doc):
     msg.failcnt = doc.get("failcnt", 0)
 
 
+def _pids(m, doc):
+    pids = doc.get("pids") or {}
+    m.pids.current = pids.get("current", 0)
+    m.pids.limit = pids.get("limit", 0)
+
+
 def v1_metrics(doc):
     from shim.proto import metrics_v1_pb2 as pb
 
     m = pb.Metrics()
-    pids = doc.get("pids") or {}
-    m.pids.current = pids.get("current", 0)
-    m.pids.limit = pids.get("limit", 0)
+    _pids(m, doc)
     cpu = doc.get("cpu") or {}
     usage = cpu.get("usage") or {}
     m.cpu.usage.total = usage.get("total", 0)
@@ -62,9 +66,7 @@ def v2_metrics(doc):
     from shim.proto import metrics_v2_pb2 as pb
 
     m = pb.Metrics()
-    pids = doc.get("pids") or {}
-    m.pids.current = pids.get("current", 0)
-    m.pids.limit = pids.get("limit", 0)
+    _pids(m, doc)
     cpu = doc.get("cpu") or {}
     usage = cpu.get("usage") or {}
     throttling = cpu.get("throttling") or {}

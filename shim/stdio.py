@@ -18,11 +18,6 @@ import os
 import threading
 
 
-def _clear_nonblock(fd):
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-
-
 def _open_writer(path):
     """The write side of a fifo containerd reads, never blocking on open: when no reader
     is there (containerd gone), O_RDWR keeps the writes from failing."""
@@ -32,14 +27,14 @@ def _open_writer(path):
         if e.errno != errno.ENXIO:
             raise
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    _clear_nonblock(fd)
+    os.set_blocking(fd, True)
     return fd
 
 
 def _open_reader(path):
     """The read side of containerd's stdin fifo (see the module's docstring for EOF)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    _clear_nonblock(fd)
+    os.set_blocking(fd, True)
     return fd
 
 
@@ -64,19 +59,12 @@ class ProcessIO:
             # the pty replaces all three; the fifos are served by the copy threads
             return (null, null, null)
         fds = []
-        if stdin:
-            fd = _open_reader(stdin)
-            self._child_fds.append(fd)
-            fds.append(fd)
-        else:
-            fds.append(null)
-        for path in (stdout, stderr):
-            if path:
-                fd = _open_writer(path)
+        for path, opener in ((stdin, _open_reader), (stdout, _open_writer),
+                             (stderr, _open_writer)):
+            fd = opener(path) if path else null
+            if fd != null:
                 self._child_fds.append(fd)
-                fds.append(fd)
-            else:
-                fds.append(null)
+            fds.append(fd)
         return tuple(fds)
 
     def after_spawn(self):
