@@ -22,7 +22,13 @@ Isolation, per program:
     found and `delete --force`d afterwards;
   * crun (1.8) needs the empty cgroup2 at /sys/fs/cgroup/unified out of its way (it then takes
     the host for a v2 one), so its program's private namespace unmounts it; and crun refuses
-    `ociVersion: 1.3.0`, so its wrapper rewrites the bundle's version to 1.0.2 before create.
+    `ociVersion: 1.3.0`, so its wrapper rewrites the bundle's version to 1.0.2 before create;
+  * on a v1/hybrid host, the v1 controllers the kernel has but the host never mounted (here
+    hugetlb and net_cls,net_prio: /proc/cgroups lists them in hierarchy 0) are mounted inside
+    that private namespace, on a private copy of the /sys/fs/cgroup directory (the host's
+    own mounts are bind-mounted into it, untouched).  The kernel gives a controller back to
+    the default hierarchy once its last mount and cgroup are gone, which cleanup() makes
+    sure of.  `--host-cgroups` runs against the host's mounts as they are.
 The suite uses fixed cgroup paths (/cgrouptest, testdir/cgrouptest/container), so programs
 run sequentially, and those cgroups are removed (when empty) after each program.
 """
@@ -63,20 +69,25 @@ CLASSIFICATION = {
         "(no CFQ/BFQ scheduler); the program reads them back and fails for runc and crun too"),
     "linux_cgroups_relative_blkio": (
         "host lacks blkio weight files", "same as linux_cgroups_blkio"),
+    # hugetlb and net_cls/net_prio: only without the private controller view (--host-cgroups,
+    # or a kernel built without them); with it, all three runtimes pass these four programs
     "linux_cgroups_hugetlb": (
         "host lacks hugetlb cgroup",
-        "no hugetlb controller is mounted in the v1 hierarchy; runc and crun fail too"),
+        "no hugetlb controller is mounted in the v1 hierarchy (run without --host-cgroups to "
+        "mount it for the programs); runc and crun fail too"),
     "linux_cgroups_relative_hugetlb": (
         "host lacks hugetlb cgroup", "same as linux_cgroups_hugetlb"),
     "linux_cgroups_network": (
         "host lacks net_cls/net_prio cgroups",
-        "net_cls and net_prio are not mounted on this host; runc and crun fail too"),
+        "net_cls and net_prio are not mounted on this host (run without --host-cgroups to "
+        "mount them for the programs); runc and crun fail too"),
     "linux_cgroups_relative_network": (
         "host lacks net_cls/net_prio cgroups", "same as linux_cgroups_network"),
     "linux_cgroups_memory": (
         "host lacks kernel memory accounting",
-        "the kernel (6.18) has no memory.kmem.limit_in_bytes / kmem.tcp files; the program "
-        "sets memory.kernel and kernelTCP and checks them; runc and crun fail too"),
+        "this 6.18 kernel keeps memory.kmem.limit_in_bytes but ignores what is written to "
+        "it (it reads back the maximum); the program sets memory.kernel and reads it back, so "
+        "no runtime can pass; runc and crun fail that check"),
     "linux_cgroups_relative_memory": (
         "host lacks kernel memory accounting", "same as linux_cgroups_memory"),
     "linux_process_apparmor_profile": (
@@ -120,12 +131,6 @@ CLASSIFICATION = {
         SUITE, "expects create to fail for an unknown capability (CAP_TEST); runtime-spec "
                "1.2+ config.md says unknown or ungrantable caps MUST be logged as a warning "
                "and SHOULD NOT fail, which pyrunc does; runc 1.1.5 and crun 1.8.1 also accept"),
-    "linux_ns_itype@pyrunc": (
-        "pyrunc: not implemented (container without its own mount namespace)",
-        "the program removes every namespace, mount included, from the config; support.py "
-        "refuses a container without a mount namespace on purpose: its mounts (proc, dev, "
-        "...) would land in and stay in the runtime's mount namespace (runc mounts there "
-        "and chroots).  Feature not built."),
     "linux_cgroups_memory@pyrunc": (
         "host lacks kernel memory accounting",
         "the program sets memory.kernel/kernelTCP; this 6.18 kernel ignores "
@@ -274,33 +279,86 @@ def write_wrapper(scratch, binary, kind):
     return path, state
 
 
-def namespace_prelude(kind):
+def unmounted_v1_controllers():
+    """Controllers the kernel has and enables that no v1 mount shows, on a v1/hybrid host.
+
+    Grouped as a host with them mounted would group them (net_cls with net_prio).  Empty on
+    a pure v2 host, where /sys/fs/cgroup is the cgroup2 mount itself.  (A controller whose
+    hierarchy outlived its last mount, see released(), counts as unmounted: mounting it again
+    reuses that hierarchy, and the cleanup's unmount then ends it.)
+    """
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return []
+    mounted = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            _, _, rest = line.partition(" - ")
+            fstype, _source, options = (rest.split() + ["", ""])[:3]
+            if fstype == "cgroup":
+                mounted.update(options.split(","))
+    with open("/proc/cgroups") as f:
+        rows = [line.split() for line in f if not line.startswith("#")]
+    free = [name for name, _hierarchy, _n, enabled in rows
+            if enabled == "1" and name not in mounted and name != "perf_event"]
+    groups = []
+    if "net_cls" in free and "net_prio" in free:
+        groups.append(("net_cls", "net_prio"))
+    groups += [(name,) for name in free if name not in ("net_cls", "net_prio")]
+    return groups
+
+
+def cgroup_view_script(groups):
+    """Shell: a private /sys/fs/cgroup holding the host's mounts plus `groups` mounted.
+
+    Runs inside a private mount namespace: the new tmpfs, binds and cgroup mounts exist only
+    there; a controller another hierarchy holds (EBUSY) is left out.
+    """
+    if not groups:
+        return ""
+    lines = ['v=$(mktemp -d /tmp/rt-cgview.XXXXXX)',
+             'mount -t tmpfs -o mode=755 rt-cgview "$v"',
+             'for d in /sys/fs/cgroup/*; do n=${d##*/}; '
+             'if [ -L "$d" ]; then ln -s "$(readlink "$d")" "$v/$n"; '
+             'else mkdir "$v/$n" && mount --bind "$d" "$v/$n"; fi; done']
+    for group in groups:
+        name = ",".join(group)
+        lines.append(f'mkdir "$v/{name}" && {{ mount -t cgroup -o {name} cgroup "$v/{name}" '
+                     f'|| rmdir "$v/{name}"; }}')
+        if len(group) > 1:
+            lines += [f'[ -d "$v/{name}" ] && ln -s {name} "$v/{ctl}"' for ctl in group]
+    lines += ['mount --move "$v" /sys/fs/cgroup', 'rmdir "$v"']
+    return "; ".join(lines) + "; "
+
+
+def namespace_prelude(kind, groups=()):
     """Shell run first inside the program's private mount namespace."""
+    prelude = cgroup_view_script(groups)
     if kind == "crun":
-        return "umount /sys/fs/cgroup/unified 2>/dev/null; "
-    return ""
+        prelude += "umount /sys/fs/cgroup/unified 2>/dev/null; "
+    return prelude
 
 
-def cleanup(wrapper, state, kind):
-    """delete --force whatever the program left in its private --root; drop fixed cgroups."""
+def cleanup(wrapper, state, kind, groups=()):
+    """delete --force whatever the program left in its private --root; drop fixed cgroups.
+
+    Both in the program's view of /sys/fs/cgroup, so that cgroups in a controller mounted
+    only for the program are found and removed (a leftover would keep its hierarchy alive).
+    """
     ids = [d for d in os.listdir(state) if d[0] not in "@."] if os.path.isdir(state) else []
     for cid in ids:
         subprocess.run(["unshare", "-m", "sh", "-c",
-                        namespace_prelude(kind) + 'exec "$0" delete --force "$1"', wrapper, cid],
+                        namespace_prelude(kind, groups) + 'exec "$0" delete --force "$1"',
+                        wrapper, cid],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                        check=False)
-    for ctl in os.listdir("/sys/fs/cgroup"):
-        for rel in FIXED_CGROUPS:
-            p = os.path.join("/sys/fs/cgroup", ctl, rel)
-            if os.path.isdir(p) and not os.path.islink(p):
-                try:
-                    os.rmdir(p)
-                except OSError:
-                    pass
+    rmdirs = " ".join(f'"$c/{rel}"' for rel in FIXED_CGROUPS)
+    subprocess.run(["unshare", "-m", "sh", "-c", cgroup_view_script(groups)
+                    + f"for c in /sys/fs/cgroup/*; do [ -L \"$c\" ] || rmdir {rmdirs} "
+                    "2>/dev/null; done; true"], timeout=60, check=False)
     return ids
 
 
-def run_program(prog, valdir, binary, kind, timeout, keep=False):
+def run_program(prog, valdir, binary, kind, timeout, keep=False, groups=()):
     name = os.path.basename(prog)[:-2]
     scratch = tempfile.mkdtemp(prefix=f"rt-{kind}-{name}-", dir=os.environ.get("RT_SCRATCH"))
     os.chmod(scratch, 0o755)
@@ -308,7 +366,7 @@ def run_program(prog, valdir, binary, kind, timeout, keep=False):
         shutil.copy2(os.path.join(valdir, f), os.path.join(scratch, f))
     wrapper, state = write_wrapper(scratch, binary, kind)
     env = dict(os.environ, RUNTIME=wrapper, TMPDIR=scratch)
-    cmd = ["unshare", "-m", "sh", "-c", namespace_prelude(kind) + 'exec "$0"', prog]
+    cmd = ["unshare", "-m", "sh", "-c", namespace_prelude(kind, groups) + 'exec "$0"', prog]
     start = time.monotonic()
     timed_out = False
     proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=subprocess.PIPE,
@@ -321,7 +379,7 @@ def run_program(prog, valdir, binary, kind, timeout, keep=False):
         out, _ = proc.communicate()
     elapsed = time.monotonic() - start
     text = out.decode(errors="replace")
-    leftovers = cleanup(wrapper, state, kind)
+    leftovers = cleanup(wrapper, state, kind, groups)
     if not keep:
         shutil.rmtree(scratch, ignore_errors=True)
     ok, not_ok, skip, plan, failures = parse_tap(text)
@@ -340,14 +398,14 @@ def programs(valdir, only):
     return [os.path.join(valdir, p) for p in found]
 
 
-def run_suite(runtime, valdir, timeout, only, verbose, keep=False):
+def run_suite(runtime, valdir, timeout, only, verbose, keep=False, groups=()):
     binary = runtime_binary(runtime)
     if not binary or not os.access(binary, os.X_OK):
         sys.exit(f"run_upstream: runtime {runtime!r} not found")
     kind = runtime_kind(runtime, binary)
     results = []
     for prog in programs(valdir, only):
-        r = run_program(prog, valdir, binary, kind, timeout, keep)
+        r = run_program(prog, valdir, binary, kind, timeout, keep, groups)
         r["class"] = "" if r["verdict"] in ("pass", "skip") else classify(r["test"], kind)
         results.append(r)
         if verbose:
@@ -391,7 +449,7 @@ def compare_table(by_runtime):
     return "\n".join(lines)
 
 
-def markdown(by_runtime, path):
+def markdown(by_runtime, path, groups=()):
     kinds = list(by_runtime)
     idx = {k: {r["test"]: r for r in v} for k, v in by_runtime.items()}
     names = [r["test"] for r in next(iter(by_runtime.values()))]
@@ -409,7 +467,10 @@ def markdown(by_runtime, path):
            "applet symlinks, /etc/passwd and /etc/group, empty /dev /proc /sys) from "
            "Debian's busybox-static.  runc 1.1.5 and crun 1.8.1 are Debian's.  Each program "
            "runs alone, in a private mount namespace, in a 0755 scratch directory (see the "
-           "runner's docstring).", "",
+           "runner's docstring)."
+           + (" In that namespace only, the v1 controllers this kernel has but the host never "
+              "mounted are mounted: " + ", ".join(f"`{','.join(g)}`" for g in groups)
+              + " (the host's own cgroup mounts are not touched)." if groups else ""), "",
            "| " + " | ".join(["runtime"] + kinds) + " |",
            "|---" * (len(kinds) + 1) + "|",
            "| programs passing | " + " | ".join(f"**{passed(by_runtime[k])}/"
@@ -455,6 +516,8 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=120, help="seconds per program")
     ap.add_argument("--only", nargs="*", help="program names (without .t)")
     ap.add_argument("--keep", action="store_true", help="keep scratch directories")
+    ap.add_argument("--host-cgroups", action="store_true",
+                    help="do not mount the host's unmounted v1 controllers for the programs")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -463,10 +526,14 @@ def main(argv=None):
         if not os.path.exists(os.path.join(args.dir, f)):
             sys.exit(f"run_upstream: {args.dir}/{f} is missing (build runtime-tools first)")
     runtimes = RUNTIMES if args.compare else (args.runtime,)
+    groups = [] if args.host_cgroups else unmounted_v1_controllers()
+    if groups and args.verbose:
+        print("run_upstream: mounting for the programs only: "
+              + " ".join(",".join(g) for g in groups), file=sys.stderr)
     by_runtime = {}
     for rt in runtimes:
         kind, results = run_suite(rt, args.dir, args.timeout, args.only, args.verbose,
-                                  args.keep)
+                                  args.keep, groups)
         by_runtime[kind] = results
         if not args.compare:
             print(table(kind, results))
@@ -477,8 +544,35 @@ def main(argv=None):
     if args.compare:
         print(compare_table(by_runtime))
     if args.markdown:
-        markdown(by_runtime, args.markdown)
-    return 0
+        markdown(by_runtime, args.markdown, groups)
+    return 0 if released(groups) else 1
+
+
+def released(groups, wait=10.0):
+    """Give the controllers mounted for the programs back to the kernel's default hierarchy.
+
+    The kernel ends a v1 hierarchy at its last unmount only if no child cgroup is left then,
+    and a removed cgroup stays counted until RCU has freed it: the programs' (and cleanup's)
+    unmounts usually come too early.  So: wait until only the root cgroups are left, mount
+    and unmount once more, and check.  False (and a message) if a hierarchy stays.
+    """
+    names = {name for group in groups for name in group}
+    deadline = time.monotonic() + wait
+    while True:
+        with open("/proc/cgroups") as f:
+            rows = [row.split() for row in f if not row.startswith("#")]
+        held = {name: ncgroups for name, hierarchy, ncgroups, _e in rows
+                if name in names and hierarchy != "0"}
+        if not held:
+            return True
+        if time.monotonic() > deadline:
+            print("run_upstream: still in a v1 hierarchy of their own (cgroups left in them?): "
+                  + " ".join(sorted(held)), file=sys.stderr)
+            return False
+        if all(n == "1" for n in held.values()):
+            subprocess.run(["unshare", "-m", "sh", "-c", cgroup_view_script(groups) + "true"],
+                           timeout=60, check=False)
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":
