@@ -232,8 +232,25 @@ class Rootfs:
                 os.close(sub)
             self._remount(f"{dest}/{name}", opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
                           | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        self._cgroup_v1_links(dest, [name for name, _ in cgroup_binds if "," in name])
         if opts.flags & sc.MS_RDONLY:
             self._remount(dest, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+    def _cgroup_v1_links(self, dest, comounted):
+        """cpu -> cpu,cpuacct and the like, as the host has them: programs open
+        /sys/fs/cgroup/<controller> (runc makes the same links)."""
+        if not comounted:
+            return
+        dirfd = self.make(dest, True)
+        try:
+            for name in comounted:
+                for controller in name.split(","):
+                    try:
+                        os.symlink(name, controller, dir_fd=dirfd)
+                    except FileExistsError:
+                        pass
+        finally:
+            os.close(dirfd)
 
     def create_default_devices(self):
         """/dev/null and friends: mknod, or bind-mounted from the host in a user namespace
