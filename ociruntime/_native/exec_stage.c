@@ -571,7 +571,8 @@ static void wait_for_start(void)
     }
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
-    reset_signals();
+    /* the parked handlers stay: execve resets them, and nothing between here and execve
+     * should lengthen the time from `start` to the program */
     for (int i = 0; i < plan.nhooks; i++) {
         const char *why = run_hook(&plan.hooks[i], err, sizeof(err));
         if (why) {
@@ -609,7 +610,12 @@ static void send_fd(const char *body, int fd, const char *what)
         fail(1, "sending the %s: %s", what, strerror(errno));
 }
 
-static void load_seccomp(void)
+/* The filter, read from its memfd before anything else closes fds: installing it is the
+ * last step before execve, after the stage has closed what the program must not inherit
+ * (a profile may deny close_range, as runtime-tools' default one does). */
+static struct sock_fprog seccomp_prog;
+
+static void read_seccomp(void)
 {
     struct stat st;
     if (fstat(plan.seccomp_fd, &st) < 0)
@@ -617,17 +623,39 @@ static void load_seccomp(void)
     struct sock_filter *insns = malloc(st.st_size ? st.st_size : 1);
     if (!insns || pread(plan.seccomp_fd, insns, st.st_size, 0) != st.st_size)
         fail(1, "reading seccomp program: %s", strerror(errno));
-    struct sock_fprog prog = {(unsigned short)(st.st_size / sizeof(*insns)), insns};
-    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags, &prog);
+    seccomp_prog.len = (unsigned short)(st.st_size / sizeof(*insns));
+    seccomp_prog.filter = insns;
+    close(plan.seccomp_fd);
+    plan.seccomp_fd = -1;
+}
+
+static void load_seccomp(void)
+{
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.seccomp_flags,
+                            &seccomp_prog);
     if (listener < 0)
         fail(1, "loading seccomp filter: %s", strerror(errno));
     if (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
         send_fd("{\"type\":\"seccomp\"}", (int)listener, "seccomp listener fd");
         close((int)listener);
     }
-    free(insns);
-    close(plan.seccomp_fd);
-    plan.seccomp_fd = -1;
+    free(seccomp_prog.filter);
+    seccomp_prog.filter = NULL;
+}
+
+/* Close every fd from 3 + preserve on but exec.fifo's, which execve closes (runtime-tools
+ * validation/poststart).  The intermediate already marked them all close-on-exec: this is
+ * the second wall. */
+static void close_inherited_fds(void)
+{
+    unsigned int first = 3 + plan.preserve;
+    if (fifo_keep >= (int)first) {
+        if (fifo_keep > (int)first)
+            syscall(SYS_close_range, first, fifo_keep - 1, 0);
+        syscall(SYS_close_range, fifo_keep + 1, ~0U, 0);
+    } else {
+        syscall(SYS_close_range, first, ~0U, 0);
+    }
 }
 
 /* `pyrunc exec`: enter the container's cgroups and namespaces, then fork so that the pid
@@ -722,10 +750,15 @@ int main(int argc, char **argv)
         make_terminal();
     apply_rlimits();
     enter_cwd();
-    if (plan.seccomp_fd >= 0 &&
-        (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)))
-        load_seccomp(); /* while still privileged (runc's order), and able to hand over a
-                           listener fd */
+    int seccomp_late = 0;
+    if (plan.seccomp_fd >= 0) {
+        read_seccomp();
+        if (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER))
+            load_seccomp(); /* while still privileged (runc's order), and able to hand over
+                               a listener fd */
+        else
+            seccomp_late = 1;
+    }
     change_identity();
     if (plan.umask_value >= 0)
         umask((mode_t)plan.umask_value);
@@ -739,16 +772,9 @@ int main(int argc, char **argv)
 
     if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
         wait_for_start();
-    if (plan.seccomp_fd >= 0)
+    close_inherited_fds();
+    if (seccomp_late)
         load_seccomp();
-    if (fifo_keep >= 3 + plan.preserve) {
-        /* everything but exec.fifo, which execve closes (runtime-tools validation/poststart) */
-        if (fifo_keep > 3 + plan.preserve)
-            syscall(SYS_close_range, 3 + plan.preserve, fifo_keep - 1, 0);
-        syscall(SYS_close_range, fifo_keep + 1, ~0U, 0);
-    } else {
-        syscall(SYS_close_range, 3 + plan.preserve, ~0U, 0);
-    }
     execve(program, plan.argv, plan.envp);
     if (errno == EACCES)
         fail(126, "exec: \"%s\": permission denied", plan.argv[0]);
