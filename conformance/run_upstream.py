@@ -65,8 +65,9 @@ CLASSIFICATION = {
     # --- host limits (fail identically with runc 1.1.5 and crun 1.8.1 on this VM) ---
     "linux_cgroups_blkio": (
         "host lacks blkio weight files",
-        "the blkio controller here has no blkio.weight / blkio.leaf_weight / weight_device "
-        "(no CFQ/BFQ scheduler); the program reads them back and fails for runc and crun too"),
+        "the program reads back blkio.weight, blkio.leaf_weight and their _device files, "
+        "which only the CFQ I/O scheduler had (gone since Linux 5.0); this 6.18 kernel's BFQ "
+        "offers blkio.bfq.weight instead; runc and crun fail too"),
     "linux_cgroups_relative_blkio": (
         "host lacks blkio weight files", "same as linux_cgroups_blkio"),
     # hugetlb and net_cls/net_prio: only without the private controller view (--host-cgroups,
@@ -145,16 +146,16 @@ CLASSIFICATION = {
                " line first; the spec only says the hooks run after the program is executed "
                "(pyrunc's start waits for the execve, see conformance/test_spec_lifecycle.py::te"
                "st_poststart_runs_after_the_program_is_executed), not after it has written "
-               "anything, so the order is a race: runc always loses it here, crun and pyrunc "
-               "lose it some runs (crun passed 2 of 3 full runs, pyrunc 8 of 9 single runs after"
-               " the fix but not the last full run)"),
+               "anything, so the order is a race between two shells started ~1 ms apart: in "
+               "batches of single runs here runc passed 0/10, crun 4/10, pyrunc 6/20 to 17/20"),
     "poststart_fail": (
         SUITE, "expects the runtime-spec <= 1.2 rule (a failing poststart hook is only a "
                "warning) while its own config says ociVersion 1.3.0, whose runtime.md says "
                "a failing poststart hook MUST make start error and destroy the container; "
                "pyrunc applies the rule of the config's version (it only warns for < 1.3); "
                "runc fails it, crun passes only because its wrapper rewrites the version to "
-               "1.0.2 and crun always just warns"),
+               "1.0.2 and crun always just warns; given the same rewrite, pyrunc passes it "
+               "too (see RESULTS.md)"),
     "misc_props": (
         SUITE, "never copies runtimetest into its bundle, then "
                "creates a container running /runtimetest: create fails with 'exec: "
