@@ -243,12 +243,8 @@ class Rootfs:
             return
         dirfd = self.make(dest, True)
         try:
-            for name in comounted:
-                for controller in name.split(","):
-                    try:
-                        os.symlink(name, controller, dir_fd=dirfd)
-                    except FileExistsError:
-                        pass
+            _symlinks(dirfd, [(controller, name) for name in comounted
+                              for controller in name.split(",")])
         finally:
             os.close(dirfd)
 
@@ -271,11 +267,7 @@ class Rootfs:
                 except FileExistsError:
                     continue
                 os.chown(name, 0, 0, dir_fd=devfd, follow_symlinks=False)
-            for name, target in DEV_LINKS:
-                try:
-                    os.symlink(target, name, dir_fd=devfd)
-                except FileExistsError:
-                    pass
+            _symlinks(devfd, DEV_LINKS)
         finally:
             os.close(devfd)
 
@@ -436,6 +428,15 @@ def copy_tree(src, dst):
         if not stat.S_ISLNK(mode):
             os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+
+
+def _symlinks(dirfd, links):
+    """(name, target) symlinks in an open directory; one already there is left alone."""
+    for name, target in links:
+        try:
+            os.symlink(target, name, dir_fd=dirfd)
+        except FileExistsError:
+            pass
 
 
 def _refuse_symlink(devfd, name):
