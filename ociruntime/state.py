@@ -190,15 +190,18 @@ def _frozen(freezer_file):
 
 
 def list_containers(root):
-    """ContainerState objects (loaded) for every container under root, sorted by id."""
+    """ContainerState objects (loaded) for every container under root, sorted by id.
+
+    The root also holds pyrunc's own entries, named so that they are no valid id
+    (@seccomp-cache): whatever is not a loadable container is passed over, as runc does."""
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
         return []
     found = []
     for name in names:
-        st = ContainerState(root, name)
         try:
+            st = ContainerState(root, name)
             st.load()
         except PyruncError:
             continue

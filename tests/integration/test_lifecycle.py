@@ -265,6 +265,16 @@ def test_list_shows_container(runtime, bundle):
     assert runtime.run("list", "-q").stdout.split() == [cid]
 
 
+def test_list_passes_over_the_seccomp_cache(runtime, bundle):
+    # a seccomp profile leaves <root>/@seccomp-cache, which is no container
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mknod"], "action": "SCMP_ACT_ERRNO"}]}
+    cid = runtime.create(bundle).cid
+    assert os.path.isdir(os.path.join(runtime.root, "@seccomp-cache"))
+    assert runtime.run("list", "-q").stdout.split() == [cid]
+    assert [c["id"] for c in json.loads(runtime.run("list", "-f", "json").stdout)] == [cid]
+
+
 # --- run -d, --pid-file, snapshot, id reuse -------------------------------------------------------
 
 
