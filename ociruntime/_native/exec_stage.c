@@ -643,18 +643,25 @@ static void load_seccomp(void)
     seccomp_prog.filter = NULL;
 }
 
-/* Close every fd from 3 + preserve on but exec.fifo's, which execve closes (runtime-tools
- * validation/poststart).  The intermediate already marked them all close-on-exec: this is
- * the second wall. */
-static void close_inherited_fds(void)
+/* Close every fd from 3 + preserve on except those in keep (-1 entries ignored).  The
+ * intermediate already marked them all close-on-exec: this is the second wall, and it runs
+ * before the seccomp filter is installed (a profile may deny close_range, as runtime-tools'
+ * default one does). */
+static void close_fds_except(int *keep, int nkeep)
 {
-    unsigned int first = 3 + plan.preserve;
-    if (fifo_keep >= (int)first) {
-        if (fifo_keep > (int)first)
-            syscall(SYS_close_range, first, fifo_keep - 1, 0);
-        syscall(SYS_close_range, fifo_keep + 1, ~0U, 0);
-    } else {
-        syscall(SYS_close_range, first, ~0U, 0);
+    unsigned int next = 3 + plan.preserve;
+    for (;;) {
+        int stop = -1; /* the lowest kept fd at or above next */
+        for (int i = 0; i < nkeep; i++)
+            if (keep[i] >= (int)next && (stop < 0 || keep[i] < stop))
+                stop = keep[i];
+        if (stop < 0) {
+            syscall(SYS_close_range, next, ~0U, 0);
+            return;
+        }
+        if (stop > (int)next)
+            syscall(SYS_close_range, next, stop - 1, 0);
+        next = stop + 1;
     }
 }
 
@@ -750,14 +757,19 @@ int main(int argc, char **argv)
         make_terminal();
     apply_rlimits();
     enter_cwd();
-    int seccomp_late = 0;
+    int seccomp_late = 0, fds_closed = 0;
     if (plan.seccomp_fd >= 0) {
         read_seccomp();
-        if (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER))
-            load_seccomp(); /* while still privileged (runc's order), and able to hand over
-                               a listener fd */
-        else
+        if (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) {
+            /* loaded while still privileged (runc's order), and able to hand over a
+             * listener fd: what the stage still needs stays open */
+            int keep[] = {plan.sync_fd, plan.fifo_fd, plan.fifo_dir_fd};
+            close_fds_except(keep, 3);
+            fds_closed = 1; /* wait_for_start closes the fifo handles, execve exec.fifo */
+            load_seccomp();
+        } else {
             seccomp_late = 1;
+        }
     }
     change_identity();
     if (plan.umask_value >= 0)
@@ -772,7 +784,9 @@ int main(int argc, char **argv)
 
     if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
         wait_for_start();
-    close_inherited_fds();
+    /* all but exec.fifo, which execve closes (runtime-tools validation/poststart) */
+    if (!fds_closed)
+        close_fds_except(&fifo_keep, 1);
     if (seccomp_late)
         load_seccomp();
     execve(program, plan.argv, plan.envp);
