@@ -159,7 +159,7 @@ def _daemon(flags, listener, path, bundle):
         os.close(log)
         os.chdir("/")
         os.set_inheritable(listener.fileno(), True)
-        argv = [sys.executable, os.path.abspath(sys.argv[0]),
+        argv = [sys.executable, "-I", os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
