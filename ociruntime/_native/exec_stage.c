@@ -610,9 +610,8 @@ static void send_fd(const char *body, int fd, const char *what)
         fail(1, "sending the %s: %s", what, strerror(errno));
 }
 
-/* The filter, read from its memfd before anything else closes fds: installing it is the
- * last step before execve, after the stage has closed what the program must not inherit
- * (a profile may deny close_range, as runtime-tools' default one does). */
+/* The filter, read from its memfd first so that the fds can be closed before it is
+ * installed (a profile may deny close_range, as runtime-tools' default one does). */
 static struct sock_fprog seccomp_prog;
 
 static void read_seccomp(void)
