@@ -71,18 +71,7 @@ class Containerd:
 
     def shim_pids(self, runtime):
         """The shim processes of one runtime serving this containerd."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().decode(errors="replace")
-            except OSError:
-                continue
-            if SHIM_BINARIES[runtime] in cmdline and self.address in cmdline:
-                found.append(int(entry))
-        return found
+        return enginelib.processes_with_cmdline(self.address, SHIM_BINARIES[runtime])
 
     def cleanup(self):
         for name in self.ctr("tasks", "list", "--quiet", check=False).stdout.split():

@@ -198,9 +198,27 @@ def kill_pids(pids):
             pass
 
 
-def processes_with_cmdline(needle):
+def start_containerd(daemon_argv, engine_dir, env=None):
+    """A private containerd (CONTAINERD_CONFIG, everything under engine_dir), started, not
+    yet waited for: the caller keeps the Daemon to stop it whatever happens next."""
+    config = os.path.join(engine_dir, "config.toml")
+    with open(config, "w") as f:
+        f.write(CONTAINERD_CONFIG.format(d=engine_dir))
+    return Daemon([*daemon_argv, "--config", config],
+                  os.path.join(engine_dir, "containerd.log"), env=env)
+
+
+def containerd_ready_with(ctr, daemon, rootfs, engine_dir, image):
+    """Wait until containerd answers `ctr version`, then import rootfs as image."""
+    daemon.wait_ready(lambda: ctr("version", check=False, timeout=10).returncode == 0,
+                      "containerd")
+    tar = write_oci_archive(rootfs, os.path.join(engine_dir, "image.tar"), image)
+    ctr("images", "import", "--all-platforms", tar)
+
+
+def processes_with_cmdline(needle, *more):
     """Pids of the host's processes whose command line contains needle (a private path
-    of this test, so only processes this test started match)."""
+    of this test, so only processes this test started match), and each of `more`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -210,7 +228,7 @@ def processes_with_cmdline(needle):
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if needle in cmdline and int(entry) != os.getpid():
+        if needle in cmdline and all(m in cmdline for m in more) and int(entry) != os.getpid():
             found.append(int(entry))
     return found
 

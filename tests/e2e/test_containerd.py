@@ -66,17 +66,9 @@ def containerd(engine_dir, pyrunc_bin, busybox_rootfs, host_paths_created):
                        "/run/containerd/fifo", f"/run/containerd/runc/{namespace}",
                        *enginelib.cgroup_dirs(namespace))
     c = Containerd(ctr, engine_dir, namespace, pyrunc_bin)
-    config = os.path.join(engine_dir, "config.toml")
-    with open(config, "w") as f:
-        f.write(enginelib.CONTAINERD_CONFIG.format(d=engine_dir))
-    c.daemon = enginelib.Daemon([daemon_bin, "--config", config],
-                                os.path.join(engine_dir, "containerd.log"))
+    c.daemon = enginelib.start_containerd([daemon_bin], engine_dir)
     try:
-        c.daemon.wait_ready(lambda: c("version", check=False, timeout=10).returncode == 0,
-                            "containerd")
-        tar = enginelib.write_oci_archive(busybox_rootfs,
-                                          os.path.join(engine_dir, "image.tar"), IMAGE)
-        c("images", "import", "--all-platforms", tar)
+        enginelib.containerd_ready_with(c, c.daemon, busybox_rootfs, engine_dir, IMAGE)
         yield c
     finally:
         if c.daemon.proc.poll() is None:

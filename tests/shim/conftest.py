@@ -27,18 +27,11 @@ def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
     host_paths_created("/run/containerd", "/run/containerd/s", "/run/containerd/fifo",
                        *enginelib.cgroup_dirs(namespace))
     c = Containerd(ctr, engine_dir, namespace)
-    config = os.path.join(engine_dir, "config.toml")
-    with open(config, "w") as f:
-        f.write(enginelib.CONTAINERD_CONFIG.format(d=engine_dir))
     env = dict(os.environ, PATH=os.path.dirname(SHIM) + ":" + os.environ.get("PATH", ""))
-    c.daemon = enginelib.Daemon([sys.executable, PARENT, daemon_bin, "--config", config],
-                                os.path.join(engine_dir, "containerd.log"), env=env)
+    c.daemon = enginelib.start_containerd([sys.executable, PARENT, daemon_bin], engine_dir,
+                                          env=env)
     try:
-        c.daemon.wait_ready(lambda: c("version", check=False, timeout=10).returncode == 0,
-                            "containerd")
-        tar = enginelib.write_oci_archive(busybox_rootfs,
-                                          os.path.join(engine_dir, "image.tar"), IMAGE)
-        c("images", "import", "--all-platforms", tar)
+        enginelib.containerd_ready_with(c, c.daemon, busybox_rootfs, engine_dir, IMAGE)
         yield c
     finally:
         try:
