@@ -18,7 +18,7 @@ from shim import ttrpc
 from shim.proto import events_pb2 as ev
 from shim.proto import shim_pb2 as pb
 from shim.proto import task_pb2
-from shim.stdio import ProcessIO
+from shim.stdio import ProcessIO, StdioError
 
 SERVICE = "containerd.task.v2.Task"
 RUNC_OPTIONS = "containerd.runc.v1.Options"
@@ -113,10 +113,17 @@ class TaskService:
                                      f"{(time.monotonic() - started) * 1000:.1f} ms\n")
             except PyruncError as e:
                 raise _error(ttrpc.UNKNOWN, str(e)) from None
+            except StdioError as e:
+                raise _error(ttrpc.INVALID_ARGUMENT, f"{name}: {e}") from None
             except OSError as e:
                 raise _error(ttrpc.UNKNOWN, f"{name}: {e}") from None
             return (response or empty_pb2.Empty()).SerializeToString()
         return handler
+
+    def _process_io(self, req):
+        """A Create's or Exec's stdio (a logging binary learns the task and namespace)."""
+        return ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal, task_id=req.id,
+                         namespace=self.publisher.namespace, reaper=self.reaper)
 
     # --- lookups --------------------------------------------------------------------------
     def _task(self, task_id):
@@ -166,7 +173,7 @@ class TaskService:
 
             os.makedirs(rootfs, 0o711, exist_ok=True)
             mounted = mount_all(req.rootfs, rootfs)
-        io = ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal)
+        io = self._process_io(req)
         masters = []
         try:
             opts.stdio = io.child_fds()
@@ -258,7 +265,7 @@ class TaskService:
         with task.lock:
             if req.exec_id in task.execs:
                 raise _error(ttrpc.ALREADY_EXISTS, f"process {req.exec_id}: already exists")
-            io = ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal)
+            io = self._process_io(req)
             task.execs[req.exec_id] = Proc(task.id, req.exec_id, io, spec)
         self.publisher.publish(ev.TaskExecAdded(container_id=task.id, exec_id=req.exec_id))
 

@@ -253,7 +253,8 @@ def test_exec_pids_and_signals(shim):
     (in_path, out_path), (_, out_fd) = shim.fifos(cid, "x-stdin-r", "x-stdout")
     os.unlink(in_path)
     os.mkfifo(in_path, 0o600)
-    # containerd holds the write end of stdin (opened before Exec); closing it is the EOF
+    # containerd holds the write end of stdin (opened before Exec); the EOF comes when it
+    # has closed it and sent CloseIO (the shim holds a write end until then, as runc's)
     writer = os.open(in_path, os.O_RDWR)
     shim.call(path, "Exec", pb.ExecProcessRequest(
         id=cid, exec_id="x1", stdin=in_path, stdout=out_path,
@@ -262,6 +263,7 @@ def test_exec_pids_and_signals(shim):
                          pb.StartResponse).pid
     os.write(writer, b"hello\n")
     os.close(writer)
+    shim.call(path, "CloseIO", pb.CloseIORequest(id=cid, exec_id="x1", stdin=True))
     waited = shim.call(path, "Wait", pb.WaitRequest(id=cid, exec_id="x1"), pb.WaitResponse)
     assert waited.exit_status == 5
     assert _read_fifo(out_fd) == "hello\ndone\n"
