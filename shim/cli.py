@@ -5,8 +5,8 @@ containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.
   <shim> -namespace NS -address ADDR -publish-binary BIN -id ID [-debug] start
       cwd is the bundle, TTRPC_ADDRESS is in the environment, the runtime options are on
       stdin.  Print the ttrpc address of a server that will serve this task and exit.
-      One server serves every task of a (containerd address, namespace) pair: when it
-      already runs, its address is printed again; otherwise a daemon is forked first.
+      One server serves every task of a group (see group_of): when it already runs, its
+      address is printed again; otherwise a daemon is forked first.
   <shim> ... -id ID [-bundle PATH] delete
       The server died: clean up what it left of the task and print a DeleteResponse.
   <shim> -v
@@ -59,12 +59,49 @@ class Flags:
         return self.values.get(name, default)
 
 
-def socket_address(containerd_address, namespace):
-    """The grouping key is (containerd address, namespace): one server for all its tasks.
-    Hashed like containerd's shim.SocketAddress so the path stays short."""
+# Grouping as containerd-shim-runc-v2: a task whose spec carries one of these annotations
+# (first match wins) shares the server of its group; the CRI plugin annotates every
+# container of a pod with the pod's sandbox id, so a server serves one pod and its death
+# costs one pod.  Any other task gets a server of its own, unless the shim's environment
+# (containerd's) asks for one server per namespace: PYRUNC_SHIM_GROUP=namespace.
+GROUP_ANNOTATIONS = ("io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id")
+GROUP_ENV = "PYRUNC_SHIM_GROUP"
+GROUP_MODES = ("container", "namespace")
+
+
+def group_of(bundle, task_id):
+    """The group a task's server is shared by: "" for the whole namespace, else a name."""
+    mode = os.environ.get(GROUP_ENV, "container")
+    if mode not in GROUP_MODES:
+        raise ValueError(f"{GROUP_ENV}={mode!r}: expected one of {', '.join(GROUP_MODES)}")
+    if mode == "namespace":
+        return ""
+    annotations = _annotations(os.path.join(bundle, "config.json"))
+    for key in GROUP_ANNOTATIONS:
+        if annotations.get(key):
+            return "group:" + annotations[key]
+    return "task:" + task_id
+
+
+def _annotations(config_path):
+    """The spec's annotations ({} without a readable config: a bundle half deleted)."""
+    from ociruntime import jsonlite
+
+    try:
+        with open(config_path, "rb") as f:
+            spec = jsonlite.loads(f.read().decode())
+    except (OSError, ValueError):
+        return {}
+    annotations = spec.get("annotations") if isinstance(spec, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def socket_address(containerd_address, namespace, group=""):
+    """The server's socket for (containerd address, namespace, group), hashed like
+    containerd's shim.SocketAddress so the path stays short."""
     import _sha256  # hashlib's C core: hashlib itself (OpenSSL) costs 5 ms to import
 
-    key = os.path.join(containerd_address, namespace, "pyrunc-shim")
+    key = os.path.join(containerd_address, namespace, group, "pyrunc-shim")
     return "unix://" + os.path.join(SOCKET_DIR, _sha256.sha256(key.encode()).hexdigest())
 
 
@@ -111,7 +148,8 @@ def cmd_start(flags):
     except (OSError, ValueError):
         pass
     bundle = os.getcwd()
-    address = socket_address(flags.get("address"), namespace)
+    address = socket_address(flags.get("address"), namespace,
+                             group_of(bundle, flags.get("id")))
     path = address[len("unix://"):]
     os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
     # the socket directory is the lock: concurrent starts make one daemon, and a daemon
@@ -205,7 +243,8 @@ def cmd_delete(flags):
         # containerd runs this after every disconnect, also after a clean delete: with
         # nothing left to clean, answer without loading the runtime or protobuf
         data = _killed_response()
-    _remove_dead_socket(socket_address(flags.get("address"), flags.get("namespace")))
+    _remove_dead_socket(socket_address(flags.get("address"), flags.get("namespace"),
+                                       group_of(bundle, task_id)))
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0

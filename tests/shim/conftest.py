@@ -17,7 +17,7 @@ import pyrunc_testlib as lib
 
 
 @pytest.fixture(scope="module")
-def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
+def containerd(request, engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
     daemon_bin, ctr = enginelib.require_engine("containerd", "ctr")
     if not os.path.exists(SHIM):
         pytest.fail(f"{SHIM} is not installed (.ci/setup installs it)")
@@ -28,6 +28,8 @@ def containerd(engine_dir, busybox_rootfs, host_paths_created):  # noqa: F811
                        *enginelib.cgroup_dirs(namespace))
     c = Containerd(ctr, engine_dir, namespace)
     env = dict(os.environ, PATH=os.path.dirname(SHIM) + ":" + os.environ.get("PATH", ""))
+    # a test module may give containerd (and so the shims) more environment
+    env.update(getattr(request.module, "CONTAINERD_ENV", {}))
     c.daemon = enginelib.start_containerd([sys.executable, PARENT, daemon_bin], engine_dir,
                                           env=env)
     try:

@@ -63,6 +63,18 @@ class Containerd:
         return top_level([pid for pid in enginelib.processes_with_cmdline(self.address)
                           if _cmdline(pid).endswith(" serve") and SHIM in _cmdline(pid)])
 
+    def server_of(self, name):
+        """The pid of the server that serves task `name`: the init's nearest ancestor
+        among the servers (a server is a subreaper: the init ends up its child, or one of
+        its forks')."""
+        servers = self.servers()
+        pid = self.tasks()[name][0]
+        while pid > 1 and pid not in servers:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        assert pid in servers, (name, servers)
+        return pid
+
     def kill_servers(self):
         for pid in self.servers():
             socket = socket_of(pid)

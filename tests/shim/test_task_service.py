@@ -349,9 +349,12 @@ def test_a_bad_config_fails_and_leaves_nothing(shim):
     lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
-def test_one_server_for_a_namespace_and_cleanup_after_it_is_killed(shim):
+def test_one_server_for_a_group_and_cleanup_after_it_is_killed(shim):
     first, bundle1 = shim.bundle("sleep", "1000")
     second, bundle2 = shim.bundle("sleep", "1000")
+    for bundle in (bundle1, bundle2):  # one group, as the CRI plugin annotates a pod
+        bundle.config["annotations"] = {"io.kubernetes.cri.sandbox-id": first}
+        bundle.write()
     path = shim.start(first, bundle1)
     assert shim.start(second, bundle2) == path, "the second task reuses the server"
     for cid, bundle in ((first, bundle1), (second, bundle2)):
