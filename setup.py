@@ -15,6 +15,9 @@ from setuptools.command.build_ext import build_ext
 STAGE_SOURCE = os.path.join("ociruntime", "_native", "exec_stage.c")
 STAGE_NAME = "exec-stage"
 PROTO_DIR = os.path.join("shim", "proto")
+# the CRI client of the tests (tests/cri): compiled only for an in-place (developer, CI)
+# build, never into a package
+TEST_PROTO_DIR = os.path.join("tests", "cri", "proto")
 
 
 class BuildWithStage(build_ext):
@@ -48,7 +51,8 @@ class BuildWithStage(build_ext):
 
         out = "." if self.inplace else self.build_lib
         include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-        sources = sorted(os.path.join(PROTO_DIR, name) for name in os.listdir(PROTO_DIR)
+        dirs = [PROTO_DIR] + ([TEST_PROTO_DIR] if self.inplace else [])
+        sources = sorted(os.path.join(d, name) for d in dirs for name in os.listdir(d)
                          if name.endswith(".proto"))
         args = ["protoc", "-I.", f"-I{include}", f"--python_out={out}", *sources]
         self.announce(" ".join(args), level=2)

@@ -113,14 +113,14 @@ def _file(tar, name, data):
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_oci_archive(rootfs, dest, name):
+def write_oci_archive(rootfs, dest, name, cmd=("/bin/sh",)):
     """An OCI image layout tar (one layer: rootfs) that `ctr images import` reads; the
-    image is called `name` (io.containerd.image.name)."""
+    image is called `name` (io.containerd.image.name) and runs cmd by default."""
     layer = rootfs_tar_bytes(rootfs)
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
-        "config": {"Env": [PATH_ENV], "Cmd": ["/bin/sh"]},
+        "config": {"Env": [PATH_ENV], "Cmd": list(cmd)},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     }).encode()
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
