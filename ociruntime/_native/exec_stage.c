@@ -412,6 +412,64 @@ static const char *env_path(void)
     return DEFAULT_PATH;
 }
 
+/* runc's HOME: a process whose env has no HOME (or an empty one) gets the home directory
+ * of its uid's entry in the container's /etc/passwd, "/" when there is none.  Read as the
+ * container's root, in its mount namespace; only a regular file is read (a fifo planted
+ * there must not hang the stage), and at most 1 MiB of it. */
+static void set_home(void)
+{
+    static char home[4096 + 6] = "HOME=/";
+    int slot = -1;
+    for (int i = 0; i < plan.envc; i++) {
+        if (strncmp(plan.envp[i], "HOME=", 5))
+            continue;
+        if (plan.envp[i][5])
+            return;
+        slot = i;
+    }
+    int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        size_t cap = st.st_size < (1 << 20) ? (size_t)st.st_size : (1 << 20);
+        char *buf = malloc(cap + 1);
+        ssize_t n = buf ? read(fd, buf, cap) : -1;
+        for (char *line = buf, *next; n > 0 && line < buf + n; line = next) {
+            char *end = memchr(line, '\n', buf + n - line);
+            next = end ? end + 1 : buf + n;
+            if (end)
+                *end = 0;
+            else
+                buf[n] = 0;
+            /* name:password:uid:gid:gecos:home:shell */
+            char *field[7] = {line};
+            int nf = 1;
+            for (char *c = line; *c && nf < 7; c++)
+                if (*c == ':') {
+                    *c = 0;
+                    field[nf++] = c + 1;
+                }
+            char *uid_end;
+            if (nf < 6 || !*field[2])
+                continue;
+            long uid = strtol(field[2], &uid_end, 10);
+            if (*uid_end || uid != (plan.uid < 0 ? 0 : plan.uid))
+                continue;
+            snprintf(home, sizeof(home), "HOME=%s", field[5]);
+            break;
+        }
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (slot < 0) {
+        if (plan.envc >= MAX_ITEMS)
+            fail(1, "exec stage: too many env entries");
+        slot = plan.envc++;
+        plan.envp[plan.envc] = NULL;
+    }
+    plan.envp[slot] = home;
+}
+
 static int is_runnable(const char *path, int *err)
 {
     struct stat st;
@@ -755,6 +813,7 @@ int main(int argc, char **argv)
     if (plan.tty)
         make_terminal();
     apply_rlimits();
+    set_home();
     enter_cwd();
     int seccomp_late = 0, fds_closed = 0;
     if (plan.seccomp_fd >= 0) {
