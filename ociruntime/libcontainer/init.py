@@ -138,6 +138,8 @@ def container_init(sync, launch):
 
         hooks.run_all(cfg.hooks.create_container, "create_container",
                       _hook_state(launch, "creating"))
+    if cfg.process is not None:
+        rootfs.make_cwd(cfg.process.cwd)
     rootfs.mask_paths(cfg.linux.masked_paths)
     rootfs.readonly_paths(cfg.linux.readonly_paths)
     if cfg.root.readonly:

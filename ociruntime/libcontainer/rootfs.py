@@ -271,6 +271,16 @@ class Rootfs:
         finally:
             os.close(devfd)
 
+    def make_cwd(self, cwd):
+        """process.cwd: created when missing (0755, owned by the container's root) as runc
+        does, before the rootfs may become read-only; resolved inside the root."""
+        if not cwd or cwd == "/":
+            return
+        try:
+            os.close(self.make(cwd, True))
+        except OSError as e:
+            raise PyruncError(f"process.cwd: creating {cwd}: {e.strerror}") from None
+
     def mask_paths(self, paths):
         """maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
         The /dev/null used is checked to be the real 1:3 device (CVE-2025-31133)."""
