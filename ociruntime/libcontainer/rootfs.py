@@ -54,19 +54,27 @@ class Rootfs:
 
     def make(self, dest, is_dir, resolve=_IN_ROOT):
         """Open dest inside the rootfs, creating missing directories (and a final file when
-        is_dir is false) one component at a time, each resolved inside the root."""
+        is_dir is false) one component at a time, each resolved inside the root.  A
+        dangling symlink on the way is followed as the kernel would inside the root (an
+        absolute target from the root, ".." stopping there), and its target is created,
+        as runc's MkdirAll in the container's jail does; never anything outside the root."""
         try:
             return self.open(dest, resolve=resolve)
         except FileNotFoundError:
             pass
         parts = [p for p in dest.split("/") if p and p != "."]
-        for i, name in enumerate(parts):
-            prefix = "/".join(parts[:i + 1])
+        i = steps = 0
+        while i < len(parts):
+            steps += 1
+            if steps > 4096:
+                raise OSError(40, os.strerror(40), dest)  # ELOOP: a symlink cycle
             try:
-                os.close(self.open(prefix, resolve=resolve))
+                os.close(self.open("/".join(parts[:i + 1]), resolve=resolve))
+                i += 1
                 continue
             except FileNotFoundError:
                 pass
+            name = parts[i]
             parent = self.open("/".join(parts[:i]) or ".", _O_PATH | os.O_DIRECTORY, resolve)
             try:
                 if i == len(parts) - 1 and not is_dir:
@@ -74,10 +82,18 @@ class Rootfs:
                                      | os.O_CLOEXEC, 0o644, dir_fd=parent))
                 else:
                     os.mkdir(name, 0o755, dir_fd=parent)
+                i += 1
+                continue
             except FileExistsError:
-                pass  # raced, or a dangling symlink: the open below decides
+                target = _dangling_target(parent, name)  # None: raced, try again
             finally:
                 os.close(parent)
+            if target is not None:
+                if resolve & sc.RESOLVE_NO_SYMLINKS:
+                    raise OSError(40, os.strerror(40), dest)
+                base = [] if target.startswith("/") else parts[:i]
+                parts = base + [p for p in target.split("/") if p and p != "."] + parts[i + 1:]
+                i = 0
         return self.open(dest, resolve=resolve)
 
     # --- the steps, in order ------------------------------------------------------------
@@ -175,6 +191,9 @@ class Rootfs:
             fstype = "cgroup2"
         strict = fstype in STRICT_TYPES
         resolve = _IN_ROOT | (sc.RESOLVE_NO_SYMLINKS if strict else 0)
+        # runc gives a tmpfs on an existing directory that directory's mode, whatever
+        # mode= says (a new mount point keeps the tmpfs's own mode)
+        keep_mode = self._existing_mode(dest) if fstype == "tmpfs" else None
         try:
             target = self.make(dest, True, resolve)
         except OSError as e:
@@ -199,13 +218,17 @@ class Rootfs:
                 if dest.strip("/") == "proc":
                     self.joined_pidns_proc = True
                 return
+            rw_first = old >= 0 or keep_mode is not None
             sc.mount(source, fd_path(target), fstype,
-                     opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if old >= 0 else
+                     opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if rw_first else
                      opts.flags & ~sc.MS_REMOUNT, opts.data or None)
-            if old >= 0:
+            if rw_first:
                 new = self.open(dest, os.O_RDONLY | os.O_DIRECTORY)
                 try:
-                    copy_tree(old, new)
+                    if old >= 0:
+                        copy_tree(old, new)
+                    if keep_mode is not None:
+                        os.fchmod(new, keep_mode)
                 finally:
                     os.close(new)
                 if opts.flags & sc.MS_RDONLY:
@@ -214,6 +237,18 @@ class Rootfs:
             os.close(target)
             if old >= 0:
                 os.close(old)
+
+    def _existing_mode(self, dest):
+        """The permission bits of the directory at dest, or None when there is none."""
+        try:
+            fd = self.open(dest)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return stat.S_IMODE(st.st_mode) if stat.S_ISDIR(st.st_mode) else None
 
     def _cgroup_v1(self, dest, opts, cgroup_binds):
         """type "cgroup" on a v1 host: a tmpfs holding a bind of the container's own cgroup
@@ -447,6 +482,14 @@ def _symlinks(dirfd, links):
             os.symlink(target, name, dir_fd=dirfd)
         except FileExistsError:
             pass
+
+
+def _dangling_target(dirfd, name):
+    """The target of the symlink name in dirfd, or None when name is not a symlink."""
+    try:
+        return os.readlink(name, dir_fd=dirfd)
+    except OSError:
+        return None
 
 
 def _refuse_symlink(devfd, name):

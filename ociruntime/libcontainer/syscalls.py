@@ -4,6 +4,7 @@ Each wrapper raises OSError (with errno and, where useful, the path) instead of 
 Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 """
 
+import errno
 import os
 
 from ociruntime._native._helper import ffi, lib
@@ -121,11 +122,16 @@ def pivot_root(new_root, put_old):
 
 
 def openat2(dirfd, path, flags, mode=0, resolve=0):
-    """openat2(2); the returned fd is close-on-exec (O_CLOEXEC is always added)."""
-    fd = lib.pr_openat2(dirfd, _enc(path), flags | os.O_CLOEXEC, mode, resolve)
-    if fd < 0:
-        _raise(path)
-    return fd
+    """openat2(2); the returned fd is close-on-exec (O_CLOEXEC is always added).  EAGAIN
+    (a rename or mount anywhere on the host while a ".." was resolved under RESOLVE_IN_ROOT
+    or RESOLVE_BENEATH) is retried, as the kernel asks."""
+    for _ in range(1000):
+        fd = lib.pr_openat2(dirfd, _enc(path), flags | os.O_CLOEXEC, mode, resolve)
+        if fd >= 0:
+            return fd
+        if ffi.errno != errno.EAGAIN:
+            break
+    _raise(path)
 
 
 def sethostname(name):

@@ -48,11 +48,13 @@ def test_args_found_through_path(runtime, bundle):
     assert (result.returncode, result.stdout) == (0, "one two  three \n"), result.stderr
 
 
-def test_no_env_means_empty_environment(runtime, bundle):
+def test_no_env_means_only_home(runtime, bundle):
+    # nothing of the runtime's environment; HOME is runc's addition (from the image's
+    # /etc/passwd: tests/integration/test_runc_parity.py)
     bundle.process.pop("env", None)
     bundle.set_args("/bin/env")
     result = runtime.run_container(bundle, env=dict(os.environ, PYRUNC_TEST_HOST_ONLY="x"))
-    assert (result.returncode, result.stdout) == (0, ""), result.stderr
+    assert (result.returncode, result.stdout) == (0, "HOME=/root\n"), result.stderr
 
 
 def test_env_is_exactly_the_config_list(runtime, bundle):
@@ -62,7 +64,7 @@ def test_env_is_exactly_the_config_list(runtime, bundle):
     host_env = dict(os.environ, PYRUNC_TEST_HOST_ONLY="leaked")
     result = runtime.run_container(bundle, env=host_env)
     assert result.returncode == 0, result.stderr
-    assert sorted(result.stdout.splitlines()) == sorted(env)
+    assert sorted(result.stdout.splitlines()) == sorted(env + ["HOME=/root"])
 
 
 def test_cwd(runtime, bundle):
@@ -70,12 +72,23 @@ def test_cwd(runtime, bundle):
     assert runtime.sh(bundle, "pwd; ls passwd") == "/etc\npasswd\n"
 
 
-def test_missing_cwd_is_an_error_not_created(runtime, bundle):
-    # making the working directory is the caller's job, not the runtime's
-    bundle.process["cwd"] = "/no/such/dir"
+def test_missing_cwd_is_created_inside_the_root(runtime, bundle):
+    # as runc (tests/integration/test_runc_parity.py): created, resolved inside the rootfs,
+    # so a symlink in the image cannot make the runtime create a directory on the host
+    name = "made-" + os.path.basename(os.path.dirname(bundle.path))
+    os.symlink("../" * 40 + name, os.path.join(bundle.rootfs, "escape"))
+    bundle.process["cwd"] = "/escape/dir"
+    assert runtime.sh(bundle, "pwd") == f"/{name}/dir\n"  # the symlink's target, inside
+    assert not os.path.lexists("/" + name)
+    assert os.path.isdir(os.path.join(bundle.rootfs, name, "dir"))
+
+
+def test_cwd_that_cannot_be_created_is_one_error(runtime, bundle):
+    with open(os.path.join(bundle.rootfs, "file"), "w"):
+        pass
+    bundle.process["cwd"] = "/file/dir"
     result = runtime.run_container(bundle)
-    assert_error(result, "/no/such/dir")
-    assert not os.path.exists(os.path.join(bundle.rootfs, "no"))
+    assert_error(result, "/file/dir")
     assert_nothing_left(runtime, bundle, result.cid)
 
 
