@@ -188,7 +188,8 @@ class Process(Frozen):
 
 
 class Hook(Frozen):
-    """path: absolute str; args, env: tuples; timeout: seconds (>= 1) or None."""
+    """path: absolute str; args: tuple; env: tuple, or None when absent (the hook then
+    inherits its runner's environment, as in runc); timeout: seconds (>= 1) or None."""
 
     __slots__ = ("path", "args", "env", "timeout")
 
@@ -752,7 +753,7 @@ def _hook(f: _Fields) -> Hook:
     return Hook(
         path=f.string("path", required=True, check=_absolute_path_problem),
         args=f.strings("args"),
-        env=f.strings("env"),
+        env=f.strings("env", default=None),
         timeout=f.integer("timeout", _HOOK_TIMEOUT),
     )
 

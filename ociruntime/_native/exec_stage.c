@@ -26,7 +26,9 @@
  *   it is loaded there too, and the listener fd goes to the parent as {"type":"seccomp"}
  *   with SCM_RIGHTS, before "ready" (the parent hands it to the listenerPath agent).
  *   hook_state=JSON  shook=PATH* (starts a startContainer hook)  shook_arg=S*
- *   shook_env=S*  shook_timeout=SECONDS
+ *   shook_env=S*  shook_inherit=1 (no env of its own: the program's, HOME included, as
+ *   runc)  shook_timeout=SECONDS.  As in runc the hooks run as the container's user, under
+ *   its seccomp filter, with no fd but 0-2 (and --preserve-fds) open.
  * and for `pyrunc exec` (join a running container instead of building one):
  *   cgroup_fd=FD* (an open cgroup.procs to join)  ns=FD,CLONE_FLAG* (setns, in order)
  *   fork=1 (fork after joining, so the pid and time namespaces apply; the first process
@@ -82,7 +84,7 @@ struct hook {
     char *argv[MAX_HOOK_ITEMS + 1];
     int argc;
     char *envp[MAX_HOOK_ITEMS + 1];
-    int envc;
+    int envc, inherit;
     long timeout;
 };
 
@@ -251,6 +253,8 @@ static void parse_plan(char *buf, size_t len)
                 h->argv[h->argc++] = val;
             else if (!strcmp(rec, "shook_env") && h->envc < MAX_HOOK_ITEMS)
                 h->envp[h->envc++] = val;
+            else if (!strcmp(rec, "shook_inherit"))
+                h->inherit = (int)parse_long(rec, val);
             else if (!strcmp(rec, "shook_timeout"))
                 h->timeout = parse_long(rec, val);
             else
@@ -568,7 +572,7 @@ static const char *run_hook(struct hook *h, char *err, size_t errlen)
         char *default_argv[] = {(char *)h->path, NULL};
         h->argv[h->argc] = NULL;
         h->envp[h->envc] = NULL;
-        execve(h->path, h->argc ? h->argv : default_argv, h->envp);
+        execve(h->path, h->argc ? h->argv : default_argv, h->inherit ? plan.envp : h->envp);
         dprintf(2, "pyrunc: hook %s: %s\n", h->path, strerror(errno));
         _exit(127);
     }
@@ -629,6 +633,12 @@ static void wait_for_start(void)
     }
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
+    /* the handles go before any hook runs: a hook sees no fd of ours (fd is O_CLOEXEC) */
+    if (plan.fifo_dir_fd >= 0)
+        close(plan.fifo_dir_fd);
+    if (plan.fifo_fd >= 0)
+        close(plan.fifo_fd);
+    plan.fifo_dir_fd = plan.fifo_fd = -1;
     /* the parked handlers stay: execve resets them, and nothing between here and execve
      * should lengthen the time from `start` to the program */
     for (int i = 0; i < plan.nhooks; i++) {
@@ -645,10 +655,6 @@ static void wait_for_start(void)
     if (write(fd, "0", 1) != 1)
         fail(1, "write exec.fifo: %s", strerror(errno));
     fifo_keep = fd;
-    if (plan.fifo_dir_fd >= 0)
-        close(plan.fifo_dir_fd);
-    if (plan.fifo_fd >= 0)
-        close(plan.fifo_fd);
 }
 
 /* One message with an fd attached (SCM_RIGHTS) on the sync socket. */
@@ -840,6 +846,14 @@ int main(int argc, char **argv)
     close(plan.sync_fd);
     plan.sync_fd = -1;
 
+    if (seccomp_late && plan.nhooks) {
+        /* runc runs the startContainer hooks under the container's filter: load it now */
+        int keep[] = {plan.fifo_fd, plan.fifo_dir_fd};
+        close_fds_except(keep, 2);
+        fds_closed = 1;
+        load_seccomp();
+        seccomp_late = 0;
+    }
     if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
         wait_for_start();
     /* all but exec.fifo, which execve closes (runtime-tools validation/poststart) */

@@ -5,6 +5,11 @@ run from the `create` parent (runtime namespaces), createContainer from the cont
 before pivot_root, startContainer from the exec stage (C), poststart from `start` and
 poststop from `delete`.  A hook that exits non-zero, is killed, or outlives its `timeout`
 fails; its output is kept for the error message.
+
+A hook without `env` inherits its runner's environment, as runc's hooks do (Go's exec with
+a nil Env): the runtime's for the hooks run by the runtime, the container process's env
+for createContainer and startContainer (runc's init has nothing else).  `"env": []` is an
+empty environment.
 """
 
 import os
@@ -36,7 +41,8 @@ def state_json(container_id, status, pid, bundle, annotations):
 
 def to_record(hooks):
     """Hooks as plain JSON-able dicts, for state.json (later commands run them)."""
-    return [{"path": h.path, "args": list(h.args), "env": list(h.env), "timeout": h.timeout}
+    return [{"path": h.path, "args": list(h.args),
+             "env": None if h.env is None else list(h.env), "timeout": h.timeout}
             for h in hooks]
 
 
@@ -51,12 +57,13 @@ def from_record(records):
     return [_Hook(**r) for r in records or ()]
 
 
-def run_all(hooks, phase, state, warn=None):
+def run_all(hooks, phase, state, warn=None, env=None):
     """Run the hooks of one phase in order.  With warn given (poststop, and poststart of a
-    pre-1.3 config), a failure is logged and the next hook still runs; otherwise it raises."""
+    pre-1.3 config), a failure is logged and the next hook still runs; otherwise it raises.
+    env: what a hook without `env` gets (default: this process's environment)."""
     for index, hook in enumerate(hooks):
         try:
-            run_one(hook, state)
+            run_one(hook, state, env)
         except HookError as e:
             where = f"hooks.{JSON_NAMES.get(phase, phase)}[{index}]: "
             if warn is None:
@@ -64,12 +71,20 @@ def run_all(hooks, phase, state, warn=None):
             warn(where + str(e))
 
 
-def run_one(hook, state):
+def _environment(hook, default):
+    """The hook's own env, else default (K=V strings), else this process's environment."""
+    if hook.env is None and default is None:
+        return os.environ
+    entries = hook.env if hook.env is not None else default
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in entries)
+
+
+def run_one(hook, state, env=None):
     import select
 
+    env = _environment(hook, env)
     out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
     read_end, write_end = os.pipe()
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
     try:
         pid = os.posix_spawn(hook.path, list(hook.args) or [hook.path], env,
                              file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),

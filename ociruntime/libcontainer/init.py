@@ -136,8 +136,12 @@ def container_init(sync, launch):
     if cfg.hooks.create_container:
         from ociruntime.libcontainer import hooks
 
+        # runc's: in the rootfs (still reachable at its host path), and a hook without env
+        # gets the container process's env (all runc's init has)
+        os.chdir(launch.rootfs)
         hooks.run_all(cfg.hooks.create_container, "create_container",
-                      _hook_state(launch, "creating"))
+                      _hook_state(launch, "creating"),
+                      env=cfg.process.env if cfg.process is not None else ())
     if cfg.process is not None:
         rootfs.make_cwd(cfg.process.cwd)
     rootfs.mask_paths(cfg.linux.masked_paths)
@@ -253,7 +257,10 @@ def stage_plan(launch, sync_fd, fifo_fd=None):
         for hook in launch.config.hooks.start_container:
             plan.add("shook", hook.path)
             plan.extend("shook_arg", hook.args)
-            plan.extend("shook_env", hook.env)
+            if hook.env is None:
+                plan.add("shook_inherit", 1)  # the program's env, as runc's init has
+            else:
+                plan.extend("shook_env", hook.env)
             if hook.timeout:
                 plan.add("shook_timeout", hook.timeout)
     add_process(plan, proc, launch.cap_masks, launch.cap_last, launch.umask, launch.seccomp)

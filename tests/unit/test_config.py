@@ -251,7 +251,7 @@ def test_every_field_lands_on_its_snake_case_attribute(model_matches):
     assert config.process.io_priority.class_ == "IOPRIO_CLASS_BE"
     assert config.process.rlimits[1].resource == cfg.RLIMITS["RLIMIT_LOCKS"] == 10
     assert config.process.capabilities.permitted == ("CAP_KILL", "CAP_BOGUS")
-    assert config.hooks.poststop[1] == cfg.Hook(path="/h2", args=(), env=(), timeout=None)
+    assert config.hooks.poststop[1] == cfg.Hook(path="/h2", args=(), env=None, timeout=None)
     assert config.linux.devices[1].major is None
     assert config.linux.time_offsets["monotonic"] == cfg.TimeOffset(secs=86400, nanosecs=None)
     assert config.linux.net_devices["eth2"] == cfg.NetDevice(name=None)
