@@ -6,15 +6,16 @@ from pyrunc_testlib import assert_nothing_left
 
 
 def test_args_env_and_cwd_are_exactly_as_configured(runtime, bundle):
-    # config.md "process": args (PATH lookup of args[0]), env (exactly these), cwd
-    bundle.process["env"] = ["PATH=/bin", "ONLY=this"]
+    # config.md "process": args (PATH lookup of args[0]), env (exactly these), cwd.  HOME
+    # is given: without one, pyrunc adds it as runc and crun do (CHECKLIST.md "Deviations")
+    bundle.process["env"] = ["PATH=/bin", "ONLY=this", "HOME=/h"]
     bundle.process["cwd"] = "/etc"
     out = runtime.sh(bundle, "pwd; env | sort; tr '\\0' ' ' < /proc/self/cmdline")
     lines = out.splitlines()
     assert lines[0] == "/etc"
     env = [line for line in lines[1:] if "=" in line and not line.startswith("PWD=")
            and not line.startswith("SHLVL=") and not line.startswith("_=")]
-    assert sorted(env) == ["ONLY=this", "PATH=/bin"]
+    assert sorted(env) == ["HOME=/h", "ONLY=this", "PATH=/bin"]
 
 
 def test_relative_cwd_is_an_error(runtime, bundle):

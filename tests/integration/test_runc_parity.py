@@ -108,3 +108,107 @@ def test_missing_cwd_is_created_even_on_a_read_only_root(both):
 
     status, out = same(outputs(both, edit, "pwd; stat -c '%a %u:%g' /work/a /work/a/b"))
     assert (status, out) == (0, "/work/a/b\n755 0:0\n755 0:0\n")
+
+
+# --- hooks -------------------------------------------------------------------------------------
+
+HOOK = """#!/bin/sh
+exec > "$1" 2>&1
+echo "cwd=$(pwd)"
+env | grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' -e '^OLDPWD=' | sort
+echo "fds=$(ls /proc/self/fd | sort -n | tr '\\n' ' ')"
+grep -E '^(Uid|NoNewPrivs|Seccomp):' /proc/self/status
+"""
+
+
+def hook_reports(both, scratch, mark):
+    """Run a container with a createRuntime, a createContainer and a startContainer hook,
+    none with env of its own, under a seccomp profile with noNewPrivileges;
+    {runtime: {phase: what the hook saw}} (the bundle's path written as BUNDLE)."""
+    seen = {}
+    for name, rt, bundle in both:
+        host_hook = os.path.join(scratch.path, "hook.sh")
+        with open(host_hook, "w") as f:
+            f.write(HOOK)
+        os.chmod(host_hook, 0o755)
+        with open(os.path.join(bundle.rootfs, "bin", "hook.sh"), "w") as f:
+            f.write(HOOK)
+        os.chmod(os.path.join(bundle.rootfs, "bin", "hook.sh"), 0o755)
+        out = os.path.join(bundle.path, "hook-out")
+        os.mkdir(out)
+        bundle.config["root"]["readonly"] = False
+        bundle.process["env"] = ["PATH=/bin", "CONTAINER_ONLY=1"]
+        bundle.process["user"] = {"uid": 65534, "gid": 65534}
+        bundle.process["noNewPrivileges"] = True
+        bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mknod"], "action": "SCMP_ACT_ERRNO"}]}
+        bundle.config["hooks"] = {
+            "createRuntime": [{"path": host_hook, "args": ["h", f"{out}/createRuntime"]}],
+            "createContainer": [{"path": host_hook, "args": ["h", f"{out}/createContainer"]}],
+            "startContainer": [{"path": "/bin/hook.sh", "args": ["h", "/tmp/startContainer"]}],
+        }
+        bundle.set_args("true")
+        result = rt.run_container(bundle, env=dict(os.environ, PARITY_RUNTIME_ENV=mark))
+        assert result.returncode == 0, result.stderr
+        reports = {}
+        in_container = os.path.join(bundle.rootfs, "tmp", "startContainer")
+        for phase, path in (("createRuntime", f"{out}/createRuntime"),
+                            ("createContainer", f"{out}/createContainer"),
+                            ("startContainer", in_container)):
+            with open(path) as f:
+                reports[phase] = f.read().replace(bundle.path, "BUNDLE")
+        seen[name] = reports
+    return seen
+
+
+def test_hooks_without_env_get_what_runc_gives_them(both, scratch):
+    seen = hook_reports(both, scratch, "from-the-caller")
+    for name in ("pyrunc", "runc"):
+        # createRuntime runs in the runtime: its environment (the caller's)
+        assert "PARITY_RUNTIME_ENV=from-the-caller" in seen[name]["createRuntime"], name
+        assert "CONTAINER_ONLY" not in seen[name]["createRuntime"], name
+    assert seen["pyrunc"]["startContainer"] == seen["runc"]["startContainer"]
+    cc = {name: [line for line in seen[name]["createContainer"].splitlines()
+                 if not line.startswith("fds=")] for name in seen}  # runc leaks its fds here
+    assert cc["pyrunc"] == cc["runc"]
+    # createContainer: in the rootfs, with the container process's env (no HOME yet)
+    assert cc["runc"][:3] == ["cwd=BUNDLE/rootfs", "CONTAINER_ONLY=1", "PATH=/bin"]
+    # startContainer: in the container, as its user, under its filter, with its env and
+    # HOME, and no fd of the runtime's
+    assert seen["runc"]["startContainer"].splitlines() == [
+        "cwd=/", "CONTAINER_ONLY=1", "HOME=/", "PATH=/bin", "fds=0 1 2 3 ",
+        "Uid:\t65534\t65534\t65534\t65534", "NoNewPrivs:\t1", "Seccomp:\t2"]
+
+
+# --- mounts ----------------------------------------------------------------------------------
+
+
+def test_tmpfs_takes_the_mode_of_the_directory_it_covers(both):
+    def edit(bundle):
+        os.mkdir(os.path.join(bundle.rootfs, "d750"), 0o750)
+        os.chmod(os.path.join(bundle.rootfs, "d750"), 0o750)
+        for dest, options in (("/mnt", ["mode=700"]), ("/d750", ["ro"]), ("/new", None)):
+            bundle.mount(dest, "tmpfs", "tmpfs", options)
+
+    script = "stat -c '%n %a' /mnt /d750 /new /dev /dev/shm"
+    assert same(outputs(both, edit, script)) == (
+        0, "/mnt 755\n/d750 750\n/new 1777\n/dev 755\n/dev/shm 1777\n")
+
+
+def test_mount_target_through_a_dangling_symlink_is_created_inside_the_root(both, scratch):
+    source = os.path.join(scratch.path, "bind-source")
+    with open(source, "w") as f:
+        f.write("bound\n")
+    top = "parity-" + os.path.basename(scratch.path)  # exists nowhere, host or image
+
+    def edit(bundle):
+        # an absolute and a relative dangling link: followed on the host, either would
+        # leave the root
+        os.symlink(f"/{top}/data", os.path.join(bundle.rootfs, "data"))
+        os.symlink("../" * 40 + f"{top}/file", os.path.join(bundle.rootfs, "flink"))
+        bundle.mount("/data", "tmpfs", "tmpfs")
+        bundle.mount("/flink", "bind", source, ["bind"])
+
+    script = f"grep -c ' /{top}/' /proc/mounts; cat /{top}/file; ls /{top}"
+    assert same(outputs(both, edit, script)) == (0, "2\nbound\ndata\nfile\n")
+    assert not os.path.lexists("/" + top)
