@@ -18,6 +18,13 @@ def _pids(m, doc):
     m.pids.limit = pids.get("limit", 0)
 
 
+# v1 MemoryStat fields whose memory.stat key is spelt otherwise (containerd/cgroups'
+# names; the total_ variants follow)
+_V1_STAT_KEYS = {"pg_pg_in": "pgpgin", "pg_pg_out": "pgpgout", "pg_fault": "pgfault",
+                 "pg_maj_fault": "pgmajfault",
+                 "hierarchical_swap_limit": "hierarchical_memsw_limit"}
+
+
 def v1_metrics(doc):
     from shim.proto import metrics_v1_pb2 as pb
 
@@ -37,8 +44,9 @@ def v1_metrics(doc):
     raw = memory.get("raw") or {}
     for field in m.memory.DESCRIPTOR.fields:
         if field.type == field.TYPE_UINT64:
-            key = field.name.replace("pg_pg_in", "pgpgin").replace("pg_pg_out", "pgpgout")
-            key = key.replace("pg_fault", "pgfault").replace("pg_maj_fault", "pgmajfault")
+            key = _V1_STAT_KEYS.get(field.name.removeprefix("total_"),
+                                    field.name.removeprefix("total_"))
+            key = "total_" + key if field.name.startswith("total_") else key
             if key in raw:
                 setattr(m.memory, field.name, raw[key])
     for key, msg in (("usage", m.memory.usage), ("swap", m.memory.swap),
