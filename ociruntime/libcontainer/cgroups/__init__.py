@@ -30,17 +30,52 @@ def host_is_v2():
 
 def resolve_path(cgroups_path, container_id, own_path):
     """The cgroup path (relative to a hierarchy root) for a config's cgroupsPath:
-    absolute -> as given; relative -> under the runtime's own cgroup; unset -> a default."""
+    absolute -> as given; relative -> under the runtime's own cgroup; unset -> a default.
+    The result always names a cgroup strictly below the hierarchy's root (see below_root)."""
     if not cgroups_path:
         return f"/pyrunc-{container_id}"
     if ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise PyruncError("linux.cgroupsPath: the systemd form slice:prefix:name needs "
                           "--systemd-cgroup (not supported yet)")
-    path = os.path.normpath(cgroups_path if cgroups_path.startswith("/")
-                            else os.path.join(own_path, cgroups_path))
-    if path == "/" or ".." in path.split("/"):
-        raise PyruncError(f"linux.cgroupsPath: invalid path {cgroups_path!r}")
+    base = "/" if cgroups_path.startswith("/") else own_path
+    path = below_root(base, cgroups_path)
+    if path is None:
+        raise PyruncError(f"linux.cgroupsPath: {cgroups_path!r} does not name a cgroup below "
+                          "the root of the cgroup hierarchy")
     return path
+
+
+def below_root(base, path):
+    """`path` taken relative to `base` (both '/'-separated, base absolute) as a canonical
+    absolute path with at least one component, or None when it is not one: it names the
+    root itself, climbs above the root with '..' (never clamped, unlike os.path.normpath,
+    which also keeps a leading '//'), or holds a NUL.  The one place that decides whether
+    a cgroup path may be touched, so the root cgroup of the host can never be."""
+    if "\0" in path or "\0" in base or not base.startswith("/"):
+        return None
+    parts = []
+    for part in (base + "/" + path).split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts) if parts else None
+
+
+def check_below(directory, hierarchy_root):
+    """Refuse a cgroup directory that is not canonical and strictly below hierarchy_root
+    (an absolute mount point): every directory a Manager writes, joins or removes passes
+    here first, whatever config or state record it came from."""
+    root = hierarchy_root.rstrip("/")
+    if (type(directory) is not str or not directory.startswith(root + "/")
+            or below_root("/", directory) != directory or directory == root):
+        raise PyruncError(f"refusing cgroup directory {directory!r}: it is not below the "
+                          f"hierarchy root {hierarchy_root}")
+    return directory
 
 
 def prime_migration():

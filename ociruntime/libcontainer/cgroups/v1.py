@@ -3,7 +3,14 @@
 import os
 
 from ociruntime.errors import PyruncError
-from ociruntime.libcontainer.cgroups import make_dirs, read_pids, remove_dirs, resolve_path
+from ociruntime.libcontainer.cgroups import (
+    CGROUP_ROOT,
+    check_below,
+    make_dirs,
+    read_pids,
+    remove_dirs,
+    resolve_path,
+)
 from ociruntime.libcontainer.cgroups.files import (
     FIELD,
     Files,
@@ -100,10 +107,18 @@ def _copy_cpuset(d):
             f.write(value)
 
 
+def _hierarchy_root(d):
+    """The mount point of the hierarchy a directory lives in: /sys/fs/cgroup/NAME."""
+    name = d[len(CGROUP_ROOT) + 1:].split("/", 1)[0] if type(d) is str else ""
+    return f"{CGROUP_ROOT}/{name or '-'}"
+
+
 class V1Manager:
     version = 1
 
     def __init__(self, dirs, created):
+        for d in [*dirs.values(), *created]:
+            check_below(d, _hierarchy_root(d))
         self.dirs = dirs  # {hierarchy name: absolute directory}
         self.created = created
 
@@ -112,8 +127,8 @@ class V1Manager:
         own = own_paths()
         dirs = {}
         for name, (mountpoint, mount_root) in hierarchies().items():
-            if not mountpoint.startswith("/sys/fs/cgroup"):
-                continue
+            if os.path.dirname(mountpoint) != CGROUP_ROOT:
+                continue  # v1 hierarchies are mounted at /sys/fs/cgroup/NAME
             own_path = own.get(name, "/")
             path = resolve_path(cgroups_path, container_id, own_path)
             rel = os.path.relpath(path, mount_root) if mount_root != "/" else path.lstrip("/")
@@ -142,8 +157,8 @@ class V1Manager:
         lines = []
         for rule in rules:
             kind = rule.type or "a"
-            major = "*" if rule.major is None or rule.major < 0 else rule.major
-            minor = "*" if rule.minor is None or rule.minor < 0 else rule.minor
+            major = "*" if rule.major is None else rule.major  # config refuses negatives
+            minor = "*" if rule.minor is None else rule.minor
             entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.access or 'rwm'}"
             lines.append(("devices.allow" if rule.allow else "devices.deny", entry))
         lines += [("devices.allow", entry) for entry in DEFAULT_ALLOW] if rules else []

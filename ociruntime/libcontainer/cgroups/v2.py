@@ -5,6 +5,7 @@ import os
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
+    check_below,
     make_dirs,
     read_pids,
     remove_dirs,
@@ -102,6 +103,8 @@ class V2Manager:
     version = 2
 
     def __init__(self, dirs, created):
+        for d in [*dirs.values(), *created]:
+            check_below(d, CGROUP_ROOT)
         self.dirs = dirs
         self.created = created
 
