@@ -86,6 +86,19 @@ RLIMITS = MappingProxyType({
     )
 })
 
+# The only places inside /proc a mount may cover (runc's checkProcMount list: the files
+# lxcfs emulates, and ns_last_pid for CRIU).  Any other mount there could expose a host
+# file under a name the container may write (a read-write bind of the host's /proc/sys
+# sets host sysctls), or hide what masked and read-only paths protect.
+PROC_MOUNT_ALLOWED = (
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+)
+# Types runc mounts anywhere, /proc included: each is a new filesystem instance, never a
+# window onto a host file.
+PROC_MOUNT_ANY_TYPES = ("proc", "sysfs", "tmpfs", "mqueue", "cgroup", "cgroup2")
+
 _EMPTY_MAP = MappingProxyType({})
 
 
@@ -388,6 +401,11 @@ _INT64 = _bounds("int64", -(2**63), 2**63 - 1)
 _UINT16 = _bounds("uint16", 0, 2**16 - 1)
 _UINT32 = _bounds("uint32", 0, 2**32 - 1)
 _UINT64 = _bounds("uint64", 0, 2**64 - 1)
+# 2**32 - 1 is (uid_t)-1, which setuid/setgid/chown read as "no change", never a real id.
+_ID = _bounds("a uid or gid; 4294967295 is -1, no id", 0, 2**32 - 2)
+# Linux device numbers: a 12-bit major and a 20-bit minor (MINORBITS in kdev_t.h).
+_MAJOR = _bounds("a Linux device major number", 0, 2**12 - 1)
+_MINOR = _bounds("a Linux device minor number", 0, 2**20 - 1)
 _FILE_MODE = _bounds("permission bits, in decimal", 0, 0o777)
 _IO_PRIORITY_LEVEL = _bounds("0 is the highest priority", 0, 7)
 _HOOK_TIMEOUT = _bounds("seconds", 1, 2**63 - 1)
@@ -401,7 +419,10 @@ _ESCAPES = {
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.translate(_ESCAPES) + '"'
+    text = text.translate(_ESCAPES)
+    if not text.isascii():  # a lone surrogate is shown as its escape, never printed raw
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return '"' + text + '"'
 
 
 def _shown(value) -> str:
@@ -416,9 +437,25 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _text_problem(text: str):
+    """No string of a config may hold what no system call can carry: a NUL byte (C strings
+    end there) or a lone UTF-16 surrogate such as "\\ud800" (not encodable as UTF-8)."""
+    if "\0" in text:
+        return f"must not contain a NUL character (\\u0000), got {_shown(text)}"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"must not contain a lone surrogate (\\ud800-\\udfff), got {_shown(text)}"
+    return None
+
+
 def _string(value, path: str, choices=None, check=None) -> str:
     if type(value) is not str:
         raise ConfigError(path, f"must be a string, got {_shown(value)}")
+    problem = _text_problem(value)
+    if problem:
+        raise ConfigError(path, problem)
     if choices is not None and value not in choices:
         raise ConfigError(path, f"must be one of {', '.join(choices)}; got {_shown(value)}")
     problem = check(value) if check is not None else None
@@ -537,6 +574,9 @@ class _Fields:
             item_path = f"{path}[{_quoted(name)}]"
             if not name:
                 raise ConfigError(item_path, "keys must be non-empty strings")
+            problem = _text_problem(name)
+            if problem:
+                raise ConfigError(item_path, "the key " + problem)
             result[name] = convert(item, item_path)
         return MappingProxyType(result)
 
@@ -627,7 +667,7 @@ def _mem_bw_schema_problem(text: str):
 
 
 def _device_access_problem(text: str):
-    if set(text) <= {"r", "w", "m"}:
+    if text and set(text) <= {"r", "w", "m"}:
         return None
     return f"must be a combination of r, w and m, got {_shown(text)}"
 
@@ -648,6 +688,38 @@ def _id_mapping(f: _Fields) -> IDMapping:
     )
 
 
+def clean_path(text: str) -> str:
+    """A container path as the kernel resolves it inside a root: '.' and empty components
+    dropped, '..' going up but never above '/' (os.path.normpath keeps a leading '//')."""
+    parts = []
+    for part in text.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def proc_mount_problem(destination: str, fstype, is_bind: bool, source_is_procfs=None):
+    """Why a mount at `destination` (a container path, resolved or not) may not be made,
+    or None.  source_is_procfs: for a bind onto /proc itself, whether its source is a
+    procfs (None: not known yet, decided when the mount is made)."""
+    dest = clean_path(destination)
+    if dest != "/proc" and not dest.startswith("/proc/"):
+        return None
+    if fstype in PROC_MOUNT_ANY_TYPES and not is_bind:
+        return None
+    if dest == "/proc":
+        if not is_bind or source_is_procfs is False:
+            return f"only a procfs may be mounted on /proc, not {_shown(fstype or 'bind')}"
+        return None
+    if dest in PROC_MOUNT_ALLOWED:
+        return None
+    return (f"{_shown(destination)} is inside /proc: only {', '.join(PROC_MOUNT_ALLOWED)} "
+            "may be mount destinations there")
+
+
 def _mount(f: _Fields) -> Mount:
     mount = Mount(
         destination=f.string("destination", required=True),
@@ -658,6 +730,10 @@ def _mount(f: _Fields) -> Mount:
         gid_mappings=f.records("gidMappings", _id_mapping),
     )
     f.require_together("uidMappings", "gidMappings")
+    is_bind = "bind" in mount.options or "rbind" in mount.options
+    problem = proc_mount_problem(mount.destination, mount.type, is_bind)
+    if problem:
+        raise ConfigError(f.path_of("destination"), problem)
     return mount
 
 
@@ -670,10 +746,10 @@ def _console_size(f: _Fields) -> ConsoleSize:
 
 def _user(f: _Fields) -> User:
     return User(
-        uid=f.integer("uid", _UINT32, required=True),
-        gid=f.integer("gid", _UINT32, required=True),
+        uid=f.integer("uid", _ID, required=True),
+        gid=f.integer("gid", _ID, required=True),
         umask=f.integer("umask", _UINT32),
-        additional_gids=f.integers("additionalGids", _UINT32),
+        additional_gids=f.integers("additionalGids", _ID),
     )
 
 
@@ -795,8 +871,8 @@ def _device(f: _Fields) -> Device:
     return Device(
         type=kind,
         path=f.string("path", required=True),
-        major=f.integer("major", _INT64),
-        minor=f.integer("minor", _INT64),
+        major=f.integer("major", _MAJOR),
+        minor=f.integer("minor", _MINOR),
         file_mode=f.integer("fileMode", _FILE_MODE),
         uid=f.integer("uid", _UINT32),
         gid=f.integer("gid", _UINT32),
@@ -811,8 +887,10 @@ def _device_rule(f: _Fields) -> DeviceRule:
     return DeviceRule(
         allow=f.boolean("allow", required=True),
         type=f.string("type", choices=DEVICE_RULE_TYPES),
-        major=f.integer("major", _INT64),
-        minor=f.integer("minor", _INT64),
+        # absent means every number; a negative one is no device (runc's -1 wildcard is not
+        # in the spec, and any other negative number silently became one here)
+        major=f.integer("major", _MAJOR),
+        minor=f.integer("minor", _MINOR),
         access=f.string("access", check=_device_access_problem),
     )
 
@@ -1116,20 +1194,30 @@ def _first_repeat(keys):
 
 
 def _path_to(node, target, path: str):
-    """The JSON path of the object `target` inside `node` (found by identity), or None."""
-    if node is target:
-        return path
-    if type(node) is dict:
-        children = ((f"{path}.{key}" if path else key, value) for key, value in node.items())
-    elif type(node) is list:
-        children = ((f"{path}[{index}]", value) for index, value in enumerate(node))
-    else:
-        return None
-    for child_path, child in children:
-        found = _path_to(child, target, child_path)
-        if found is not None:
-            return found
+    """The JSON path of the object `target` inside `node` (found by identity), or None.
+    A walk with its own stack: a document may nest deeper than Python may recurse."""
+    stack = [(path, node)]
+    while stack:
+        path, node = stack.pop()
+        if node is target:
+            return path
+        if type(node) is dict:
+            children = [(f"{path}.{key}" if path else key, value) for key, value in node.items()]
+        elif type(node) is list:
+            children = [(f"{path}[{index}]", value) for index, value in enumerate(node)]
+        else:
+            continue
+        stack.extend(reversed(children))
     return None
+
+
+def parse_id(text: str, what: str) -> int:
+    """A uid or gid given as text (exec --user, --additional-gids): decimal digits only and
+    a real id (0..4294967294), like process.user; ConfigError names `what`."""
+    # no int() of thousands of digits (Python refuses those with its own error)
+    if not (text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 10):
+        raise ConfigError(what, f"must be {_ID[0]}, got {_shown(text)}")
+    return _integer(int(text), what, _ID)
 
 
 def parse_resources(doc: object, path: str = "") -> Resources:

@@ -224,18 +224,16 @@ def process_for_exec(container, flags, command):
         env.update((e.split("=", 1)[0], e) for e in flags["env"])
         changes["env"] = tuple(env.values())
     user = base.user
-    if flags.get("user"):
-        uid, _, gid = flags["user"].partition(":")
-        try:
-            user = user.replace(uid=int(uid), gid=int(gid) if gid else user.gid)
-        except ValueError:
-            raise PyruncError(f"--user {flags['user']}: expected UID[:GID]") from None
-    if flags.get("additional-gids"):
-        try:
-            gids = tuple(int(g) for g in flags["additional-gids"])
-        except ValueError:
-            raise PyruncError("--additional-gids: expected numbers") from None
-        user = user.replace(additional_gids=gids)
+    try:
+        if flags.get("user"):
+            uid, colon, gid = flags["user"].partition(":")
+            user = user.replace(uid=config.parse_id(uid, "--user UID"),
+                                gid=config.parse_id(gid, "--user GID") if colon else user.gid)
+        if flags.get("additional-gids"):
+            gids = tuple(config.parse_id(g, "--additional-gids") for g in flags["additional-gids"])
+            user = user.replace(additional_gids=gids)
+    except config.ConfigError as e:
+        raise PyruncError(str(e)) from None
     changes["user"] = user
     if flags.get("cap") and base.capabilities is not None:
         caps = base.capabilities

@@ -11,6 +11,7 @@ have been swapped meanwhile (CVE-2021-30465).
 import os
 import stat
 
+from ociruntime.config import proc_mount_problem
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
 from ociruntime.libcontainer.mountopts import MountOptions
@@ -144,9 +145,34 @@ class Rootfs:
             finally:
                 os.close(target)
 
+    def _check_proc(self, target, dest, fstype, is_bind, source=None):
+        """The config's /proc rule again on the resolved destination: a symlink in the
+        image (/x -> /proc/sys) or a '..' must not lead a mount where the rule forbids.
+        source: the bind source (a path or an fd), looked at for a bind onto /proc."""
+        root = os.readlink(fd_path(self.fd)).rstrip("/")
+        resolved = os.readlink(fd_path(target))
+        if not resolved.startswith(root + "/"):
+            return  # the root itself, or not a path in the rootfs (not with RESOLVE_IN_ROOT)
+        inside = resolved[len(root):]
+        is_procfs = None
+        if inside == "/proc" and is_bind and source is not None:
+            from ociruntime.libcontainer.sysctl import PROC_SUPER_MAGIC, fs_magic
+
+            fd = source if isinstance(source, int) else os.open(source, _O_PATH)
+            try:
+                is_procfs = fs_magic(fd) == PROC_SUPER_MAGIC
+            finally:
+                if fd != source:
+                    os.close(fd)
+        problem = proc_mount_problem(inside, fstype, is_bind, is_procfs)
+        if problem:
+            os.close(target)
+            raise PyruncError(f"destination {dest} resolves to {inside}: {problem}")
+
     def _move_idmapped(self, tree, opts, dest):
         """Attach the idmapped mount the parent made (idmap.prepare) at dest."""
         target = self.make(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+        self._check_proc(target, dest, None, True, tree)
         try:
             sc.move_mount(tree, "", target, "",
                           sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
@@ -165,6 +191,7 @@ class Rootfs:
         except OSError as e:
             raise PyruncError(f"bind source {source}: {e.strerror}") from None
         target = self.make(dest, is_dir)
+        self._check_proc(target, dest, entry.type, True, source)
         try:
             sc.mount(source, fd_path(target), None, opts.flags & (sc.MS_BIND | sc.MS_REC))
         finally:
@@ -201,6 +228,7 @@ class Rootfs:
                 raise PyruncError(f"{fstype} may only be mounted on a real directory, "
                                   f"{dest} is a symlink") from None
             raise
+        self._check_proc(target, dest, fstype, False)
         old = -1
         try:
             if strict and not stat.S_ISDIR(os.fstat(target).st_mode):

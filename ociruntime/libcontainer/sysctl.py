@@ -21,7 +21,7 @@ _IPC_EXACT = frozenset({"kernel.sem", "kernel.sem_next_id", "kernel.msgmax", "ke
                         "kernel.msgmni", "kernel.msg_next_id", "kernel.shmall",
                         "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
                         "kernel.shm_next_id"})
-_PROC_SUPER_MAGIC = 0x9FA0
+PROC_SUPER_MAGIC = 0x9FA0
 
 
 def normalize(key):
@@ -74,7 +74,7 @@ def open_proc_sys():
     """An O_PATH fd of /proc/sys in the runtime's own procfs, checked to be procfs."""
     proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if _fs_magic(proc) != _PROC_SUPER_MAGIC:
+        if fs_magic(proc) != PROC_SUPER_MAGIC:
             raise PyruncError("linux.sysctl: /proc is not a procfs")
         return sc.openat2(proc, "sys", os.O_PATH | os.O_DIRECTORY, 0,
                           sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_XDEV
@@ -83,7 +83,7 @@ def open_proc_sys():
         os.close(proc)
 
 
-def _fs_magic(fd):
+def fs_magic(fd):
     import ctypes
 
     buf = ctypes.create_string_buffer(128)  # struct statfs; f_type is its first long

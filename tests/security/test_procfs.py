@@ -72,9 +72,10 @@ def test_proc_symlink_inside_a_volume_is_refused(runtime, bundle, scratch):
     lib.assert_nothing_left(runtime, bundle, result.cid)
 
 
-def test_proc_as_a_volume_gets_a_real_procfs(runtime, bundle, scratch):
-    """Defence: a host directory bind-mounted on /proc is a real directory, so procfs is
-    mounted on top of it; the runtime's own procfs writes (oom_score_adj) never touch it."""
+def test_proc_as_a_volume_is_refused(runtime, bundle, scratch):
+    """Defence: config.proc_mount_problem (runc's checkProcMount): only a procfs may be
+    mounted on /proc, so a host directory bound there is refused before anything is made,
+    and nothing in it is touched."""
     vol = os.path.join(scratch.path, "procvol")
     os.makedirs(os.path.join(vol, "self"))
     victim = os.path.join(vol, "self", "oom_score_adj")
@@ -84,8 +85,9 @@ def test_proc_as_a_volume_gets_a_real_procfs(runtime, bundle, scratch):
     mounts.insert(0, {"destination": "/proc", "type": "bind", "source": vol,
                       "options": ["rbind", "rw"]})
     bundle.process["oomScoreAdj"] = 123
-    out = runtime.sh(bundle, "stat -f -c %T /proc; cat /proc/self/oom_score_adj")
-    assert out.split() == ["proc", "123"], out
+    result = runtime.create(bundle, check=False)
+    lib.assert_error(result, "mounts[0]", "procfs")
+    lib.assert_nothing_left(runtime, bundle, result.cid)
     with open(victim) as f:
         assert f.read() == "untouched\n"
     assert sorted(os.listdir(vol)) == ["self"]
@@ -93,20 +95,10 @@ def test_proc_as_a_volume_gets_a_real_procfs(runtime, bundle, scratch):
 
 def test_oom_score_adj_not_redirected_by_a_fake_proc(runtime, bundle, scratch):
     """CVE-2025-52881.  Defence: init.container_init writes oom_score_adj through the
-    runtime's own /proc before any container mount exists.  Here a volume shadows the
-    container's /proc with a tree whose self/oom_score_adj is a symlink to a file on
-    another volume (a host file): the write must reach the real procfs and not the host
-    file."""
-    hostvol = os.path.join(scratch.path, "hostvol")
-    os.mkdir(hostvol)
-    victim = os.path.join(hostvol, "victim")
-    with open(victim, "w") as f:
-        f.write("untouched\n")
-    fake = os.path.join(scratch.path, "fakeproc")
-    os.makedirs(os.path.join(fake, "self"))
-    os.symlink("/hostvol/victim", os.path.join(fake, "self", "oom_score_adj"))
-    bundle.mount("/hostvol", None, hostvol, ["rbind", "rw"])
-    bundle.mount("/proc", None, fake, ["rbind", "ro"])
+    runtime's own /proc before any container mount exists.  Here the container's /proc is
+    a tree whose self/oom_score_adj is a symlink to a file on a volume (a host file): the
+    write must reach the real procfs and not the host file."""
+    victim = _fake_proc(bundle, scratch, "oom_score_adj")
     bundle.process["oomScoreAdj"] = 321
     bundle.set_args("sleep", "30")
     result = runtime.create(bundle, check=False)
@@ -119,7 +111,7 @@ def test_oom_score_adj_not_redirected_by_a_fake_proc(runtime, bundle, scratch):
         runtime.delete(result.cid, "--force")
     else:
         lib.assert_error(result)
-    assert os.listdir(fake + "/self") == ["oom_score_adj"]
+    assert os.listdir(os.path.join(bundle.rootfs, "proc", "self")) == ["oom_score_adj"]
 
 
 def test_proc_symlink_without_a_proc_mount(runtime, bundle, scratch):
@@ -151,20 +143,23 @@ def test_proc_symlink_without_a_proc_mount(runtime, bundle, scratch):
 
 
 def _fake_proc(bundle, scratch, name, content="untouched\n"):
-    """A volume shadowing the container's /proc whose self/<name> (and sys/... for
-    sysctls) are symlinks to a victim file on another host volume."""
+    """A fake /proc: the rootfs's own /proc directory (no procfs is mounted; a mount of
+    anything else on /proc is refused) holds self/<name> and sys/... (for sysctls) as
+    symlinks to a victim file on a host volume."""
     hostvol = os.path.join(scratch.path, "hostvol")
     os.mkdir(hostvol)
     victim = os.path.join(hostvol, "victim")
     with open(victim, "w") as f:
         f.write(content)
-    fake = os.path.join(scratch.path, "fakeproc")
+    fake = os.path.join(bundle.rootfs, "proc")
     os.makedirs(os.path.join(fake, "self"))
     os.makedirs(os.path.join(fake, "sys", "net", "ipv4"))
     os.symlink("/hostvol/victim", os.path.join(fake, "self", name))
     os.symlink("/hostvol/victim", os.path.join(fake, "sys", "net", "ipv4", "ip_forward"))
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/proc"]
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
     bundle.mount("/hostvol", None, hostvol, ["rbind", "rw"])
-    bundle.mount("/proc", None, fake, ["rbind", "ro"])
     bundle.set_args("sleep", "30")
     return victim
 

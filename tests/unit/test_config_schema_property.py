@@ -31,11 +31,18 @@ EXAMPLES = settings(
 
 U16, U32, U64 = (0, 2**16 - 1), (0, 2**32 - 1), (0, 2**64 - 1)
 I32, I64 = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
+ID, MAJOR, MINOR = (0, 2**32 - 2), (0, 2**12 - 1), (0, 2**20 - 1)  # uid/gid, device numbers
 u16, u32, u64, i32, i64 = (st.integers(*bounds) for bounds in (U16, U32, U64, I32, I64))
+ids, majors, minors = (st.integers(*bounds) for bounds in (ID, MAJOR, MINOR))
 booleans = st.booleans()
-text = st.text(max_size=8)
+# no NUL and no lone surrogate: parser-only rules (see is_parser_only_rule)
+characters = st.characters(exclude_characters="\0", exclude_categories=("Cs",))
+text = st.text(characters, max_size=8)
 absolute_paths = text.map(lambda tail: "/" + tail)
-map_keys = st.text(min_size=1, max_size=8).filter(lambda key: not key.startswith(UNKNOWN_PREFIX))
+map_keys = st.text(characters, min_size=1, max_size=8).filter(
+    lambda key: not key.startswith(UNKNOWN_PREFIX))
+# mount destinations the /proc rule lets through whatever the mount's type
+mount_destinations = text.filter(lambda dest: cfg.proc_mount_problem(dest, None, True) is None)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
     lambda children: st.lists(children, max_size=3)
@@ -48,7 +55,7 @@ prerelease_ids = semver_numbers | st.text(SEMVER_CHARS, min_size=1, max_size=5).
     lambda part: not part.isdigit())
 build_ids = st.text(SEMVER_CHARS, min_size=1, max_size=5)
 cpu_lists = st.text("0123456789, -", max_size=8)
-no_newline = st.text(max_size=8).filter(lambda value: "\n" not in value)
+no_newline = st.text(characters, max_size=8).filter(lambda value: "\n" not in value)
 page_sizes = st.builds("{}{}".format, st.integers(1, 10**6), st.sampled_from(["KB", "MB", "GB"]))
 HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop"]
@@ -103,7 +110,7 @@ def config_documents(complete):
         return obj(errno_action, optional) | obj(any_action, optional)
 
     def device(kind):
-        numbers = {"major": i64, "minor": i64}
+        numbers = {"major": majors, "minor": minors}
         required = {"type": st.just(kind), "path": text, **({} if kind == "p" else numbers)}
         optional = {**(numbers if kind == "p" else {}), "fileMode": st.integers(0, 511),
                     "uid": u32, "gid": u32}
@@ -117,13 +124,14 @@ def config_documents(complete):
     id_mappings = arrays(obj({"containerID": u32, "hostID": u32, "size": u32}))
     string_maps = maps(text)
     mounts = merged(
-        obj({"destination": text}, {"source": text, "type": text, "options": arrays(text)}),
+        obj({"destination": mount_destinations},
+            {"source": text, "type": text, "options": arrays(text)}),
         maybe(st.fixed_dictionaries({"uidMappings": id_mappings, "gidMappings": id_mappings})),
     )
     process = obj({"cwd": absolute_paths, "args": st.lists(text, min_size=1, max_size=3)}, {
         "terminal": booleans,
         "consoleSize": obj({"height": u64, "width": u64}),
-        "user": obj({"uid": u32, "gid": u32}, {"umask": u32, "additionalGids": arrays(u32)}),
+        "user": obj({"uid": ids, "gid": ids}, {"umask": u32, "additionalGids": arrays(ids)}),
         "commandLine": text,
         "env": arrays(text),
         "capabilities": obj({}, dict.fromkeys(
@@ -148,8 +156,8 @@ def config_documents(complete):
     device_numbers = {"major": i64, "minor": i64}
     resources = obj({}, {
         "devices": arrays(obj({"allow": booleans}, {
-            "type": one_of_values(cfg.DEVICE_RULE_TYPES), **device_numbers,
-            "access": st.text("rwm", max_size=3)})),
+            "type": one_of_values(cfg.DEVICE_RULE_TYPES), "major": majors, "minor": minors,
+            "access": st.text("rwm", min_size=1, max_size=3)})),
         "memory": obj({}, {
             **dict.fromkeys(["limit", "reservation", "swap", "kernel", "kernelTCP"], i64),
             "swappiness": u64,
@@ -284,8 +292,9 @@ INTEGER_RANGES = {
     **{key: U32 for where in ID_MAPPINGS for key in fields(where, U32, "containerID", "hostID",
                                                             "size")},
     **fields(("process", "consoleSize"), U64, "height", "width"),
-    **fields(("process", "user"), U32, "uid", "gid", "umask"),
-    ("process", "user", "additionalGids", "*"): U32,
+    **fields(("process", "user"), ID, "uid", "gid"),
+    ("process", "user", "umask"): U32,
+    ("process", "user", "additionalGids", "*"): ID,
     **fields(("process", "rlimits", "*"), U64, "soft", "hard"),
     ("process", "oomScoreAdj"): I64,
     **fields(("process", "scheduler"), I32, "nice", "priority"),
@@ -294,10 +303,12 @@ INTEGER_RANGES = {
     ("hooks", "*", "*", "timeout"): (1, I64[1]),
     ("linux", "timeOffsets", "*", "secs"): I64,
     ("linux", "timeOffsets", "*", "nanosecs"): U32,
-    **fields(("linux", "devices", "*"), I64, "major", "minor"),
+    ("linux", "devices", "*", "major"): MAJOR,
+    ("linux", "devices", "*", "minor"): MINOR,
     **fields(("linux", "devices", "*"), U32, "uid", "gid"),
     ("linux", "devices", "*", "fileMode"): (0, 511),
-    **fields(("linux", "resources", "devices", "*"), I64, "major", "minor"),
+    ("linux", "resources", "devices", "*", "major"): MAJOR,
+    ("linux", "resources", "devices", "*", "minor"): MINOR,
     **fields(("linux", "resources", "memory"), I64, "limit", "reservation", "swap", "kernel",
              "kernelTCP"),
     ("linux", "resources", "memory", "swappiness"): U64,
@@ -334,7 +345,7 @@ BAD_FORMATS = {
     ("process", "execCPUAffinity", "initial"): ["cpu0", "0;1"],
     ("process", "execCPUAffinity", "final"): ["all"],
     ("linux", "resources", "hugepageLimits", "*", "pageSize"): ["2mb", "0MB", "02MB", "2 MB"],
-    ("linux", "resources", "devices", "*", "access"): ["rwx", "R"],
+    ("linux", "resources", "devices", "*", "access"): ["rwx", "R", ""],
     ("linux", "intelRdt", "memBwSchema"): ["L3:0=7f0", "mb:0=20", "MB:0=20\nMB:1=70"],
     ("linux", "intelRdt", "schemata", "*"): ["L3:0=7f0\nMB:0=20"],
     ("linux", "personality", "flags"): [["ADDR_NO_RANDOMIZE"]],
@@ -587,12 +598,15 @@ def value_at(doc, error_path):
 
 def is_parser_only_rule(error, doc):
     """The rules the schema's $comment lists as the parser's own (a validator misses them)."""
-    if error.problem.endswith("appears twice"):
-        return True
+    if error.problem.endswith("appears twice") or "inside /proc" in error.problem or (
+            "only a procfs may be mounted on /proc" in error.problem):
+        return True  # rules (1), (2), (3) and (7)
     try:
         value = value_at(doc, error.path)
     except (KeyError, IndexError, TypeError):
         return False
+    if "NUL character" in error.problem or "lone surrogate" in error.problem:
+        return True  # rule (6): in a value, or in a key (then the path names the key's value)
     return (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and value.endswith("\n"))
 
