@@ -39,7 +39,9 @@ def _write_log(level, msg):
 
 
 def error(msg):
-    """The one error line: to the log file (if any) and always to stderr."""
+    """The one error line: to the log file (if any) and always to stderr.  A text with
+    line breaks (a kernel's or a child's message) is joined into that one line."""
+    msg = " ".join(str(msg).splitlines())
     _write_log("error", msg)
     try:
         sys.stderr.write(f"pyrunc: {msg}\n")

@@ -119,7 +119,28 @@ struct plan {
 static struct plan plan = {.sync_fd = -1, .fifo_dir_fd = -1, .fifo_fd = -1, .seccomp_fd = -1,
                            .uid = -1, .gid = -1, .umask_value = -1};
 
-/* Write a JSON message on the sync socket (one datagram). */
+/* The length of the UTF-8 sequence that byte c starts (1 for ASCII and for a stray byte). */
+static size_t utf8_len(unsigned char c)
+{
+    return c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+}
+
+/* End s (a string that snprintf truncated to fill its buffer of `size` bytes) with "...",
+ * cut before a UTF-8 sequence rather than inside one. */
+static void utf8_trim(char *s, size_t size)
+{
+    size_t end = strlen(s);
+    if (size < 4)
+        return;
+    if (end > size - 4)
+        end = size - 4;
+    while (end > 0 && ((unsigned char)s[end] & 0xc0) == 0x80)
+        end--; /* s[end] continues a sequence: cut before the byte that starts it */
+    memcpy(s + end, "...", 4);
+}
+
+/* Write a JSON message on the sync socket (one datagram).  A long text is cut between
+ * two UTF-8 sequences, never inside one, so the parent can always decode it. */
 static void send_msg(const char *type, const char *text)
 {
     char buf[4096];
@@ -129,18 +150,29 @@ static void send_msg(const char *type, const char *text)
     n += snprintf(buf, sizeof(buf), "{\"type\":\"%s\"", type);
     if (text) {
         n += snprintf(buf + n, sizeof(buf) - n, ",\"msg\":\"");
-        for (const char *p = text; *p && n < sizeof(buf) - 16; p++) {
+        for (const char *p = text; *p;) {
             unsigned char c = (unsigned char)*p;
-            if (c == '"' || c == '\\')
-                n += snprintf(buf + n, sizeof(buf) - n, "\\%c", c);
-            else if (c < 0x20)
-                n += snprintf(buf + n, sizeof(buf) - n, "\\u%04x", c);
-            else
+            size_t len = utf8_len(c);
+            if (n + len + 16 > sizeof(buf)) { /* room for '...', '"' and '}' */
+                memcpy(buf + n, "...", 3);
+                n += 3;
+                break;
+            }
+            if (c == '"' || c == '\\') {
+                buf[n++] = '\\';
                 buf[n++] = (char)c;
+                p++;
+            } else if (c < 0x20) {
+                n += snprintf(buf + n, sizeof(buf) - n, "\\u%04x", c);
+                p++;
+            } else {
+                for (size_t i = 0; i < len && *p; i++)
+                    buf[n++] = *p++;
+            }
         }
-        n += snprintf(buf + n, sizeof(buf) - n, "\"");
+        buf[n++] = '"';
     }
-    n += snprintf(buf + n, sizeof(buf) - n, "}");
+    buf[n++] = '}';
     if (write(plan.sync_fd, buf, n) < 0) {
         /* the parent is gone; nothing more to tell */
     }
@@ -152,8 +184,10 @@ static void __attribute__((noreturn, format(printf, 2, 3))) fail(int code, const
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(msg))
+        utf8_trim(msg, sizeof(msg));
     if (plan.sync_fd >= 0) {
         send_msg("error", msg);
     } else {
@@ -615,6 +649,20 @@ static const char *run_hook(struct hook *h, char *err, size_t errlen)
  * which reads to EOF, runs the poststart hooks only once the program has been executed */
 static int fifo_keep = -1;
 
+/* wait_for_start opens exec.fifo after "ready", under the container's RLIMIT_NOFILE: make
+ * sure now, while create can still fail, that an fd can be had (runc's create fails too).
+ * F_DUPFD takes the lowest free fd below the limit, as open does.  Only EMFILE and EINVAL
+ * (no fd below the limit) count: a seccomp profile may refuse fcntl itself. */
+static void check_fd_room(void)
+{
+    int probe = fcntl(plan.fifo_fd >= 0 ? plan.fifo_fd : plan.fifo_dir_fd, F_DUPFD_CLOEXEC, 0);
+    if (probe >= 0)
+        close(probe);
+    else if (errno == EMFILE || errno == EINVAL)
+        fail(1, "process.rlimits: RLIMIT_NOFILE leaves no file descriptor free to wait for "
+                "start with: %s", strerror(EMFILE));
+}
+
 /* Park until `pyrunc start` opens the fifo for reading, run the startContainer hooks, and
  * tell `start` how that went. */
 static void wait_for_start(void)
@@ -646,6 +694,10 @@ static void wait_for_start(void)
         if (why) {
             int n = snprintf(msg, sizeof(msg), "1hooks.startContainer[%d]: %s: %s", i,
                              plan.hooks[i].path, why);
+            if (n >= (int)sizeof(msg)) { /* a long hook path: cut, never read past msg */
+                utf8_trim(msg, sizeof(msg));
+                n = (int)strlen(msg);
+            }
             if (write(fd, msg, n) < 0) {
                 /* start is gone; nothing to tell */
             }
@@ -841,6 +893,8 @@ int main(int argc, char **argv)
     if (plan.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail(1, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
     char *program = resolve_program();
+    if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
+        check_fd_room();
 
     send_msg("ready", NULL);
     close(plan.sync_fd);

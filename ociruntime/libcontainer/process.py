@@ -32,6 +32,8 @@ MSG_CONSOLE = "console"        # init -> parent: the pty master, as SCM_RIGHTS a
 MSG_SECCOMP = "seccomp"        # stage -> parent: the seccomp notify fd, as SCM_RIGHTS
 MSG_READY = "ready"            # stage -> parent: parked (create) or running (exec)
 MSG_ERROR = "error"            # any child -> parent: {"msg": why}; the child then exits
+MAX_MESSAGE = 65536            # the largest datagram recv() takes
+MAX_ERROR_TEXT = 4000          # characters of an error text sent (the stage sends < 4096 bytes)
 
 
 class SyncSocket:
@@ -76,12 +78,24 @@ class SyncSocket:
         child end closed, the children died."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, self.fd)
         try:
-            data, ancdata, _, _ = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
+            data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4))
         finally:
             sock.detach()
         if not data:
             return None
-        msg = jsonlite.loads(data)
+        try:
+            if flags & _socket.MSG_TRUNC:
+                raise ValueError(f"longer than {MAX_MESSAGE} bytes")
+            # a child's text may hold any bytes (a program name in exec's argv): never let
+            # one undecodable byte turn its error into a crash of ours
+            msg = jsonlite.loads(data.decode("utf-8", "replace"))
+            if type(msg) is not dict:
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            for level, kind, payload in ancdata:  # an fd that came along is not ours to keep
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    os.close(struct.unpack("i", payload[:4])[0])
+            raise PyruncError(f"unreadable message from the container process: {e}") from None
         for level, kind, payload in ancdata:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 msg["fd"] = struct.unpack("i", payload[:4])[0]
@@ -183,6 +197,11 @@ def _run_child(child_main, sync):
 
 
 def _report(sync, text):
+    """Send an error text, as one line and cut to MAX_ERROR_TEXT characters, so that the
+    datagram (JSON, non-ASCII escaped: up to 12 bytes a character) fits MAX_MESSAGE."""
+    text = " ".join(str(text).splitlines())
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT - 3] + "..."
     try:
         sync.send(MSG_ERROR, msg=text)
     except OSError:

@@ -50,7 +50,9 @@ class Plan:
         """The plan in an inheritable memfd (the stage reads and closes it), sealed: a
         process that can reach it through /proc/PID/fd cannot rewrite the settings."""
         fd = os.memfd_create("pyrunc-plan", _MFD_ALLOW_SEALING)
-        os.write(fd, ("\0".join(self.records) + "\0").encode())
+        # surrogateescape: exec's command line may carry bytes that are no UTF-8 (the
+        # config's strings cannot: config.py refuses lone surrogates)
+        os.write(fd, os.fsencode("\0".join(self.records) + "\0"))
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
         return fd
 
