@@ -72,3 +72,11 @@ def test_managers_take_directories_below_the_root():
     V1Manager({"devices": "/sys/fs/cgroup/devices/a/b", "memory": "/sys/fs/cgroup/memory/a"},
               ["/sys/fs/cgroup/devices/a", "/sys/fs/cgroup/devices/a/b"])
     V2Manager({"unified": "/sys/fs/cgroup/a/b"}, ["/sys/fs/cgroup/a"])
+
+
+@pytest.mark.parametrize("dirs, created", [(["/sys/fs/cgroup/x"], []), ({}, None),
+                                           ("/sys/fs/cgroup/x", [])])
+def test_a_damaged_record_is_one_error(dirs, created):
+    for manager in (V1Manager, V2Manager):
+        with pytest.raises(PyruncError, match="damaged cgroup record"):
+            manager(dirs, created)

@@ -66,6 +66,14 @@ def below_root(base, path):
     return "/" + "/".join(parts) if parts else None
 
 
+def recorded_dirs(dirs, created):
+    """The directories of a Manager's dirs map and created list, refusing a record of any
+    other shape (a damaged state.json) with one error instead of a traceback."""
+    if type(dirs) is not dict or type(created) is not list:
+        raise PyruncError("damaged cgroup record: dirs must be an object, created a list")
+    return [*dirs.values(), *created]
+
+
 def check_below(directory, hierarchy_root):
     """Refuse a cgroup directory that is not canonical and strictly below hierarchy_root
     (an absolute mount point): every directory a Manager writes, joins or removes passes

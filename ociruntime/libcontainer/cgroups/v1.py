@@ -8,6 +8,7 @@ from ociruntime.libcontainer.cgroups import (
     check_below,
     make_dirs,
     read_pids,
+    recorded_dirs,
     remove_dirs,
     resolve_path,
 )
@@ -117,7 +118,7 @@ class V1Manager:
     version = 1
 
     def __init__(self, dirs, created):
-        for d in [*dirs.values(), *created]:
+        for d in recorded_dirs(dirs, created):
             check_below(d, _hierarchy_root(d))
         self.dirs = dirs  # {hierarchy name: absolute directory}
         self.created = created

@@ -8,6 +8,7 @@ from ociruntime.libcontainer.cgroups import (
     check_below,
     make_dirs,
     read_pids,
+    recorded_dirs,
     remove_dirs,
     resolve_path,
 )
@@ -103,7 +104,7 @@ class V2Manager:
     version = 2
 
     def __init__(self, dirs, created):
-        for d in [*dirs.values(), *created]:
+        for d in recorded_dirs(dirs, created):
             check_below(d, CGROUP_ROOT)
         self.dirs = dirs
         self.created = created
