@@ -27,7 +27,7 @@ class Flags:
     """Go `flag` package syntax: -name value, -name=value, --name, bare booleans."""
 
     STRINGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket",
-               "state-root")
+               "state-root", "idle-timeout")
     BOOLS = ("debug", "v", "version")
 
     def __init__(self, argv):
@@ -148,8 +148,8 @@ def cmd_start(flags):
     except (OSError, ValueError):
         pass
     bundle = os.getcwd()
-    address = socket_address(flags.get("address"), namespace,
-                             group_of(bundle, flags.get("id")))
+    group = group_of(bundle, flags.get("id"))
+    address = socket_address(flags.get("address"), namespace, group)
     path = address[len("unix://"):]
     os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
     # the socket directory is the lock: concurrent starts make one daemon, and a daemon
@@ -170,7 +170,7 @@ def cmd_start(flags):
         pid = os.fork()
         if pid == 0:
             os.close(lock_fd)
-            _daemon(flags, listener, path, bundle)  # never returns
+            _daemon(flags, listener, path, bundle, group)  # never returns
         listener.close()
     finally:
         os.close(lock_fd)
@@ -178,7 +178,7 @@ def cmd_start(flags):
     return 0
 
 
-def _daemon(flags, listener, path, bundle):
+def _daemon(flags, listener, path, bundle, group):
     """The forked child becomes the server: its own session, stdio away from containerd's
     pipes (containerd waits for them to close before it reads the address), logs to a
     file, and a fresh exec (`... serve`): a clean command line with no task id in it, and
@@ -201,6 +201,8 @@ def _daemon(flags, listener, path, bundle):
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
+        if group.startswith("task:"):  # no other task finds this server: no lingering
+            argv += ["-idle-timeout", "0"]
         if "debug" in flags.bools:
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
@@ -214,18 +216,20 @@ def _daemon(flags, listener, path, bundle):
 
 def cmd_serve(flags):
     """The server (exec'd by start): -socket fd:N:PATH is its listening socket,
-    -state-root where the namespace's containers keep their runtime state."""
+    -state-root where the namespace's containers keep their runtime state, -idle-timeout
+    how long it outlives its last task (0 for a task's own server)."""
     import socket
 
-    from shim.server import serve
+    from shim.server import IDLE_TIMEOUT, serve
 
     _, fd, path = flags.get("socket").split(":", 2)
     listener = socket.socket(fileno=int(fd))
+    idle = float(flags.get("idle-timeout") or IDLE_TIMEOUT)
     return serve(listener, path, flags.get("state-root"), namespace=flags.get("namespace"),
                  containerd_address=flags.get("address"),
                  publish_binary=flags.get("publish-binary"),
                  ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
-                 debug="debug" in flags.bools)
+                 debug="debug" in flags.bools, idle_timeout=idle)
 
 
 def cmd_delete(flags):

@@ -3,7 +3,8 @@ an idle timer.
 
 The server serves every task of one containerd namespace.  It stays up a while after its
 last task is deleted (PYRUNC_SHIM_IDLE_TIMEOUT seconds, default 30), so that a stream of
-short containers keeps finding it warm; it exits only when it has no task, no open
+short containers keeps finding it warm (a server of one task's own group, which no other
+task will find, goes at once); it exits only when it has no task, no open
 connection and no recent call, holding the same lock `start` takes, so a `start` never
 hands containerd the address of a server that is about to go.
 """
@@ -22,7 +23,7 @@ OOM_POLL = 1.0
 
 
 def serve(listener, path, root, namespace, containerd_address, publish_binary,
-          ttrpc_address, debug=False):
+          ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT):
     from ociruntime.libcontainer import cgroups
     from shim import ttrpc
     from shim.events import Publisher
@@ -40,7 +41,8 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     server.register_service(SERVICE, service.handlers())
     threading.Thread(target=server.serve, args=(listener,), name="ttrpc-accept",
                      daemon=True).start()
-    threading.Thread(target=_housekeeping, args=(service, server, path, stop, reaper),
+    threading.Thread(target=_housekeeping, args=(service, server, path, stop, reaper,
+                                                 idle_timeout),
                      name="housekeeping", daemon=True).start()
     sys.stderr.write(f"shim: serving {namespace} on {path} (pid {os.getpid()})\n")
     sys.stderr.flush()
@@ -51,14 +53,14 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     return 0
 
 
-def _housekeeping(service, server, path, stop, reaper):
+def _housekeeping(service, server, path, stop, reaper, idle_timeout):
     """OOM events, and the idle exit."""
     while not stop.wait(OOM_POLL):
         service.poll_oom()
         if server.connection_count() or not service.idle():
             service.last_activity = time.monotonic()
             continue
-        if time.monotonic() - service.last_activity < IDLE_TIMEOUT:
+        if time.monotonic() - service.last_activity < idle_timeout:
             continue
         if _retire(path, service, server):
             stop.set()

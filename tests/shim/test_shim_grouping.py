@@ -5,8 +5,9 @@ has the per-namespace mode."""
 
 import os
 import signal
+import subprocess
 
-from shimlib import socket_of, wait_until
+from shimlib import SHIM, socket_of, wait_until
 
 import pyrunc_testlib as lib
 
@@ -60,3 +61,29 @@ def test_killing_one_pods_server_leaves_the_other_pods_running(containerd):
     assert all(tasks[n][1] == "RUNNING" for n in survivor), tasks
     out = c("tasks", "exec", "--exec-id", "alive", survivor[1], "echo", "alive")
     assert out.stdout == "alive\n"
+
+
+def test_a_tasks_own_server_goes_with_it(containerd):
+    c = containerd
+    name = c.new_name()
+    c.run(name, "sleep", "1000", flags=("-d",))
+    server = _server_of(c, name)
+    socket = socket_of(server)
+    c("tasks", "kill", "--signal", "SIGKILL", name)
+    wait_until(lambda: c.tasks()[name][1] == "STOPPED", "the task to stop")
+    c("tasks", "delete", name)
+    # no other task can find it (its socket is the task's own): it does not linger
+    wait_until(lambda: server not in c.servers(), "the task's server to exit")
+    assert not os.path.exists(socket)
+    c("containers", "delete", name)
+
+
+def test_a_bad_grouping_mode_is_one_clear_error(tmp_path):
+    env = dict(os.environ, PYRUNC_SHIM_GROUP="per-galaxy")
+    done = subprocess.run([SHIM, "-namespace", "ns", "-address", str(tmp_path / "sock"),
+                           "-id", "x", "start"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, input="", timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("containerd-shim-pyrunc-v2: start: PYRUNC_SHIM_GROUP='per-galaxy': "
+                           "expected one of container, namespace\n"), done.stderr
+    assert os.listdir(tmp_path) == [], "nothing made"
