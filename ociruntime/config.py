@@ -453,9 +453,10 @@ def _text_problem(text: str):
 def _string(value, path: str, choices=None, check=None) -> str:
     if type(value) is not str:
         raise ConfigError(path, f"must be a string, got {_shown(value)}")
-    problem = _text_problem(value)
-    if problem:
-        raise ConfigError(path, problem)
+    if "\0" in value or not value.isascii():  # the common case costs no call
+        problem = _text_problem(value)
+        if problem:
+            raise ConfigError(path, problem)
     if choices is not None and value not in choices:
         raise ConfigError(path, f"must be one of {', '.join(choices)}; got {_shown(value)}")
     problem = check(value) if check is not None else None
@@ -705,6 +706,8 @@ def proc_mount_problem(destination: str, fstype, is_bind: bool, source_is_procfs
     """Why a mount at `destination` (a container path, resolved or not) may not be made,
     or None.  source_is_procfs: for a bind onto /proc itself, whether its source is a
     procfs (None: not known yet, decided when the mount is made)."""
+    if "proc" not in destination:  # the common case, without cleaning the path
+        return None
     dest = clean_path(destination)
     if dest != "/proc" and not dest.startswith("/proc/"):
         return None
