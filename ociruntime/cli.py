@@ -478,8 +478,11 @@ def cmd_features(root, flags, args):
 def cmd_list(root, flags, args):
     from ociruntime.state import list_containers
 
+    def damaged(container_id, error):
+        log.warn(f"list: {error}")  # that one is reported, the others are listed
+
     fmt = flags.get("format", "table")
-    states = [st.oci_state() for st in list_containers(root)]
+    states = [st.oci_state() for st in list_containers(root, on_damaged=damaged)]
     if flags.get("quiet"):
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":

@@ -4,18 +4,34 @@ The status is never stored: it is derived each time from the init process (its p
 against the start time recorded at create, so a reused pid is not mistaken for it), from
 whether exec.fifo still exists (the process is parked until `start` consumes the fifo), and
 from the cgroup freezer.  A crash therefore can never leave a stale "running" behind.
+
+The one stored phase is "creating": `create` writes its record before it makes the cgroup
+or forks anything (then adds the cgroup and the init's pid as they come), so a create that
+is killed half-way leaves a record that `list`, `state` and `delete --force` find.
+
+Only root (rootless: the owner) may reach anything here: the root and every container
+directory are 0700, so nobody else can open exec.fifo (which would start the container, or
+feed `start` garbage) or read a state.json.
+
+A record carries STATE_VERSION_KEY, the layout version that wrote it; a record without one
+is version 0, the same layout as 1.  A newer layout is refused with one clear line rather
+than misread.
 """
 
 import fcntl
 import os
 import time
 
-from ociruntime import jsonlite
+from ociruntime import __version__, jsonlite
 from ociruntime.errors import PyruncError
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 DEFAULT_ROOT = "/run/pyrunc"
+STATE_VERSION = 1  # the layout this pyrunc writes, and the newest it reads
+STATE_VERSION_KEY = "pyruncStateVersion"
+WRITER_KEY = "pyruncVersion"  # the pyrunc release that wrote the record, for people
+PHASE_CREATING = "creating"  # record["phase"] while create runs; absent once created
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
@@ -62,6 +78,45 @@ def write_atomic(path, data, mode=0o600):
     os.rename(tmp, path)
 
 
+class StateMissing(PyruncError):
+    """The container directory has no state.json: nothing, or a create's first instant."""
+
+
+class StateDamaged(PyruncError):
+    """state.json exists but cannot be used (unreadable, not JSON, wrong fields, or a
+    layout from a newer pyrunc)."""
+
+
+# field -> the types a usable record may have there (created records; creating ones may
+# still lack pid and pid_start)
+_FIELDS = {"ociVersion": (str,), "id": (str,), "bundle": (str,), "rootfs": (str,),
+           "created": (str,), "cgroup": (dict,), "pid": (int,), "pid_start": (int,)}
+_LATE_FIELDS = ("pid", "pid_start")
+
+
+def check_record(record, container_id):
+    """The record as read, checked: a damaged one raises StateDamaged (one line)."""
+    where = f"container {container_id!r}: state.json"
+    if type(record) is not dict:
+        raise StateDamaged(f"{where} is damaged: not a JSON object")
+    version = record.get(STATE_VERSION_KEY, 0)
+    if type(version) is not int or version < 0:
+        raise StateDamaged(f"{where} is damaged: {STATE_VERSION_KEY} {version!r}")
+    if version > STATE_VERSION:
+        writer = record.get(WRITER_KEY)
+        by = f" (pyrunc {writer})" if type(writer) is str else ""
+        raise StateDamaged(f"{where} was written by a newer pyrunc{by} in state layout "
+                           f"{version}; this pyrunc {__version__} reads layouts up to "
+                           f"{STATE_VERSION}")
+    creating = record.get("phase") == PHASE_CREATING
+    for field, types in _FIELDS.items():
+        if field not in record and creating and field in _LATE_FIELDS:
+            continue
+        if type(record.get(field)) not in types:
+            raise StateDamaged(f"{where} is damaged: field {field!r} is missing or invalid")
+    return record
+
+
 class ContainerState:
     """One container's directory under the runtime root, and its recorded facts."""
 
@@ -75,21 +130,37 @@ class ContainerState:
 
     # --- the directory and its lock -------------------------------------------------------
     def claim(self):
-        """Create the container's directory atomically and lock it (for create)."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        """Create the container's directory atomically and lock it (for create).  0700,
+        whatever the umask and whatever mode an existing root has: nobody but us may open
+        exec.fifo or read the record (runc: a 0700 root)."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
-            os.mkdir(self.dir, 0o711)
+            os.mkdir(self.dir, 0o700)
         except FileExistsError:
             raise PyruncError(f"container with id {self.id!r} already exists") from None
+        os.chmod(self.dir, 0o700)
         self.lock()
 
-    def lock(self):
-        """flock the container directory: one mutating operation at a time."""
+    def lock(self, timeout=None):
+        """flock the container directory: one mutating operation at a time.  With a
+        timeout (seconds): False when the lock is still held by then (the fd stays open,
+        unlocked, so unlock() works either way)."""
         try:
             self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise PyruncError(f"container {self.id!r} does not exist") from None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        if timeout is None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
 
     def try_lock(self):
         """Take the lock if nobody holds it; False when another pyrunc holds it."""
@@ -101,6 +172,10 @@ class ContainerState:
             self._lock_fd = -1
             return False
         return True
+
+    @property
+    def lock_fd(self):
+        return self._lock_fd
 
     def unlock(self):
         if self._lock_fd >= 0:
@@ -114,10 +189,15 @@ class ContainerState:
         except FileNotFoundError:
             return
         for name in names:
+            path = os.path.join(self.dir, name)
             try:
-                os.unlink(os.path.join(self.dir, name))
+                os.unlink(path)
             except FileNotFoundError:
                 pass
+            except IsADirectoryError:  # debris, e.g. a state.json that is a directory
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
         try:
             os.rmdir(self.dir)
         except FileNotFoundError:
@@ -133,24 +213,42 @@ class ContainerState:
         return os.path.isdir(self.dir)
 
     def load(self):
-        """Read state.json; PyruncError "does not exist" when there is no such container."""
+        """Read state.json: StateMissing ("does not exist") when there is none,
+        StateDamaged when it cannot be used."""
+        path = os.path.join(self.dir, STATE_FILE)
         try:
-            with open(os.path.join(self.dir, STATE_FILE), "rb") as f:
-                self.record = jsonlite.loads(f.read())
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
-            raise PyruncError(f"container {self.id!r} does not exist") from None
-        except ValueError as e:
-            raise PyruncError(f"container {self.id!r}: corrupt state.json: {e}") from None
+            raise StateMissing(f"container {self.id!r} does not exist") from None
+        except OSError as e:
+            raise StateDamaged(f"container {self.id!r}: cannot read state.json: "
+                               f"{e.strerror}") from None
+        try:
+            record = jsonlite.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise StateDamaged(f"container {self.id!r}: state.json is damaged: "
+                               f"{str(e).splitlines()[0] if str(e) else 'not JSON'}") from None
+        self.record = check_record(record, self.id)
         return self.record
 
     def save(self, record):
+        """Write the record atomically, stamped with the layout version and the writer."""
+        record = dict(record)
+        record[STATE_VERSION_KEY] = STATE_VERSION
+        record[WRITER_KEY] = __version__
         write_atomic(os.path.join(self.dir, STATE_FILE), jsonlite.dumps(record))
         self.record = record
+
+    @property
+    def creating(self):
+        """The record is a create's, not finished (running now, or killed half-way)."""
+        return self.record is not None and self.record.get("phase") == PHASE_CREATING
 
     # --- derived status -------------------------------------------------------------------
     def status(self):
         rec = self.record
-        if rec is None:
+        if rec is None or self.creating:
             return CREATING
         if not rec.get("pid") or not process_alive(rec["pid"], rec["pid_start"]):
             return STOPPED
@@ -168,7 +266,7 @@ class ContainerState:
         doc = {
             "ociVersion": rec["ociVersion"],
             "id": self.id,
-            "pid": rec["pid"] if status != STOPPED else 0,
+            "pid": rec.get("pid", 0) if status != STOPPED else 0,
             "status": status,
             "bundle": rec["bundle"],
             "rootfs": rec["rootfs"],
@@ -189,11 +287,13 @@ def _frozen(freezer_file):
     return value in ("FROZEN", "1")
 
 
-def list_containers(root):
+def list_containers(root, on_damaged=None):
     """ContainerState objects (loaded) for every container under root, sorted by id.
 
     The root also holds pyrunc's own entries, named so that they are no valid id
-    (@seccomp-cache): whatever is not a loadable container is passed over, as runc does."""
+    (@seccomp-cache), and a create's directory has no state.json for an instant: those are
+    passed over.  A damaged container is reported to on_damaged(id, error) and the rest
+    are listed (runc prints "load container ID: ..." and goes on)."""
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
@@ -202,8 +302,15 @@ def list_containers(root):
     for name in names:
         try:
             st = ContainerState(root, name)
-            st.load()
         except PyruncError:
+            continue  # not a container id: one of pyrunc's own entries
+        try:
+            st.load()
+        except StateMissing:
+            continue
+        except StateDamaged as e:
+            if on_damaged is not None:
+                on_damaged(name, e)
             continue
         found.append(st)
     return found

@@ -14,8 +14,9 @@
  * closes every fd but 0-2 (and --preserve-fds), and execs the user's program.
  *
  * Plan keys (repeatable ones marked *):
- *   sync=FD  fifo_dir=FD (the state dir holding exec.fifo) or fifo=FD (an O_PATH handle of
- *   exec.fifo, reopened through /proc/self/fd)
+ *   sync=FD  fifo=FD (an O_PATH handle of exec.fifo, reopened through /proc/self/fd/FD)
+ *   fifo_proc=FD (a detached procfs to reopen it through, for a container whose /proc
+ *   is no procfs of its own; without it the container's /proc)
  *   preserve=N  arg=S*  env=S*  cwd=PATH  uid=N  gid=N  group=N*
  *   setgroups=0|1  umask=N  nnp=1  rlimit=RES,SOFT,HARD*  caps=1  cap_last=N
  *   cap_bnd=HEX  cap_eff=HEX  cap_prm=HEX  cap_inh=HEX  cap_amb=HEX
@@ -100,7 +101,7 @@ struct plan {
     struct hook hooks[MAX_HOOKS];
     int nhooks;
     const char *hook_state;
-    int sync_fd, fifo_dir_fd, fifo_fd, preserve, seccomp_fd, seccomp_flags;
+    int sync_fd, fifo_proc_fd, fifo_fd, preserve, seccomp_fd, seccomp_flags;
     char *argv[MAX_ITEMS + 1];
     int argc;
     char *envp[MAX_ITEMS + 1];
@@ -116,7 +117,7 @@ struct plan {
     int nrlimits;
 };
 
-static struct plan plan = {.sync_fd = -1, .fifo_dir_fd = -1, .fifo_fd = -1, .seccomp_fd = -1,
+static struct plan plan = {.sync_fd = -1, .fifo_proc_fd = -1, .fifo_fd = -1, .seccomp_fd = -1,
                            .uid = -1, .gid = -1, .umask_value = -1};
 
 /* The length of the UTF-8 sequence that byte c starts (1 for ASCII and for a stray byte). */
@@ -322,7 +323,7 @@ static void parse_plan(char *buf, size_t len)
         else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
         else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
         else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
-        else if (!strcmp(rec, "fifo_dir")) plan.fifo_dir_fd = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "fifo_proc")) plan.fifo_proc_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "fifo")) plan.fifo_fd = (int)parse_long(rec, val);
         else if (!strcmp(rec, "preserve")) plan.preserve = (int)parse_long(rec, val);
         else if (!strcmp(rec, "seccomp_fd")) plan.seccomp_fd = (int)parse_long(rec, val);
@@ -655,7 +656,7 @@ static int fifo_keep = -1;
  * (no fd below the limit) count: a seccomp profile may refuse fcntl itself. */
 static void check_fd_room(void)
 {
-    int probe = fcntl(plan.fifo_fd >= 0 ? plan.fifo_fd : plan.fifo_dir_fd, F_DUPFD_CLOEXEC, 0);
+    int probe = fcntl(plan.fifo_fd, F_DUPFD_CLOEXEC, 0);
     if (probe >= 0)
         close(probe);
     else if (errno == EMFILE || errno == EINVAL)
@@ -670,23 +671,24 @@ static void wait_for_start(void)
     char msg[1024], err[256];
     fatal_signals_while_parked();
     int fd;
-    if (plan.fifo_fd >= 0) {
-        /* reopen our O_PATH handle of exec.fifo: the parked stage then holds no host
-         * directory that a ptrace-capable process in the container could climb out of */
-        char path[64];
+    /* reopen our O_PATH handle of exec.fifo: the parked stage then holds no host
+     * directory that a ptrace-capable process in the container could climb out of */
+    char path[64];
+    if (plan.fifo_proc_fd >= 0) {
+        snprintf(path, sizeof(path), "self/fd/%d", plan.fifo_fd);
+        fd = openat(plan.fifo_proc_fd, path, O_WRONLY | O_CLOEXEC);
+    } else {
         snprintf(path, sizeof(path), "/proc/self/fd/%d", plan.fifo_fd);
         fd = open(path, O_WRONLY | O_CLOEXEC);
-    } else {
-        fd = openat(plan.fifo_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC);
     }
     if (fd < 0)
         fail(1, "open exec.fifo: %s", strerror(errno));
     /* the handles go before any hook runs: a hook sees no fd of ours (fd is O_CLOEXEC) */
-    if (plan.fifo_dir_fd >= 0)
-        close(plan.fifo_dir_fd);
+    if (plan.fifo_proc_fd >= 0)
+        close(plan.fifo_proc_fd);
     if (plan.fifo_fd >= 0)
         close(plan.fifo_fd);
-    plan.fifo_dir_fd = plan.fifo_fd = -1;
+    plan.fifo_proc_fd = plan.fifo_fd = -1;
     /* the parked handlers stay: execve resets them, and nothing between here and execve
      * should lengthen the time from `start` to the program */
     for (int i = 0; i < plan.nhooks; i++) {
@@ -879,7 +881,7 @@ int main(int argc, char **argv)
         if (!plan.nnp || (plan.seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) {
             /* loaded while still privileged (runc's order), and able to hand over a
              * listener fd: what the stage still needs stays open */
-            int keep[] = {plan.sync_fd, plan.fifo_fd, plan.fifo_dir_fd};
+            int keep[] = {plan.sync_fd, plan.fifo_fd, plan.fifo_proc_fd};
             close_fds_except(keep, 3);
             fds_closed = 1; /* wait_for_start closes the fifo handles, execve exec.fifo */
             load_seccomp();
@@ -893,7 +895,7 @@ int main(int argc, char **argv)
     if (plan.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail(1, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
     char *program = resolve_program();
-    if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
+    if (plan.fifo_fd >= 0)
         check_fd_room();
 
     send_msg("ready", NULL);
@@ -902,13 +904,13 @@ int main(int argc, char **argv)
 
     if (seccomp_late && plan.nhooks) {
         /* runc runs the startContainer hooks under the container's filter: load it now */
-        int keep[] = {plan.fifo_fd, plan.fifo_dir_fd};
+        int keep[] = {plan.fifo_fd, plan.fifo_proc_fd};
         close_fds_except(keep, 2);
         fds_closed = 1;
         load_seccomp();
         seccomp_late = 0;
     }
-    if (plan.fifo_dir_fd >= 0 || plan.fifo_fd >= 0)
+    if (plan.fifo_fd >= 0)
         wait_for_start();
     /* all but exec.fifo, which execve closes (runtime-tools validation/poststart) */
     if (!fds_closed)

@@ -20,6 +20,8 @@ from ociruntime.state import (
     write_atomic,
 )
 
+FORCE_LOCK_WAIT = 10  # seconds `delete --force` waits for another operation's lock
+
 
 class CreateOptions:
     """runc create's flags."""
@@ -115,6 +117,15 @@ class Container:
             self.state.claim()
             claimed = True
             manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id)
+            # the intent first: before any cgroup, mount or process exists, a record names
+            # what this create will make, so a create killed at any moment leaves nothing
+            # that `delete --force` cannot find (the cgroup's directories still to be made,
+            # the mounts in a shared mount namespace; the init's pid once it is known)
+            record = self._record(cfg, bundle, rootfs, ns_plan, premounted, opts,
+                                  seccomp_program)
+            record["cgroup"] = cgroups.planned_record(manager)
+            record["freezer"] = None
+            self.state.save(record)
             try:
                 manager.create()
             except PyruncError:
@@ -124,6 +135,9 @@ class Container:
                 from ociruntime.libcontainer.cgroups.none import NoCgroupManager
 
                 manager = NoCgroupManager()
+            record["cgroup"] = manager.to_record()
+            record["freezer"] = manager.freezer_file()
+            self.state.save(record)
             if cfg.linux.resources is not None:
                 manager.apply_devices(cfg.linux.resources.devices)
                 # every controller and file the limits need, checked before any fork
@@ -133,8 +147,15 @@ class Container:
                 from ociruntime.libcontainer import seccomp
 
                 seccomp.save_for_exec(self.state.dir, seccomp_program)
+
+            def record_pid(container_pid):
+                stat = proc_stat(container_pid)
+                if stat is not None:
+                    record.update(pid=container_pid, pid_start=stat[1])
+                    self.state.save(record)
+
             pid = self._spawn_init(cfg, bundle, rootfs, ns_plan, join_fds, manager,
-                                   cgroup_v2, opts, seccomp_program)
+                                   cgroup_v2, opts, seccomp_program, on_pid=record_pid)
             if cfg.linux.resources is not None and not _runtime_hooks(cfg):
                 # the limits, once the runtime's own forks in the cgroup are done (a pids
                 # limit must not stop them) and before the program runs; runc's order
@@ -142,31 +163,8 @@ class Container:
             stat = proc_stat(pid)
             if stat is None:
                 raise PyruncError("container process exited during create")
-            record = {
-                "ociVersion": OCI_VERSION, "id": self.id, "pid": pid, "pid_start": stat[1],
-                "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
-                "owner": _owner(), "annotations": dict(cfg.annotations),
-                "has_process": cfg.process is not None,
-                "own_pid_ns": ns_plan.has_new("pid"),
-                "shares_mount_ns": premounted,
-                "cgroup": manager.to_record(), "freezer": manager.freezer_file(),
-                "config_oci_version": cfg.oci_version,
-            }
-            if cfg.linux.resources is not None:
-                # as runc keeps its config: update merges into these, and the merged whole
-                # is what later updates start from
-                record["resources"] = _raw_resources(bundle)
-            if opts.no_new_keyring:
-                record["no_new_keyring"] = True  # exec keeps the caller's keyring too
-            if cfg.linux.personality is not None:
-                record["personality"] = cfg.linux.personality.domain  # for exec too
-            if seccomp_program is not None:
-                record["seccomp"] = seccomp_program.to_record()
-            if cfg.hooks.poststart or cfg.hooks.poststop:
-                from ociruntime.libcontainer import hooks
-
-                record["hooks"] = {"poststart": hooks.to_record(cfg.hooks.poststart),
-                                   "poststop": hooks.to_record(cfg.hooks.poststop)}
+            del record["phase"]
+            record.update(pid=pid, pid_start=stat[1])
             self.state.save(record)
             if opts.pid_file:
                 write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
@@ -198,13 +196,45 @@ class Container:
         self.state.unlock()
         return pid
 
+    def _record(self, cfg, bundle, rootfs, ns_plan, premounted, opts, seccomp_program):
+        """The state record of this create, in phase "creating" (no pid yet)."""
+        from ociruntime.state import PHASE_CREATING
+
+        record = {
+            "ociVersion": OCI_VERSION, "id": self.id, "phase": PHASE_CREATING,
+            "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
+            "owner": _owner(), "annotations": dict(cfg.annotations),
+            "has_process": cfg.process is not None,
+            "own_pid_ns": ns_plan.has_new("pid"),
+            "shares_mount_ns": premounted,
+            "config_oci_version": cfg.oci_version,
+        }
+        if cfg.linux.resources is not None:
+            # as runc keeps its config: update merges into these, and the merged whole
+            # is what later updates start from
+            record["resources"] = _raw_resources(bundle)
+        if opts.no_new_keyring:
+            record["no_new_keyring"] = True  # exec keeps the caller's keyring too
+        if cfg.linux.personality is not None:
+            record["personality"] = cfg.linux.personality.domain  # for exec too
+        if seccomp_program is not None:
+            record["seccomp"] = seccomp_program.to_record()
+        if cfg.hooks.poststart or cfg.hooks.poststop:
+            from ociruntime.libcontainer import hooks
+
+            record["hooks"] = {"poststart": hooks.to_record(cfg.hooks.poststart),
+                               "poststop": hooks.to_record(cfg.hooks.poststop)}
+        return record
+
     def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
-                    seccomp_program=None):
+                    seccomp_program=None, on_pid=None):
         from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
         os.mkfifo(self.state.fifo_path, 0o622)
-        os.chmod(self.state.fifo_path, 0o622)  # whatever the umask: the stage may not be root
-        state_dirfd = os.open(self.state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # whatever the umask: the stage may not be root (a user namespace), and reopens
+        # the fifo through /proc/self/fd, which skips the 0700 directory's search check
+        os.chmod(self.state.fifo_path, 0o622)
+        fifo_fd = os.open(self.state.fifo_path, os.O_PATH | os.O_CLOEXEC)
         stage_fd = stage.sealed_stage_fd()
         seccomp_fd = -1
         if seccomp_program is not None:
@@ -226,7 +256,7 @@ class Container:
         launch = init.Launch(
             config=cfg, bundle=bundle, rootfs=rootfs, ns_plan=ns_plan, join_fds=join_fds,
             cgroup_procs=manager.procs_files(), cgroup_binds=manager.bind_sources(),
-            cgroup_v2=cgroup_v2, stage_fd=stage_fd, state_dirfd=state_dirfd,
+            cgroup_v2=cgroup_v2, stage_fd=stage_fd, fifo_fd=fifo_fd,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
             cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0)
                        if caps is not None else None),
@@ -271,9 +301,11 @@ class Container:
             return process.spawn(lambda sync: init.intermediate(sync, launch),
                                  on_idmap=write_maps, on_hooks=runtime_hooks,
                                  on_console=console_master, min_fd=3 + opts.preserve_fds,
-                                 on_seccomp=seccomp_listener, stdio=opts.stdio)
+                                 on_seccomp=seccomp_listener, stdio=opts.stdio,
+                                 on_pid=on_pid, die_with_parent=True,
+                                 child_close=(self.state.lock_fd,))
         finally:
-            os.close(state_dirfd)
+            os.close(fifo_fd)
             os.close(stage_fd)
             if seccomp_fd >= 0:
                 os.close(seccomp_fd)
@@ -310,25 +342,27 @@ class Container:
     def start(self):
         st = self.state
         st.lock()
-        st.load()
-        status = st.status()
-        if status != CREATED:
-            raise PyruncError(f"cannot start a container in the {status} state "
-                              "(it must be created)")
-        if not st.record.get("has_process"):
-            raise PyruncError("cannot start: config.json has no process")
-        failure = _release_fifo(st.fifo_path, st.record)
-        if failure is None:
-            try:
-                self._run_recorded_hooks("poststart", RUNNING, warn=self._poststart_warn())
-            except PyruncError as e:
-                failure = str(e)
+        try:
+            st.load()
+            status = st.status()
+            if status != CREATED:
+                raise PyruncError(f"cannot start a container in the {status} state "
+                                  "(it must be created)")
+            if not st.record.get("has_process"):
+                raise PyruncError("cannot start: config.json has no process")
+            failure = _release_fifo(st.fifo_path, st.record)
+            if failure is None:
+                try:
+                    self._run_recorded_hooks("poststart", RUNNING,
+                                             warn=self._poststart_warn())
+                except PyruncError as e:
+                    failure = str(e)
+        finally:
+            st.unlock()
         if failure is not None:
             # a failed startContainer or poststart hook: stop and destroy (spec steps 12-13)
-            st.unlock()
             self.delete(force=True)
             raise PyruncError(failure)
-        st.unlock()
 
     def _poststart_warn(self):
         """Before runtime-spec 1.3.0 a failing poststart hook was only a warning."""
@@ -360,15 +394,44 @@ class Container:
         if not st.exists():
             if force:
                 # as runc: an engine cleaning up after a failed create (podman) or a crash
-                # retries `delete --force`; a container already gone is no error then
+                # retries `delete --force`; a container already gone is no error then.
+                # A cgroup named after it may be left by an older pyrunc's crashed create.
+                _remove_default_cgroup(self.id)
                 return
             raise PyruncError(f"container {self.id!r} does not exist")
-        st.lock()
+        if not st.lock(timeout=FORCE_LOCK_WAIT if force else None):
+            # --force: whoever holds the lock (a hung hook, a wedged runtime) does not keep
+            # the container alive; what it was doing is moot once it is gone
+            log.warn(f"delete {self.id}: the container's lock is held by another process; "
+                     "deleting anyway")
+        try:
+            self._delete_locked(force)
+        finally:
+            st.unlock()
+
+    def _delete_locked(self, force):
+        from ociruntime.state import StateDamaged, StateMissing
+
+        st = self.state
         try:
             st.load()
-        except PyruncError:
-            # debris of a create that crashed before writing state.json: clean it up
+        except StateMissing:
+            # a create that died before its first record: it made nothing else yet
             st.remove()
+            return
+        except StateDamaged as e:
+            if not force:
+                raise PyruncError(f"{e}: cannot tell whether it still runs; nothing was "
+                                  "deleted (delete --force removes what can be found)") from None
+            log.warn(f"{e}: removing what can be found without it")
+            _remove_default_cgroup(self.id)
+            st.remove()
+            return
+        from ociruntime.libcontainer import cgroups
+
+        manager = cgroups.from_record(st.record["cgroup"])
+        if st.creating:
+            self._delete_half_made(manager, force)
             return
         status = st.status()
         # runc and crun kill and delete a created container without --force (a task
@@ -377,9 +440,6 @@ class Container:
         if status not in (STOPPED, CREATED) and not force:
             raise PyruncError(f"cannot delete container {self.id} that is not stopped: "
                               f"{status}")
-        from ociruntime.libcontainer import cgroups
-
-        manager = cgroups.from_record(st.record["cgroup"])
         if status != STOPPED:
             _kill_wait(st.record["pid"], st.record["pid_start"],
                        thaw=manager if status == PAUSED else None)
@@ -394,6 +454,31 @@ class Container:
             _detach_container_mounts(st.record["rootfs"], st.record["shares_mount_ns"])
         st.remove()
         self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
+
+    def _delete_half_made(self, manager, force):
+        """A create's record that is still "creating" under our lock: that create was
+        killed half-way.  Kill what it made (the init, when its pid was recorded; all of a
+        cgroup made for it), remove the cgroup, its mounts and the state."""
+        from ociruntime.libcontainer import cgroups
+
+        rec = self.state.record
+        pid = rec.get("pid")
+        owned = cgroups.owns_all(manager)
+        alive = bool(pid and proc_stat(pid) and proc_stat(pid)[1] == rec.get("pid_start"))
+        if not force and (alive or (owned and manager.pids())):
+            raise PyruncError(f"cannot delete container {self.id} that is being created "
+                              "(its create was interrupted?): use delete --force")
+        if alive:
+            _kill_wait(pid, rec.get("pid_start"))
+        if owned:
+            _kill_cgroup(manager)
+        try:
+            manager.destroy()
+        except PyruncError as e:
+            log.warn(str(e))
+        if rec.get("shares_mount_ns") is not None:
+            _detach_container_mounts(rec["rootfs"], rec["shares_mount_ns"])
+        self.state.remove()
 
     def pause(self):
         self._freeze(True)
@@ -488,6 +573,22 @@ def _merge_resources(saved, new):
         else:
             merged[key] = value
     return merged
+
+
+def _remove_default_cgroup(container_id):
+    """Kill what is in the cgroup pyrunc names after this id by default (/pyrunc-<id>)
+    and remove it: left over when a create crashed before it could record it."""
+    from ociruntime.libcontainer import cgroups
+
+    try:
+        manager = cgroups.new_manager(None, container_id)
+    except (PyruncError, OSError):
+        return
+    manager.created = [d for d in manager.dirs.values() if os.path.isdir(d)]
+    if not manager.created:
+        return
+    _kill_cgroup(manager)
+    manager.destroy()
 
 
 def _kill_cgroup(manager, paused=False):
@@ -600,14 +701,26 @@ def _owner():
         return str(os.geteuid())
 
 
+STAGE_EXE = "/memfd:pyrunc-stage"  # /proc/PID/exe of a process still in the exec stage
+HOOK_FAILURE = b"hooks.startContainer["  # how the stage's failure answer begins, after "1"
+
+
 def _release_fifo(fifo_path, record):
     """Open exec.fifo for reading: the parked stage's open completes, it runs the
     startContainer hooks and answers "0" (going to exec the program) or "1<why>".  Returns
     None, or the failure text.  Reads to EOF: the stage keeps the fifo open until execve
-    closes it, so poststart hooks run after the program is executed.  Polls, so that a dead
-    stage cannot hang us."""
+    closes it, so poststart hooks run after the program is executed.
+
+    What was read only explains; the process decides.  Nobody but root can reach the
+    fifo, but a start must neither hang nor destroy a container over it: it stops waiting
+    once the process has left the stage (exec'd the program) or died; garbage written into
+    the fifo makes no failure while the program runs; a stage that someone else released
+    (the program runs, nothing came to us) is reported, and the container left alone."""
+    import time
+
     from ociruntime.state import process_alive
 
+    pid, start_time = record["pid"], record["pid_start"]
     fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     answer = b""
     try:
@@ -616,17 +729,40 @@ def _release_fifo(fifo_path, record):
         while True:
             if poller.poll(100):
                 data = os.read(fd, 4096)
-                if not data and answer:
-                    break
-                answer += data
-            if not answer and not process_alive(record["pid"], record["pid_start"]):
-                raise PyruncError("container process exited before it could start")
+                if data:
+                    answer += data
+                elif answer:
+                    break  # EOF after the answer: the stage exec'd the program, or died
+                else:
+                    time.sleep(0.01)  # a writer came and went without a word
+            if not process_alive(pid, start_time) or _left_stage(pid):
+                break
     finally:
         os.close(fd)
     os.unlink(fifo_path)
     if answer == b"0":
         return None
-    return answer[1:].decode(errors="replace") or "container process failed to start"
+    hook_failed = answer.find(b"1" + HOOK_FAILURE)
+    if process_alive(pid, start_time) and _left_stage(pid):
+        if not answer:
+            raise PyruncError("cannot start an already running container (another process "
+                              "opened its exec.fifo)")
+        log.warn(f"exec.fifo: unexpected data {answer[:64]!r}; the program runs")
+        return None
+    if hook_failed >= 0:
+        return answer[hook_failed + 1:].decode(errors="replace")
+    if b"0" in answer:  # the stage's "0" among someone else's bytes; the program ran
+        log.warn(f"exec.fifo: unexpected data {answer[:64]!r}")
+        return None
+    raise PyruncError("container process exited before it could start")
+
+
+def _left_stage(pid):
+    """The process has exec'd something else than the stage (the container's program)."""
+    try:
+        return not os.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
+    except OSError:
+        return False  # gone (the caller checks that), or not ours to look at
 
 
 def _is_hook_error(error):

@@ -8,6 +8,7 @@ record, so no config parsing or policy happens after fork.
 
 import os
 
+from ociruntime.errors import PyruncError
 from ociruntime.frozen import Frozen
 from ociruntime.libcontainer import namespaces
 from ociruntime.libcontainer import syscalls as sc
@@ -28,13 +29,16 @@ class Launch(Frozen):
 
     __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds",
                  "cgroup_procs",
-                 "cgroup_binds", "cgroup_v2", "stage_fd", "state_dirfd", "preserve_fds",
+                 "cgroup_binds", "cgroup_v2", "stage_fd", "fifo_fd", "preserve_fds",
                  "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp",
                  "mount_fds", "idmap_items", "new_keyring", "join_pidns_fd")
     # seccomp: (memfd holding the compiled program, seccomp(2) flags), or None
     # mount_fds: {config mount index: fd of an idmapped mount made by the parent}
     # idmap_items: idmapped mounts the intermediate has made in the container's mount
     # namespace (with a user namespace; see idmap.Helper)
+    # fifo_fd: an O_PATH handle of exec.fifo, opened by the parent: neither child ever
+    # holds the host's state directory (a process exec'd into the container with
+    # CAP_SYS_PTRACE could reach it through /proc/PID/fd and climb out with "..")
     # join_pidns_fd: a pid namespace to join (linux.namespaces pid with a path), joined by
     # the stage (setns + fork), never by the Python init: see procfs_pidns
     _defaults = {"seccomp": None, "mount_fds": {}, "idmap_items": (), "new_keyring": True,
@@ -99,6 +103,9 @@ def container_init(sync, launch):
     cfg = launch.config
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     groups_denied = _setgroups_denied()  # through the runtime's /proc, while in reach
+    # a container whose /proc will be no procfs: the stage reopens exec.fifo through a
+    # detached one, made now, while the host's /proc makes a new procfs no news
+    fifo_proc = None if _proc_mounted(cfg.mounts) else _detached_procfs(launch.join_pidns_fd)
     os.setsid()
     os.umask(0)
     if launch.ns_plan.create & sc.CLONE_NEWNET:
@@ -163,12 +170,16 @@ def container_init(sync, launch):
 
         make_controlling(peer)
         os.close(peer)
-    fifo_fd = _fifo_handle(launch.state_dirfd, rootfs.joined_pidns_proc)
-    plan = stage_plan(launch, sync.fd, fifo_fd)
+    if fifo_proc is None and not rootfs.joined_pidns_proc and not _reopens(launch.fifo_fd):
+        raise PyruncError("/proc in the container is no procfs of its own (a mount over "
+                          "it?): the container process could not be started through it")
+    plan = stage_plan(launch, sync.fd, fifo_proc)
     if groups_denied:
         plan.add("setgroups", 0)  # the last record wins
     plan_fd = plan.to_fd()
-    keep = (sync.fd, launch.state_dirfd if fifo_fd is None else fifo_fd, plan_fd)
+    keep = (sync.fd, launch.fifo_fd, plan_fd)
+    if fifo_proc is not None:
+        keep += (fifo_proc,)
     if launch.join_pidns_fd is not None:
         keep += (launch.join_pidns_fd,)
     if launch.seccomp is not None:
@@ -215,36 +226,43 @@ def propagation_flag(name):
     return PROPAGATION.get(name, PROPAGATION.get(name.lstrip("r"), 0))
 
 
-def _fifo_handle(state_dirfd, joined_pidns_proc=False):
-    """An O_PATH handle of exec.fifo that the stage reopens through /proc/self/fd, so that
-    the parked stage holds no host directory: a process with CAP_SYS_PTRACE exec'd into
-    the created container could open it through /proc/1/fd and climb out with "..".
-    None when this container's /proc cannot reopen it (no procfs there, or not the real
-    one): the stage then keeps the state directory, as before.  joined_pidns_proc: /proc
-    is the procfs we made for a joined pid namespace, which this process (outside it)
-    cannot check through /proc/self; the stage, in it, can reopen the handle."""
-    fd = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=state_dirfd)
-    if joined_pidns_proc:
-        return fd
+def _proc_mounted(mounts):
+    """The last mount on /proc is a procfs: the container's /proc reopens exec.fifo."""
+    on_proc = [m for m in mounts
+               if os.path.normpath("/" + m.destination.lstrip("/")) == "/proc"]
+    return bool(on_proc) and on_proc[-1].type == "proc"
+
+
+def _detached_procfs(pidns_fd=None):
+    """A procfs mounted nowhere (pids only, read-only), of our pid namespace or of
+    pidns_fd's: the stage reopens exec.fifo through its self/fd.  It shows nothing that a
+    procfs the container mounts itself would not."""
+    from ociruntime.libcontainer.procfs_pidns import detached_proc
+
     try:
-        seen = os.stat(f"/proc/self/fd/{fd}")
-        mine = os.fstat(fd)
-        if (seen.st_dev, seen.st_ino) == (mine.st_dev, mine.st_ino):
-            return fd
+        return detached_proc(pidns_fd)
+    except OSError as e:
+        raise PyruncError(f"the container has no procfs at /proc and a private one could "
+                          f"not be made to start it through: {e.strerror}") from None
+
+
+def _reopens(fifo_fd):
+    """This container's /proc reopens our handle of exec.fifo (it is the real procfs)."""
+    try:
+        seen = os.stat(f"/proc/self/fd/{fifo_fd}")
+        mine = os.fstat(fifo_fd)
     except OSError:
-        pass
-    os.close(fd)
-    return None
+        return False
+    return (seen.st_dev, seen.st_ino) == (mine.st_dev, mine.st_ino)
 
 
-def stage_plan(launch, sync_fd, fifo_fd=None):
+def stage_plan(launch, sync_fd, fifo_proc=None):
     """The stage's plan for a container's first process."""
     plan = Plan()
     plan.add("sync", sync_fd)
-    if fifo_fd is None:
-        plan.add("fifo_dir", launch.state_dirfd)
-    else:
-        plan.add("fifo", fifo_fd)
+    plan.add("fifo", launch.fifo_fd)
+    if fifo_proc is not None:
+        plan.add("fifo_proc", fifo_proc)
     plan.add("preserve", launch.preserve_fds)
     proc = launch.config.process
     if proc is None:

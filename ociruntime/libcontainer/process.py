@@ -114,16 +114,28 @@ class SyncSocket:
 
 
 def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
-          on_seccomp=None, stdio=None):
+          on_seccomp=None, stdio=None, on_pid=None, die_with_parent=False, child_close=()):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     stdio, when given, is three fds the child takes as its 0, 1 and 2 (the shim hands a
     container the fifos containerd made; the CLI's container inherits the caller's).
+    on_pid(pid) is called as soon as the container process's pid is known (create records
+    it).  die_with_parent: the child gets SIGKILL when this process dies (create: a
+    runtime killed before the container exists leaves no intermediate behind; the init
+    it forked dies at its first word to the dead parent, or with the recorded cgroup).
+    child_close: fds the child closes at once (create's state lock: a child of a killed
+    create must not keep `delete --force` waiting).
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
+    parent_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
+        if die_with_parent:
+            _die_with(parent_pid)
+        for fd in child_close:
+            if fd >= 0:
+                os.close(fd)
         parent.close()
         if stdio is not None:
             for target, fd in enumerate(stdio):
@@ -143,6 +155,8 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
                 # a second "pid" comes from a stage that joined a pid namespace and forked
                 # (init.Launch.join_pidns_fd): its child is the container process
                 container_pid = msg["pid"]
+                if on_pid is not None:
+                    on_pid(container_pid)
                 if intermediate is not None:
                     _reap(intermediate)
                 intermediate = None
@@ -178,6 +192,19 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
         raise
     finally:
         parent.close()
+
+
+def _die_with(parent_pid):
+    """SIGKILL for this child when its parent dies (checked once after: it may be dead
+    already).  The CLI is single-threaded and the shim forks from its one-thread fork
+    server, so "the parent" here is the thread that stays until the container exists."""
+    import signal
+
+    from ociruntime.libcontainer import syscalls as sc
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _run_child(child_main, sync):

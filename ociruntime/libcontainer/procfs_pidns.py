@@ -66,6 +66,27 @@ def mount_proc(target_fd, pidns_fd, flags, data):
         os.close(mnt)
 
 
+def detached_proc(pidns_fd=None):
+    """A procfs mounted nowhere (an fsmount fd; read-only, pid directories only) of the
+    caller's pid namespace, or of pidns_fd's.  The exec stage reopens exec.fifo through
+    it when the container's /proc is no procfs."""
+    fs = _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
+    try:
+        if pidns_fd is not None:
+            _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"pidns", None, pidns_fd)
+        try:
+            _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"subset", b"pid", 0)
+        except OSError:
+            pass  # before Linux 5.8: the whole procfs (still nothing a mount would not show)
+        _call(_SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
+        attrs = 0
+        for _, attr in _ATTRS:
+            attrs |= attr
+        return _call(_SYS_FSMOUNT, fs, _FSMOUNT_CLOEXEC, attrs)
+    finally:
+        os.close(fs)
+
+
 def supported(pidns_fd):
     """Whether this kernel takes a pid namespace for a procfs (fsconfig "pidns", Linux
     6.18); without it the init must join the namespace itself, as before."""

@@ -149,6 +149,31 @@ def from_record(record):
     return V1Manager(record["dirs"], record.get("created", []))
 
 
+def planned_record(manager):
+    """manager.to_record() as it will be once create() has run: with the directories that
+    are missing now as the ones it made.  `create` records it before making them, so a
+    create killed half-way leaves a record from which `delete --force` removes them."""
+    record = manager.to_record()
+    if record.get("version") not in (1, 2):
+        return record
+    missing = []
+    for path in record["dirs"].values():
+        chain = []
+        p = path
+        while p != "/" and not os.path.isdir(p):
+            chain.append(p)
+            p = os.path.dirname(p)
+        missing += [d for d in reversed(chain) if d not in missing]
+    return dict(record, created=missing)
+
+
+def owns_all(manager):
+    """Every directory of the container's cgroup was made for it (none is shared with
+    anything else), so all that is in it is the container's."""
+    dirs = list(getattr(manager, "dirs", {}).values())
+    return bool(dirs) and all(d in manager.created for d in dirs)
+
+
 def make_dirs(path, created, prepare=None):
     """mkdir -p that records each directory it made (outermost first)."""
     missing = []
