@@ -20,7 +20,7 @@ from ociruntime.state import (
     write_atomic,
 )
 
-FORCE_LOCK_WAIT = 10  # seconds `delete --force` waits for another operation's lock
+FORCE_LOCK_WAIT = 5  # seconds `delete --force` waits for another operation's lock
 
 
 class CreateOptions:
