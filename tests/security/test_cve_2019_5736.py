@@ -179,8 +179,8 @@ def test_exec_loop_cannot_reach_host_binaries(runtime, make_bundle, attacker_bin
 
 def test_exec_into_a_created_container_finds_no_host_directory(runtime, make_bundle,
                                                                attacker_bin, scratch):
-    """Defence: init._fifo_handle: the parked stage (pid 1 of a created container) holds
-    only an O_PATH handle of exec.fifo, which it reopens through /proc/self/fd, not the
+    """Defence: the parked stage (pid 1 of a created container) holds only an O_PATH
+    handle of exec.fifo (opened by the parent), which it reopens through /proc/self/fd, not the
     host's state directory; an attacker exec'd into the created container with
     CAP_SYS_PTRACE finds no directory fd in /proc/1/fd to climb out of with "..".  start
     still works afterwards."""
@@ -200,8 +200,8 @@ def test_exec_into_a_created_container_finds_no_host_directory(runtime, make_bun
 
 
 def test_parked_stage_without_procfs_still_starts(runtime, bundle):
-    """The fallback of init._fifo_handle: a container with no procfs keeps the state
-    directory handle (nothing in it can read /proc/1/fd anyway) and starts normally."""
+    """A container with no procfs: the stage reopens exec.fifo through a detached procfs
+    (init._detached_procfs) and starts normally; test_state_faults attacks that case."""
     bundle.config["mounts"] = [m for m in bundle.config["mounts"]
                                if m["destination"] != "/proc"]
     bundle.linux["maskedPaths"] = []
