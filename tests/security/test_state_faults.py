@@ -66,6 +66,15 @@ def sleeper(make_bundle, name="bundle", seconds=60):
     return bundle
 
 
+def assert_runs_then_delete(runtime, bundle, cid):
+    """The container's program runs (it said so, the status says so); then it goes and
+    leaves nothing."""
+    runtime.wait_output(cid, "started")
+    assert runtime.status(cid) == "running"
+    runtime.delete(cid, "--force")
+    lib.assert_nothing_left(runtime, bundle, cid)
+
+
 # --- 3. nobody but root reaches the state directory ----------------------------------------
 
 @pytest.mark.parametrize("old_root_mode", [None, 0o711])
@@ -92,10 +101,7 @@ def test_unprivileged_user_cannot_reach_fifo_or_state(runtime, make_bundle, old_
     assert as_nobody(attack) == "EACCES EACCES EACCES EACCES"
     assert runtime.status(cid) == "created"
     runtime.start(cid)
-    runtime.wait_output(cid, "started")
-    assert runtime.status(cid) == "running"
-    runtime.delete(cid, "--force")
-    lib.assert_nothing_left(runtime, bundle, cid)
+    assert_runs_then_delete(runtime, bundle, cid)
 
 
 def test_start_does_not_hang_when_someone_else_took_the_fifo(runtime, make_bundle):
@@ -113,9 +119,7 @@ def test_start_does_not_hang_when_someone_else_took_the_fifo(runtime, make_bundl
     finally:
         os.close(fd)
     lib.assert_error(result, "already running")
-    assert runtime.status(cid) == "running"
-    runtime.delete(cid, "--force")
-    lib.assert_nothing_left(runtime, bundle, cid)
+    assert_runs_then_delete(runtime, bundle, cid)
 
 
 def test_garbage_written_to_the_fifo_does_not_destroy_the_container(runtime, make_bundle):
@@ -137,10 +141,7 @@ def test_garbage_written_to_the_fifo_does_not_destroy_the_container(runtime, mak
     finally:
         os.waitpid(pid, 0)
     assert result.returncode == 0, result.stderr
-    runtime.wait_output(cid, "started")
-    assert runtime.status(cid) == "running"
-    runtime.delete(cid, "--force")
-    lib.assert_nothing_left(runtime, bundle, cid)
+    assert_runs_then_delete(runtime, bundle, cid)
 
 
 # --- 4. no host fd in the parked container, even without a procfs -------------------------
