@@ -94,12 +94,26 @@ def test_cgroups_path_at_the_hierarchy_root_is_refused(runtime, bundle, cgroups_
         with pytest.raises(PyruncError):
             resolve_path(cgroups_path, "guard", own)
     bundle.linux["cgroupsPath"] = cgroups_path
-    bundle.linux.setdefault("resources", {})["devices"] = [
-        {"allow": False, "type": "c", "major": 1, "minor": 9, "access": "rwm"}]
+    # Second guard, for a binary under test older than this source tree: no device rules
+    # (written right after the cgroup is resolved), and a limit whose file no host has, so
+    # that a runtime without the fix still fails its dry run of the limits, before any
+    # process could join the root cgroups.
+    bundle.linux["resources"] = {"hugepageLimits": [{"pageSize": "64KB", "limit": 0}]}
     devices_root = os.path.join(lib.CGROUP_ROOT, "devices", "devices.list")
     before = lib._read(devices_root)
     refused(runtime, bundle, "cgroupsPath", "below the root")
     assert lib._read(devices_root) == before
+
+
+def test_the_second_guard_fails_before_any_process(runtime, bundle):
+    """The limit the test above adds as its second guard really stops create before the
+    container's process exists, here with a harmless cgroupsPath of the container's own."""
+    cid = runtime.new_id()
+    bundle.linux["cgroupsPath"] = f"/{cid}"
+    bundle.linux["resources"] = {"hugepageLimits": [{"pageSize": "64KB", "limit": 0}]}
+    result = runtime.create(bundle, cid=cid, check=False)
+    lib.assert_error(result, "hugepageLimits")
+    lib.assert_nothing_left(runtime, bundle, cid)
 
 
 def test_cgroups_path_with_nul_is_refused(runtime, bundle):
