@@ -42,12 +42,13 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def bundle_config(rootfs, args):
-    """`pyrunc spec`'s defaults (runc's, with terminal off) for the given args, with
+    """`pyrunc spec`'s defaults (runc's, with the terminal turned off) for the given args, with
     ociVersion 1.0.2 (crun 1.8.1 refuses newer versions; pyrunc and runc accept it)."""
     from ociruntime.specgen import default_spec
 
     config = default_spec()
     config["ociVersion"] = "1.0.2"
+    config["process"]["terminal"] = False  # runc's default is a terminal
     config["process"]["args"] = list(args)
     config["root"]["path"] = rootfs
     config["hostname"] = "bench"

@@ -9,69 +9,29 @@ import os
 import sys
 
 from ociruntime import OCI_VERSION, __version__, log
+from ociruntime.clispec import COMMANDS, GLOBAL, aliases, flag_table
 from ociruntime.errors import PyruncError
 
-GLOBAL_FLAGS = {
-    "root": "str", "log": "str", "log-format": "str", "debug": "bool",
-    "systemd-cgroup": "bool", "rootless": "str", "criu": "str", "version": "bool", "v": "bool",
-    "help": "bool", "h": "bool",
-}
-CREATE_FLAGS = {
-    "bundle": "str", "b": "str", "pid-file": "str", "console-socket": "str",
-    "preserve-fds": "int", "no-pivot": "bool", "no-new-keyring": "bool",
-}
-COMMANDS = {
-    # name: (flags, positional names, summary)
-    "create": (CREATE_FLAGS, ("container-id",), "create a container"),
-    "run": ({**CREATE_FLAGS, "detach": "bool", "d": "bool", "keep": "bool"},
-            ("container-id",), "create and start a container, wait for it"),
-    "start": ({}, ("container-id",), "start the user program of a created container"),
-    "state": ({}, ("container-id",), "print the state of a container as JSON"),
-    "kill": ({"all": "bool", "a": "bool"}, ("container-id", "[signal]"),
-             "send a signal (default TERM) to the container's init process"),
-    "delete": ({"force": "bool", "f": "bool"}, ("container-id",), "delete a stopped container"),
-    "list": ({"format": "str", "f": "str", "quiet": "bool", "q": "bool"}, (),
-             "list containers under --root"),
-    "spec": ({"bundle": "str", "b": "str", "rootless": "bool"}, (),
-             "write a default config.json into the bundle"),
-    "exec": ({"process": "str", "p": "str", "cwd": "str", "env": "list", "e": "list",
-              "user": "str", "u": "str", "additional-gids": "list", "g": "list",
-              "cap": "list", "c": "list", "no-new-privs": "bool", "tty": "bool", "t": "bool",
-              "console-socket": "str", "detach": "bool", "d": "bool", "pid-file": "str",
-              "preserve-fds": "int", "ignore-paused": "bool", "process-label": "str",
-              "apparmor": "str", "cgroup": "str"},
-             ("container-id", "[command...]"), "run a process in a running container"),
-    "ps": ({"format": "str", "f": "str"}, ("container-id", "[ps-args...]"),
-           "list the processes of a container"),
-    "pause": ({}, ("container-id",), "freeze every process of a container"),
-    "resume": ({}, ("container-id",), "thaw a paused container"),
-    "features": ({}, (), "print what this build supports (runtime-spec features JSON)"),
-    "update": ({"resources": "str", "r": "str", "memory": "str", "memory-swap": "str",
-                "memory-reservation": "str", "kernel-memory": "str",
-                "kernel-memory-tcp": "str", "cpu-share": "str", "cpu-shares": "str",
-                "cpu-quota": "str", "cpu-period": "str", "cpu-burst": "str",
-                "cpu-rt-runtime": "str", "cpu-rt-period": "str", "cpuset-cpus": "str",
-                "cpuset-mems": "str", "cpu-idle": "str", "pids-limit": "int",
-                "blkio-weight": "int", "l3-cache-schema": "str", "mem-bw-schema": "str"},
-               ("container-id",), "change the cgroup limits of a container"),
-    "events": ({"stats": "bool", "interval": "str"}, ("container-id",),
-               "print cgroup stats (--stats: once) and OOM events as JSON"),
-}
-# commands whose flags end at the first positional (what follows belongs to the program)
-NOT_INTERSPERSED = frozenset({"exec", "ps"})
-ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": None, "q": "quiet", "v": "version",
-           "r": "resources", "cpu-shares": "cpu-share",
-           "h": "help", "p": "process", "e": "env", "u": "user", "g": "additional-gids",
-           "c": "cap", "t": "tty"}
+GLOBAL_FLAGS = flag_table(GLOBAL)
+EXIT_UNKNOWN_COMMAND = 3  # runc's (urfave/cli's) status for a command it does not know
+EXIT_EXEC_FAILED = 255  # runc exec: the process could not be started
 
 
 class UsageError(PyruncError):
+    """Bad command line: runc prints the command's help on stdout and exits 1."""
+
+    def __init__(self, message, command=None):
+        super().__init__(message)
+        self.command = command
+
+
+class UnknownCommand(UsageError):
     pass
 
 
 def parse_flags(args, table, command):
-    """Split args into ({flag: value}, [positionals]); stops at the first positional for
-    global flags (command is None)."""
+    """Split args into ({flag: value}, [positionals]): flags come first, the first
+    positional ends them (a global flag list's first positional is the command)."""
     flags, positionals = {}, []
     i = 0
     while i < len(args):
@@ -82,12 +42,9 @@ def parse_flags(args, table, command):
         if not arg.startswith("-") or arg == "-":
             if command is None:
                 return flags, args[i:]
-            if command in NOT_INTERSPERSED:
-                positionals.extend(args[i:])
-                break
-            positionals.append(arg)
-            i += 1
-            continue
+            # as runc (urfave/cli): a command's flags end at its first argument
+            positionals.extend(args[i:])
+            break
         name, eq, value = arg.lstrip("-").partition("=")
         kind = table.get(name)
         if kind is None:
@@ -115,13 +72,13 @@ def parse_flags(args, table, command):
 
 
 def _alias(flags, command):
-    """Fold the short names into the long ones (f means force or format by command)."""
+    """Fold the short names into the long ones (-f is --force or --format by command)."""
+    table = aliases(COMMANDS[command].flags if command else GLOBAL)
+    if command == "update":
+        table["cpu-shares"] = "cpu-share"
     out = {}
     for name, value in flags.items():
-        if name == "f":
-            name = "format" if command in ("list", "ps") else "force"
-        else:
-            name = ALIASES.get(name) or name
+        name = table.get(name, name)
         if isinstance(value, list):
             value = out.get(name, []) + value
         out[name] = value
@@ -132,45 +89,85 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     command, positionals = None, []
     try:
-        gflags, rest = parse_flags(argv, GLOBAL_FLAGS, None)
-        gflags = _alias(gflags, None)
+        try:
+            gflags, rest = parse_flags(argv, GLOBAL_FLAGS, None)
+            gflags = _alias(gflags, None)
+        except UsageError as e:
+            sys.stdout.write(f"Incorrect Usage. {e}\n\n" + _main_help())
+            raise
         log.configure(gflags.get("log"), gflags.get("log-format", "text"),
                       gflags.get("debug", False))
         if gflags.get("version"):
-            sys.stdout.write(f"pyrunc version {__version__}\ncommit: {_commit()}\n"
-                             f"spec: {OCI_VERSION}\n")
+            sys.stdout.write(_version())
             return 0
-        if gflags.get("help") or not rest:
-            sys.stdout.write(usage())
-            return 0 if gflags.get("help") else 1
+        if gflags.get("help") or not rest or rest[0] in ("help", "h"):
+            topic = rest[1] if len(rest) > 1 and rest[0] in ("help", "h") else None
+            if topic is None:
+                sys.stdout.write(_main_help())
+                return 0
+            if topic not in COMMANDS:
+                raise UnknownCommand(f"No help topic for '{topic}'")
+            from ociruntime.clispec import command_help
+
+            sys.stdout.write(command_help(_prog(), topic))
+            return 0
         command, args = rest[0], rest[1:]
         if command not in COMMANDS:
-            raise UsageError(f"unknown command {command!r} (see pyrunc --help)")
-        table, names, _ = COMMANDS[command]
-        flags, positionals = parse_flags(args, {**table, "help": "bool", "h": "bool"}, command)
+            raise UnknownCommand(f"No help topic for '{command}'")
+        spec = COMMANDS[command]
+        try:
+            flags, positionals = parse_flags(args, flag_table(spec.flags), command)
+        except UsageError as e:
+            e.command = command
+            raise
         flags = _alias(flags, command)
         if flags.get("help"):
-            sys.stdout.write(f"usage: pyrunc {command} [flags] {' '.join(names)}\n")
+            from ociruntime.clispec import command_help
+
+            sys.stdout.write(command_help(_prog(), command))
             return 0
+        names = spec.args
         required = [n for n in names if not n.startswith("[")]
         if len(positionals) < len(required):
-            raise UsageError(f"{command}: {required[len(positionals)]} is required")
+            raise UsageError(f"{command}: {required[len(positionals)]} is required", command)
         if len(positionals) > len(names) and not names[-1].endswith("...]"):
-            raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}")
+            raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}",
+                             command)
         root = gflags.get("root") or _default_root()
         if gflags.get("systemd-cgroup") and command in ("create", "run"):
             _refuse_systemd_cgroup()
         return globals()["cmd_" + command](root, flags, positionals) or 0
+    except UsageError as e:
+        if e.command and not isinstance(e, UnknownCommand):
+            from ociruntime.clispec import command_help
+
+            sys.stdout.write(f"Incorrect Usage: {e}\n\n" + command_help(_prog(), e.command))
+        log.error(str(e))
+        return EXIT_UNKNOWN_COMMAND if isinstance(e, UnknownCommand) else 1
     except PyruncError as e:
         log.error(_where(command, positionals, e) + str(e))
-        return 1
+        return EXIT_EXEC_FAILED if command == "exec" else 1
     except OSError as e:
         # an unexpected system error still gets one line, never a traceback
         where = f" {e.filename}" if e.filename else ""
         log.error(_where(command, positionals, e) + f"{e.strerror or e}{where}")
-        return 1
+        return EXIT_EXEC_FAILED if command == "exec" else 1
     except KeyboardInterrupt:
         return 130
+
+
+def _prog():
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "pyrunc"
+
+
+def _version():
+    return f"pyrunc version {__version__}\ncommit: {_commit()}\nspec: {OCI_VERSION}\n"
+
+
+def _main_help():
+    from ociruntime.clispec import main_help
+
+    return main_help(_prog(), _version().splitlines())
 
 
 def _refuse_systemd_cgroup():
@@ -187,7 +184,7 @@ def _where(command, positionals, error):
     """The error line's prefix: "create ID: " names the operation and the container."""
     if command is None or isinstance(error, UsageError):
         return ""
-    if positionals and COMMANDS[command][1][:1] == ("container-id",):
+    if positionals and COMMANDS[command].args[:1] == ("container-id",):
         return f"{command} {positionals[0]}: "
     return f"{command}: "
 
@@ -199,14 +196,6 @@ def _commit():
             return f.read().strip() or "unknown"
     except OSError:
         return "unknown"
-
-
-def usage():
-    lines = ["usage: pyrunc [global flags] COMMAND [flags] [args]", "",
-             "global flags: --root DIR (default /run/pyrunc), --log FILE, "
-             "--log-format text|json, --debug, --systemd-cgroup, --version", "", "commands:"]
-    lines += [f"  {name:<8} {summary}" for name, (_, _, summary) in COMMANDS.items()]
-    return "\n".join(lines) + "\n"
 
 
 # --- subcommands ------------------------------------------------------------------------------
@@ -246,7 +235,9 @@ def cmd_start(root, flags, args):
 
 def cmd_state(root, flags, args):
     container = _container(root, args).load()
-    sys.stdout.write(pretty_json(container.oci_state()) + "\n")
+    doc = container.oci_state()
+    doc["owner"] = ""  # runc's state never fills it (its list does)
+    sys.stdout.write(pretty_json(doc))  # no newline at the end, as runc
 
 
 def cmd_kill(root, flags, args):
@@ -266,7 +257,12 @@ def cmd_run(root, flags, args):
 
 
 def cmd_exec(root, flags, args):
-    from ociruntime.libcontainer.execute import ExecOptions, exec_in, process_for_exec
+    from ociruntime.libcontainer.execute import (
+        ExecOptions,
+        exec_in,
+        parse_sub_cgroups,
+        process_for_exec,
+    )
 
     container = _container(root, args)
     proc = process_for_exec(container, flags, args[1:])
@@ -275,7 +271,8 @@ def cmd_exec(root, flags, args):
         raise UsageError("--preserve-fds must not be negative")
     opts = ExecOptions(detach=flags.get("detach", False), pid_file=flags.get("pid-file"),
                        console_socket=flags.get("console-socket"), preserve_fds=preserve,
-                       ignore_paused=flags.get("ignore-paused", False))
+                       ignore_paused=flags.get("ignore-paused", False),
+                       sub_cgroups=parse_sub_cgroups(flags.get("cgroup")))
     return exec_in(container, proc, opts)
 
 
@@ -283,8 +280,10 @@ def cmd_ps(root, flags, args):
     container = _container(root, args).load()
     pids = container.pids()
     fmt = flags.get("format", "table")
-    if fmt == "json":
-        sys.stdout.write(pretty_json(pids) + "\n")
+    if fmt == "json":  # one line, as runc (Go's json.Encoder)
+        from ociruntime import jsonlite
+
+        sys.stdout.write(jsonlite.dumps(pids) + "\n")
         return
     if fmt != "table":
         raise UsageError(f"invalid format option {fmt!r} (table or json)")
@@ -308,6 +307,15 @@ def cmd_ps(root, flags, args):
         fields = line.split()
         if len(fields) > pid_column and fields[pid_column] in wanted:
             sys.stdout.write(line + "\n")
+
+
+def cmd_checkpoint(root, flags, args):
+    from ociruntime.clispec import CRIU
+
+    raise PyruncError(CRIU)
+
+
+cmd_restore = cmd_checkpoint
 
 
 def cmd_pause(root, flags, args):
@@ -485,16 +493,15 @@ def cmd_list(root, flags, args):
     states = [st.oci_state() for st in list_containers(root, on_damaged=damaged)]
     if flags.get("quiet"):
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
-    elif fmt == "json":
-        sys.stdout.write(pretty_json(states) + "\n")
+    elif fmt == "json":  # one line, and null for none, as runc (Go's nil slice)
+        from ociruntime import jsonlite
+
+        sys.stdout.write(jsonlite.dumps(states or None) + "\n")
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
                  for s in states]
-        widths = [max(len(r[i]) for r in rows) for i in range(6)]
-        for row in rows:
-            cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
-            sys.stdout.write("   ".join(cells).rstrip() + "\n")
+        sys.stdout.write(tabwriter(rows))
     else:
         raise UsageError(f"invalid format option {fmt!r} (table or json)")
 
@@ -506,18 +513,26 @@ def cmd_spec(root, flags, args):
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise PyruncError(f"File {path} exists. Remove it first")
-    with open(path, "w") as f:
-        f.write(pretty_json(default_spec(rootless=flags.get("rootless", False))) + "\n")
+    with open(path, "w") as f:  # runc's layout: tabs, no newline at the end
+        f.write(pretty_json(default_spec(rootless=flags.get("rootless", False)), unit="\t"))
 
 
 # --- helpers ----------------------------------------------------------------------------------
+def tabwriter(rows):
+    """Rows as Go's tabwriter.NewWriter(w, 12, 1, 3, ' ', 0) lays them out for runc: each
+    column but the last padded to at least 12, 3 spaces more than its widest cell."""
+    widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[-1]
+                   + "\n" for row in rows)
+
+
 def parse_signal(text):
     """A signal as a number, a name (KILL) or a SIG name (SIGKILL)."""
     import _signal
 
     if text.isdigit():
         num = int(text)
-        if 0 < num < _signal.NSIG:
+        if 0 <= num < _signal.NSIG:  # 0 as runc: only checks the process is there
             return num
     else:
         name = text.upper()
@@ -528,18 +543,18 @@ def parse_signal(text):
     raise UsageError(f"invalid signal {text!r}")
 
 
-def pretty_json(value, indent=""):
-    """JSON with two-space indentation, as runc prints it (json.dumps(indent=2) would cost
-    the import of the json package)."""
+def pretty_json(value, indent="", unit="  "):
+    """JSON indented by unit at each level, as runc prints it (two spaces; tabs for spec);
+    json.dumps(indent=2) would cost the import of the json package."""
     from ociruntime import jsonlite
 
-    inner = indent + "  "
+    inner = indent + unit
     if isinstance(value, dict) and value:
-        items = [f'{inner}{jsonlite.dumps(str(k))}: {pretty_json(v, inner)}'
+        items = [f'{inner}{jsonlite.dumps(str(k))}: {pretty_json(v, inner, unit)}'
                  for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, (list, tuple)) and value:
-        items = [inner + pretty_json(v, inner) for v in value]
+        items = [inner + pretty_json(v, inner, unit) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + indent + "]"
     return jsonlite.dumps(value)
 

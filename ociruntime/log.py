@@ -14,6 +14,18 @@ _settings = {"path": None, "format": "text", "debug": False}
 
 
 def configure(path=None, fmt="text", debug=False):
+    """As runc at its start: an unknown format or a log file that cannot be opened (it is
+    created now, even if nothing is logged) is an error before anything else is done."""
+    from ociruntime.errors import PyruncError
+
+    if fmt not in ("text", "json"):
+        raise PyruncError(f"invalid log-format: {fmt}")
+    if path:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             0o644))
+        except OSError as e:
+            raise PyruncError(f"open {path}: {e.strerror}") from None
     _settings.update(path=path, format=fmt, debug=debug)
 
 

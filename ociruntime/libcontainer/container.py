@@ -374,9 +374,8 @@ class Container:
         st = self.state
         st.load()
         status = st.status()
-        if status not in (CREATED, RUNNING, PAUSED):
-            raise PyruncError("container not running")
         if all_processes:
+            # as runc: every process left in the cgroup, even of a stopped container
             from ociruntime.libcontainer import cgroups
 
             pids = cgroups.from_record(st.record["cgroup"]).pids()
@@ -387,6 +386,8 @@ class Container:
                     pass
             if pids or st.record["cgroup"].get("version") != 0:
                 return
+        if status not in (CREATED, RUNNING, PAUSED):
+            raise PyruncError("container not running")
         _signal_init(st.record, signum)
 
     def delete(self, force=False):

@@ -18,8 +18,10 @@ from ociruntime.state import CREATED, PAUSED, RUNNING, proc_stat, write_atomic
 
 class ExecOptions:
     def __init__(self, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
-                 ignore_paused=False):
+                 ignore_paused=False, sub_cgroups=None):
         self.detach = detach
+        # runc's exec --cgroup: {controller ("" for every one): existing sub-cgroup path}
+        self.sub_cgroups = sub_cgroups or {}
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
@@ -44,15 +46,26 @@ def exec_in(container, proc, opts):
         raise PyruncError(f"cannot exec in a {status} container")
     if status == PAUSED and not opts.ignore_paused:
         raise PyruncError("container is paused (use --ignore-paused to exec anyway)")
+    if opts.console_socket and (not opts.detach or not proc.terminal):
+        from ociruntime.libcontainer.run import CONSOLE_SOCKET_IN_FOREGROUND
+
+        raise PyruncError(CONSOLE_SOCKET_IN_FOREGROUND)
+    relayed = []
     if proc.terminal and not opts.console_socket and opts.keep_console is None:
-        raise PyruncError("a terminal needs --console-socket")
+        if opts.detach:
+            raise PyruncError("a terminal for a detached process needs --console-socket")
+        opts.keep_console = relayed.append  # in the foreground we relay the pty, as runc
     record = st.record
     owned = []
     try:
         ns_fds = _open_namespaces(record, owned)
         cgroup_fds = []
-        for procs in cgroups.from_record(record["cgroup"]).procs_files():
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        for procs in _procs_files(cgroups.from_record(record["cgroup"]), opts.sub_cgroups):
+            try:
+                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise PyruncError(f"--cgroup: {os.path.dirname(procs)}: no such cgroup "
+                                  "(the sub-cgroup must exist)") from None
             owned.append(fd)
             cgroup_fds.append(fd)
         stat = proc_stat(record["pid"])
@@ -164,7 +177,50 @@ def exec_in(container, proc, opts):
     from ociruntime.libcontainer.run import forward_signals, wait_for
 
     forward_signals(pid)
+    if relayed:
+        from ociruntime.libcontainer.console import relay
+
+        relay(relayed[0], pid)
     return wait_for(pid)
+
+
+def parse_sub_cgroups(values):
+    """runc's exec --cgroup values, [<controller>[,<controller>...]:]<path>, as
+    {controller or "": path}; the path stays below the container's cgroup."""
+    subs = {}
+    for value in values or ():
+        controllers, sep, path = value.rpartition(":")
+        names = controllers.split(",") if sep else [""]
+        if not path or ".." in path.split("/") or any(not n and sep for n in names):
+            raise PyruncError(f"--cgroup {value!r}: expected [<controller>:]<cgroup>")
+        for name in names:
+            if name in subs:
+                raise PyruncError(f"--cgroup: {name or 'the path'} given twice")
+            subs[name] = path.strip("/")
+    return subs
+
+
+def _procs_files(manager, subs):
+    """The cgroup.procs files the process joins: the container's cgroups, or the existing
+    sub-cgroups --cgroup names in them."""
+    if not subs:
+        return manager.procs_files()
+    dirs = getattr(manager, "dirs", None)
+    if dirs is None:
+        if getattr(manager, "dir", None) is None:
+            raise PyruncError("--cgroup: the container has no cgroup")
+        if set(subs) - {""}:
+            raise PyruncError("--cgroup: a controller name is only valid on cgroup v1")
+        dirs = {"": manager.dir}
+    unknown = set(subs) - {""} - {c for name in dirs for c in name.split(",")}
+    if unknown:
+        raise PyruncError(f"--cgroup: no such controller: {sorted(unknown)[0]}")
+    files = []
+    for name, d in dirs.items():
+        sub = next((subs[c] for c in name.split(",") if c in subs), subs.get(""))
+        files.append(os.path.join(d, sub, "cgroup.procs") if sub
+                     else os.path.join(d, "cgroup.procs"))
+    return files
 
 
 def _reap(pid):

@@ -6,7 +6,13 @@ the intermediate process, exits during create) is reparented to it and can be wa
 
 import os
 
+from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
+
+# runc's rule: the pty master goes to --console-socket only when the runtime does not stay
+# to relay it itself (detached), and only when there is a terminal
+CONSOLE_SOCKET_IN_FOREGROUND = ("--console-socket is only for a detached process with a "
+                                "terminal (-d and terminal true)")
 
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH",
              "SIGCONT")
@@ -18,6 +24,8 @@ def run(container, opts, detach=False, keep=False):
         container.create(opts)
         container.start()
         return 0
+    if opts.console_socket:
+        raise PyruncError(CONSOLE_SOCKET_IN_FOREGROUND)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     masters = []
     if not opts.console_socket:

@@ -404,7 +404,7 @@ def test_kill_all_signals_every_process(runtime, bundle):
         with open(os.path.join(directory, "cgroup.procs")) as f:
             pids |= {int(x) for x in f.read().split()}
     assert len(pids) == 3, pids  # sh and two sleeps
-    runtime.kill(cid, "--all", "KILL")
+    runtime.run("kill", "--all", cid, "KILL")  # runc: flags before the id
     for pid in pids:
         runtime.wait_exit(pid)
     assert runtime.status(cid) == "stopped"

@@ -161,6 +161,8 @@ def test_time_namespace_offsets(runtime, bundle):
 
 
 def test_cgroup_namespace_shows_root_paths(runtime, bundle):
+    # runc's default spec has no cgroup namespace: ask for one
+    set_namespaces(bundle, "pid", "network", "ipc", "uts", "mount", "cgroup")
     out = runtime.sh(bundle, "cat /proc/self/cgroup")
     lines = out.splitlines()
     assert lines and all(line.split(":", 2)[2] == "/" for line in lines), lines

@@ -1,0 +1,349 @@
+"""runc and pyrunc side by side: the command line (help, flags, errors, exit statuses,
+output formats), the lifecycle as scripts drive it, the terminal, the log file.
+
+Each scenario runs the same bundle and commands through both and compares them (see
+difflib_runc); where pyrunc differs on purpose the step says why and asserts the
+difference."""
+
+import json
+import os
+
+import pytest
+from difflib_runc import (
+    Cmd,
+    Differs,
+    File,
+    Host,
+    Scenario,
+    Wait,
+    WaitStatus,
+    console_output,
+    receive_console,
+)
+
+import pyrunc_testlib as lib
+
+COMMANDS = ("checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+            "restore", "resume", "run", "spec", "start", "state", "update", "features")
+SLEEP = '.process.terminal = false | .process.args = ["sleep", "1000"]'
+
+
+def _spec_text(side):
+    """config.json as `spec` wrote it, the ociVersion value masked."""
+    with open(side.expand("{dir}/config.json")) as f:
+        text = f.read()
+    return text.replace(json.loads(text)["ociVersion"], "<VERSION>", 1)
+
+
+# what the container sees, one aspect a scenario (so that one known difference does not hide
+# the others)
+VIEWS = {
+    "identity": "id; pwd; hostname; umask; ulimit -n; ulimit -Hn; ulimit -u",
+    "env": "env | sort",
+    "caps": "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status",
+    "mounts": "cut -d' ' -f1-4 /proc/self/mounts",
+    "dev": "ls -ln /dev | cut -c1-10,30- | tr -s ' '",
+    "cgroup": "cut -d: -f2- /proc/self/cgroup | sort",
+    "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
+}
+KNOWN = {
+    "env": "issue 13: HOME is not set from /etc/passwd as runc does, branch runc-behaviour",
+    "cgroup": "issue 13: the default cgroup path: runc nests /<id> below the caller's own "
+              "cgroup in each hierarchy, pyrunc makes /pyrunc-<id> at the root",
+    "mounts": "issue 13: masked paths are the host's /dev/null (devtmpfs) and come first, "
+              "runc binds the container's after the read-only paths; pyrunc also mounts "
+              "the hybrid host's cgroup2 /sys/fs/cgroup/unified",
+}
+
+
+def view(name, terminal=False, exec_=False):
+    script = VIEWS[name]
+    marks = (pytest.mark.xfail(strict=True, reason=KNOWN[name]),) if name in KNOWN else ()
+    if exec_:
+        steps = (Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+                 Cmd("exec", *(("-t",) if terminal else ()), "{id}", "sh", "-c", script,
+                     tty=terminal))
+        jq = SLEEP
+    else:
+        steps = (Cmd("run", "{id}", tty=terminal),)
+        jq = f'.process.terminal = {str(terminal).lower()} | .process.args = ["sh", "-c", ' \
+             f'{json.dumps(script)}]'
+    where = "exec" if exec_ else "run"
+    return scenario(*steps, jq=jq, marks=marks,
+                    name=f"view-{name}-{where}" + ("-tty" if terminal else ""))
+
+
+def runc_refusal(rc=1, text=None):
+    """pyrunc fails (exit rc) with one error line, mentioning text, where runc does not."""
+    def check(runc, pyrunc):
+        assert pyrunc.rc == rc, pyrunc.describe()
+        lines = pyrunc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("runc: "), pyrunc.describe()
+        assert text is None or text in lines[0], pyrunc.describe()
+    return check
+
+
+def cgroup_dir(side, controller):
+    """The container's v1 cgroup directory of controller (runc's /ID, pyrunc's /pyrunc-ID)."""
+    for d in lib.container_cgroup_dirs(side.ids[0]):
+        if d.startswith(f"{lib.CGROUP_ROOT}/{controller}/"):
+            return d
+    raise AssertionError(f"{side.name}: no {controller} cgroup for {side.ids[0]}")
+
+
+def cgroup_files(*names):
+    """A step: the contents of the container's cgroup files, "controller/file" each."""
+    def read(side):
+        out = []
+        for name in names:
+            controller, file = name.split("/")
+            with open(os.path.join(cgroup_dir(side, controller), file)) as f:
+                out.append(f.read())
+        return out
+    return Host(read)
+
+
+def version_lines(runc, pyrunc):
+    """--version: runc adds go and libseccomp lines; the first three lines match."""
+    assert runc.rc == pyrunc.rc == 0
+    keys = [line.split(" ")[0].rstrip(":") for line in pyrunc.stdout.splitlines()]
+    assert keys == ["runc", "commit", "spec"], pyrunc.describe()
+
+
+def scenario(*steps, name=None, marks=(), **kw):
+    return pytest.param(Scenario(name or "", tuple(steps), **kw), marks=marks, id=name)
+
+
+SCENARIOS = [
+    # --- spec -------------------------------------------------------------------------------
+    scenario(Cmd("spec", "--bundle", "{dir}"), Host(_spec_text), name="spec"),
+    scenario(Cmd("spec", "--rootless", "--bundle", "{dir}"), Host(_spec_text),
+             name="spec-rootless"),
+    scenario(Cmd("spec"), name="spec-exists"),
+    scenario(Cmd("spec", "--bundle", "{dir}/nonexistent"), name="spec-missing-bundle"),
+
+    # --- help, usage, unknown commands and flags --------------------------------------------
+    scenario(Cmd("--help", stdout="help"), Cmd("-h", stdout="help"),
+             Cmd("help", stdout="help"), name="help"),
+    scenario(Cmd(stdout="help"), name="no-arguments"),
+    scenario(Cmd("nosuchcommand", stdout="help"), name="unknown-command"),
+    scenario(Cmd("--bogus", stdout="help"), name="unknown-global-flag"),
+    scenario(Cmd("state", "--bogus", stdout="help"), name="unknown-command-flag"),
+    *(scenario(Cmd(c, "--help", stdout="help"), Cmd("help", c, stdout="help"),
+               name=f"help-{c}") for c in COMMANDS),
+    scenario(Cmd("kill", stdout="help"), Cmd("state", stdout="help"),
+             Cmd("exec", stdout="help"), Cmd("delete", "a", "b", stdout="help"),
+             name="missing-or-extra-arguments"),
+
+    # --- global flags -----------------------------------------------------------------------
+    scenario(Cmd("state", "{id}", global_args=("--log-format=invalid",)),
+             name="log-format-invalid"),
+    scenario(Cmd("state", "{id}", global_args=("--log", "{dir}/no/such/dir/log")),
+             name="log-path-unusable"),
+    scenario(Cmd("state", "{id}", global_args=("--log", "{dir}/log")),
+             File("{dir}/log", "log-text"), name="log-file-text"),
+    scenario(Cmd("state", "{id}", global_args=("--log", "{dir}/log", "--log-format", "json")),
+             File("{dir}/log", "log-json"), name="log-file-json"),
+    scenario(Cmd("list", global_args=("--debug",)), name="debug-list"),
+
+    # --- a missing container ----------------------------------------------------------------
+    scenario(*(Cmd(*args) for args in (
+        ("state", "{id}"), ("start", "{id}"), ("kill", "{id}"), ("kill", "{id}", "KILL"),
+        ("delete", "{id}"), ("pause", "{id}"), ("resume", "{id}"), ("ps", "{id}"),
+        ("events", "--stats", "{id}"), ("update", "--pids-limit", "10", "{id}"),
+        ("exec", "{id}", "true"))), Cmd("delete", "--force", "{id}"),
+        name="missing-container"),
+
+    # --- the lifecycle, one call at a time (the way people script runc) ---------------------
+    scenario(
+        Cmd("create", "{id}", stdout="ignore"),
+        Cmd("state", "{id}", stdout="json-values"),
+        Cmd("list", stdout="table"), Cmd("list", "-q"), Cmd("list", "-f", "json",
+                                                            stdout="json-values"),
+        Cmd("start", "{id}"), WaitStatus("running"),
+        Cmd("state", "{id}", stdout="json-values"),
+        Cmd("ps", "-f", "json", "{id}", stdout="json"),
+        Cmd("ps", "{id}", stdout="table"),
+        Cmd("kill", "{id}", "0"), Cmd("kill", "-a", "{id}", "0"),
+        Cmd("exec", "{id}", "true"), Cmd("exec", "{id}", "false"),
+        Cmd("exec", "{id}", "sh", "-c", "exit 7"),
+        Cmd("exec", "{id}", "nosuchprogram"),
+        Cmd("pause", "{id}"), Cmd("state", "{id}", stdout="json-values"),
+        Cmd("resume", "{id}"),
+        Cmd("events", "--stats", "{id}", stdout="ignore"),
+        Cmd("update", "--pids-limit", "50", "{id}"),
+        Cmd("create", "{id}", stdout="ignore"),
+        Cmd("delete", "{id}"),
+        Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"),
+        Cmd("state", "{id}", stdout="json-values"),
+        Cmd("start", "{id}"),
+        Cmd("delete", "{id}"), Cmd("list", "-q"),
+        jq=SLEEP, name="lifecycle"),
+
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("exec", "{id}", "sh", "-c", "echo hello; echo err >&2", stderr="exact"),
+             Cmd("exec", "-e", "FOO=bar", "--cwd", "/tmp", "{id}", "sh", "-c",
+                 "echo $FOO; pwd"),
+             Cmd("exec", "-u", "65534:65534", "{id}", "id"),
+             Cmd("exec", "-d", "{id}", "sleep", "1"),
+             Cmd("delete", "{id}"), Cmd("delete", "-f", "{id}"), Cmd("list", "-q"),
+             jq=SLEEP, name="run-detached-then-exec"),
+
+    # --- foreground run -----------------------------------------------------------------------
+    scenario(Cmd("run", "{id}"), jq='.process.terminal = false | .process.args = '
+             '["sh", "-c", "echo out; echo err >&2; exit 3"]', name="run-foreground-status"),
+    scenario(Cmd("run", "{id}", tty=True),
+             jq='.process.args = ["sh", "-c", "tty; stty size >/dev/null && echo sized; '
+             'echo out; exit 4"]', name="run-terminal-on-callers-tty"),
+    scenario(Cmd("run", "-d", "{id}"), Cmd("create", "{id}"),
+             jq='.process.args = ["true"]', name="terminal-without-console-socket-detached"),
+    scenario(Cmd("run", "{id}", differs=Differs(
+        "runc needs a controlling terminal to relay the pty (it opens /dev/tty); pyrunc "
+        "relays it to whatever stdio it has", lambda runc, pyrunc: (
+            runc.rc == 1 and pyrunc.rc == 0 and pyrunc.stdout == "hello\n"))),
+             jq='.process.args = ["echo", "hello"]', name="terminal-foreground-without-a-tty"),
+    scenario(Cmd("run", "{id}", background=True), WaitStatus("running"),
+             Cmd("kill", "{id}", "KILL"), Wait(), Cmd("list", "-q"),
+             jq=SLEEP, name="run-foreground-killed"),
+    scenario(Cmd("run", "--console-socket", "{dir}/console.sock", "{id}"), Cmd("list", "-q"),
+             jq='.process.args = ["true"]', name="console-socket-in-foreground"),
+
+    # --- what the container sees ----------------------------------------------------------
+    *(view(name) for name in VIEWS if name != "terminal"),
+    view("terminal", terminal=True), view("identity", terminal=True),
+    *(view(name, exec_=True) for name in ("identity", "env", "caps", "cgroup")),
+    view("terminal", terminal=True, exec_=True),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), Cmd("exec", "-t", "-d", "{id}", "true"),
+             jq=SLEEP, name="exec-tty-detached-without-console-socket"),
+
+    # --- --console-socket, with a receiver that takes the pty master (as engines do) ---------
+    scenario(receive_console(),
+             Cmd("run", "-d", "--console-socket", "{dir}/console.sock", "{id}"),
+             console_output(),
+             jq='.process.args = ["sh", "-c", "tty; stty size; echo hello"]',
+             name="console-socket-run-detached"),
+    scenario(receive_console(),
+             Cmd("create", "--console-socket", "{dir}/console.sock", "{id}"),
+             Cmd("start", "{id}"), console_output(), WaitStatus("stopped"),
+             Cmd("delete", "{id}"),
+             jq='.process.args = ["sh", "-c", "tty; echo hello"]',
+             name="console-socket-create-start"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             receive_console(),
+             Cmd("exec", "-t", "-d", "--console-socket", "{dir}/console.sock", "{id}", "sh",
+                 "-c", "tty; echo from-exec"),
+             console_output(),
+             Cmd("exec", "--console-socket", "{dir}/console.sock", "{id}", "true"),
+             jq=SLEEP, name="console-socket-exec"),
+    scenario(Cmd("create", "--console-socket", "{dir}/nonexistent.sock", "{id}"),
+             Cmd("list", "-q"), jq='.process.args = ["true"]',
+             name="console-socket-missing"),
+
+    # --- exec's flags -------------------------------------------------------------------------
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("exec", "--cgroup", "nosuch", "{id}", "true"),
+             Host(lambda side: os.mkdir(os.path.join(cgroup_dir(side, "pids"), "sub"))),
+             Cmd("exec", "--cgroup", "pids:sub", "{id}", "sh", "-c",
+                 "grep pids /proc/self/cgroup | grep -o '/sub$'"),
+             Cmd("exec", "--cgroup", "sub", "{id}", "true"),
+             Cmd("exec", "-p", "{dir}/nonexistent.json", "{id}"),
+             Cmd("exec", "--preserve-fds", "-1", "{id}", "true", differs=Differs(
+                 "a negative count is a mistake: refused, where runc takes it as 0",
+                 runc_refusal(1, "preserve-fds"))),
+             Cmd("exec", "-u", "1000:1000", "-g", "5", "-g", "6", "{id}", "id"),
+             Cmd("exec", "--env", "A=1", "--env", "B=2", "{id}", "sh", "-c", "echo $A$B"),
+             Cmd("exec", "--env", "A=1", "-e", "B=2", "{id}", "sh", "-c", "echo $A$B",
+                 differs=Differs("pyrunc takes a flag's long and short forms together; runc "
+                                 "(urfave/cli) refuses the mix", lambda runc, pyrunc: (
+                                     runc.rc == 1 and pyrunc.rc == 0
+                                     and pyrunc.stdout == "12\n"))),
+             Cmd("exec", "--no-new-privs", "--cap", "CAP_SYS_ADMIN", "{id}", "sh", "-c",
+                 "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status"),
+             Cmd("exec", "{id}"),
+             Cmd("pause", "{id}"), Cmd("exec", "{id}", "true"), Cmd("resume", "{id}"),
+             Cmd("exec", "--pid-file", "{dir}/exec.pid", "-d", "{id}", "sleep", "1"),
+             File("{dir}/exec.pid"),
+             jq=SLEEP, name="exec-flags"),
+
+    # --- kill, delete, update, events, ps, features, version ----------------------------------
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("kill", "{id}", "NOSUCHSIGNAL"), Cmd("kill", "{id}", "99"),
+             Cmd("kill", "{id}", "-9"),
+             Cmd("kill", "{id}", "SIGCONT"), Cmd("kill", "{id}", "winch"),
+             Cmd("kill", "{id}", "28"),
+             Cmd("delete", "{id}"), Cmd("kill", "{id}", "9"), WaitStatus("stopped"),
+             Cmd("kill", "{id}"), Cmd("kill", "-a", "{id}", "KILL"),
+             Cmd("pause", "{id}"), Cmd("resume", "{id}"), Cmd("exec", "{id}", "true"),
+             Cmd("start", "{id}"), Cmd("delete", "{id}"), Cmd("delete", "{id}"),
+             jq=SLEEP, name="kill-and-stopped-container"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("update", "--memory", "64m", "--memory-swap", "128m", "--pids-limit", "99",
+                 "--cpu-share", "512", "--cpu-quota", "20000", "--cpu-period", "100000",
+                 "--cpuset-cpus", "0", "{id}"),
+             cgroup_files("memory/memory.limit_in_bytes", "pids/pids.max", "cpu/cpu.shares",
+                          "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus"),
+             Cmd("update", "-r", "-", "{id}", input='{"pids": {"limit": 77}}'),
+             cgroup_files("pids/pids.max"),
+             Cmd("update", "-r", "{dir}/nonexistent.json", "{id}"),
+             Cmd("update", "--memory", "lots", "{id}", stdout="help"),
+             Cmd("update", "--pids-limit", "x", "{id}", stdout="help"),
+             Cmd("events", "--stats", "{id}", stdout="json"),
+             Cmd("events", "--interval", "0s", "{id}"),
+             Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"),
+             Cmd("events", "--stats", "{id}"),
+             jq=SLEEP, name="update-and-events"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("ps", "{id}", "-o", "pid,comm", stdout="table"),
+             Cmd("ps", "-f", "table", "{id}", stdout="table"),
+             Cmd("ps", "-f", "xml", "{id}"),
+             Cmd("list", "-f", "xml"), Cmd("list", "--format", "table", stdout="table"),
+             jq=SLEEP, name="ps-and-list-formats"),
+    scenario(Cmd("features", stdout="json"), name="features",
+             marks=pytest.mark.xfail(strict=True, reason="runc 1.1.5 features has fewer keys "
+                                     "than the runtime-spec 1.1+ document pyrunc prints")),
+    scenario(Cmd("--version", differs=Differs("runc also prints its go and libseccomp "
+                                              "versions", version_lines)),
+             Cmd("-v", differs=Differs("as --version", version_lines)), name="version"),
+    scenario(Cmd("checkpoint", "{id}", differs=Differs(
+        "no CRIU support", runc_refusal(1, "CRIU"))), name="checkpoint-refused"),
+
+    # --- bad configs -------------------------------------------------------------------------
+    scenario(Cmd("run", "{id}"), Cmd("list", "-q"), jq='.process.terminal = false | '
+             '.process.args = []', name="config-empty-args"),
+    scenario(Cmd("run", "{id}"), Cmd("list", "-q"), jq='.process.terminal = false | '
+             '.process.args = ["/nonexistent"]', name="config-missing-program"),
+    scenario(Cmd("run", "{id}"), Cmd("list", "-q"), jq='.process.terminal = false | '
+             '.root.path = "nosuchdir"', name="config-missing-rootfs"),
+    scenario(Cmd("run", "{id}", differs=Differs(
+        "a config of a future major version may mean what pyrunc cannot know: refused, "
+        "where runc runs it", runc_refusal(1, "major version"))),
+             jq='.process.terminal = false | .process.args = ["true"] | .ociVersion = "9.0.0"',
+             name="config-future-version"),
+    scenario(Cmd("create", "{id}"), Cmd("list", "-q"),
+             Host(lambda side: open(os.path.join(side.bundle, "config.json"), "w").write("{")),
+             Cmd("create", "{id}"), Cmd("list", "-q"),
+             jq='.process.terminal = false', name="config-not-json"),
+    scenario(Cmd("run", "-b", "{dir}/nonexistent", "{id}"), name="bundle-missing"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), Cmd("run", "-d", "{id}"),
+             Cmd("create", "{id}"), jq=SLEEP, name="id-in-use"),
+    scenario(Cmd("run", "-d", "--pid-file", "{dir}/pid", "{id}", stdout="ignore"),
+             File("{dir}/pid"),
+             Host(lambda side: open(side.expand("{dir}/pid")).read() == str(
+                 side.state(side.ids[0])["pid"])),
+             jq=SLEEP, name="pid-file"),
+    scenario(Cmd("run", "--keep", "{id}"), Cmd("state", "{id}", stdout="json-values"),
+             Cmd("delete", "{id}"), jq='.process.terminal = false | .process.args = ["true"]',
+             name="run-keep"),
+]
+
+
+@pytest.mark.parametrize("scn", SCENARIOS)
+def test_scenario(differential, scn):
+    differential(scn)
+
+
+def test_harness_sees_a_difference(differential):
+    """The harness itself: two sides that differ (different container ids in the output)
+    do not compare equal."""
+    with pytest.raises(AssertionError, match="differ"):
+        differential(Scenario("self-check", (Host(lambda side: os.path.basename(side.dir)),)))
