@@ -41,7 +41,8 @@ class BuildWithStage(build_ext):
             shutil.copy2(target, os.path.join("ociruntime", "_native", STAGE_NAME))
             with open(os.path.join("ociruntime", "_native", "COMMIT"), "w") as f:
                 f.write(commit)
-        self._compile_protos()
+        if not os.environ.get("PYRUNC_SKIP_PROTOS"):  # .ci/setup-pythons' extra venvs
+            self._compile_protos()
 
     def _compile_protos(self):
         """The shim's protobuf messages (containerd's package names and field numbers,
