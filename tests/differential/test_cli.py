@@ -47,7 +47,6 @@ VIEWS = {
     "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
 }
 KNOWN = {
-    "env": "issue 13: HOME is not set from /etc/passwd as runc does, branch runc-behaviour",
     "cgroup": "issue 13: the default cgroup path: runc nests /<id> below the caller's own "
               "cgroup in each hierarchy, pyrunc makes /pyrunc-<id> at the root",
     "mounts": "issue 13: masked paths are the host's /dev/null (devtmpfs) and come first, "
