@@ -13,9 +13,13 @@ def _exec(c, name, *cmd):
              check=False)
 
 
-def _wait_for_status_file(c, name):
-    """The number the container wrote to /status once told to go on (via /go), or None
-    when the task stopped without writing it."""
+def _status_after_detach(c, script):
+    """Run `script` detached (ctr -d has exited, its fifo ends closed) once told to go on
+    (/go, made by an exec after ctr returned); the number it wrote to /status, the task
+    still RUNNING, or None when the task stopped without writing it."""
+    name = c.new_name()
+    c.run(name, "sh", "-c", "until [ -e /go ]; do sleep 0.05; done; " + script
+          + "; echo $? > /status; exec sleep 1000", flags=("-d",))
     _exec(c, name, "touch", "/go")
     found = {}
 
@@ -26,21 +30,22 @@ def _wait_for_status_file(c, name):
             return True
         return c.tasks().get(name, (0, "STOPPED"))[1] == "STOPPED"
     wait_until(done, "the container to write /status or stop")
+    if found:
+        assert c.tasks()[name][1] == "RUNNING"
     return found.get("status")
 
 
-WAIT_FOR_GO = "until [ -e /go ]; do sleep 0.05; done; "
-
-
 def test_stdin_stays_open_after_a_detached_client_exits(containerd):
-    c = containerd
-    name = c.new_name()
-    # ctr -d has exited (its end of the stdin fifo is closed) before /go exists: a read of
-    # stdin must block (the shim holds a writer), not see EOF; `timeout` ends it (143)
-    c.run(name, "sh", "-c", WAIT_FOR_GO + "timeout 1 cat; echo $? > /status; "
-          "exec sleep 1000", flags=("-d",))
-    assert _wait_for_status_file(c, name) == "143", "stdin saw EOF when ctr detached"
-    assert c.tasks()[name][1] == "RUNNING"
+    # a read of stdin must block (the shim holds a writer), not see EOF; `timeout` ends it
+    assert _status_after_detach(containerd, "timeout 1 cat") == "143", \
+        "stdin saw EOF when ctr detached"
+
+
+def test_output_after_the_client_went_does_not_kill_the_writer(containerd):
+    # nobody reads the stdout fifo once ctr -d exited: without a reader held by the shim
+    # the echo would die of SIGPIPE (and the shell with it)
+    assert _status_after_detach(containerd, "echo after-detach; echo oops >&2") == "0", \
+        "the write after detach failed"
 
 
 def test_a_detached_shell_keeps_running(containerd):
@@ -49,17 +54,6 @@ def test_a_detached_shell_keeps_running(containerd):
     c.run(name, "sh", flags=("-d",))  # an interactive-style shell reading its stdin
     out = _exec(c, name, "echo", "alive")
     assert (out.returncode, out.stdout) == (0, "alive\n"), out
-    assert c.tasks()[name][1] == "RUNNING"
-
-
-def test_output_after_the_client_went_does_not_kill_the_writer(containerd):
-    c = containerd
-    name = c.new_name()
-    # nobody reads the stdout fifo once ctr -d exited: without a reader held by the shim
-    # the echo would die of SIGPIPE (and the shell with it)
-    c.run(name, "sh", "-c", WAIT_FOR_GO + "echo after-detach; echo oops >&2; "
-          "echo $? > /status; exec sleep 1000", flags=("-d",))
-    assert _wait_for_status_file(c, name) == "0", "the write after detach failed"
     assert c.tasks()[name][1] == "RUNNING"
 
 
