@@ -7,6 +7,8 @@ import os
 
 from shimlib import wait_until
 
+import pyrunc_testlib as lib
+
 
 def _exec(c, name, *cmd):
     return c("tasks", "exec", "--exec-id", "x" + os.urandom(4).hex(), name, *cmd,
@@ -113,3 +115,15 @@ def test_stdin_ends_with_closeio(containerd):
     # ctr exec copies its stdin to the fifo, then sends CloseIO: that is the EOF
     out = c("tasks", "exec", "--exec-id", "cat1", name, "cat", input="from stdin\n")
     assert out.stdout == "from stdin\n", out
+
+
+def test_a_missing_logging_binary_is_one_clear_error(containerd, tmp_path):
+    c = containerd
+    name = c.new_name()
+    missing = tmp_path / "no-such-logger"
+    out = c.run(name, "true", flags=("--rm", "--log-uri", f"binary://{missing}"), check=False)
+    assert out.returncode != 0
+    assert f"cannot start the logging binary {missing}: No such file or directory" in \
+        out.stderr, out
+    assert name not in c.tasks()
+    assert not lib.processes_of(name) and not lib.container_cgroup_dirs(name)
