@@ -23,7 +23,7 @@ import os
 import time
 
 from ociruntime import __version__, jsonlite
-from ociruntime.errors import PyruncError
+from ociruntime.errors import AlreadyExists, Internal, InvalidConfig, NotFound, PyruncError
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
@@ -41,7 +41,7 @@ def check_id(container_id):
     ok = container_id and container_id not in (".", "..") and all(
         c.isascii() and (c.isalnum() or c in "_+-.") for c in container_id)
     if not ok:
-        raise PyruncError(f"invalid container id {container_id!r}: "
+        raise InvalidConfig(f"invalid container id {container_id!r}: "
                           "use letters, digits and _ + - . only")
 
 
@@ -78,11 +78,11 @@ def write_atomic(path, data, mode=0o600):
     os.rename(tmp, path)
 
 
-class StateMissing(PyruncError):
+class StateMissing(NotFound):
     """The container directory has no state.json: nothing, or a create's first instant."""
 
 
-class StateDamaged(PyruncError):
+class StateDamaged(Internal):
     """state.json exists but cannot be used (unreadable, not JSON, wrong fields, or a
     layout from a newer pyrunc)."""
 
@@ -137,30 +137,23 @@ class ContainerState:
         try:
             os.mkdir(self.dir, 0o700)
         except FileExistsError:
-            raise PyruncError(f"container with id {self.id!r} already exists") from None
+            raise AlreadyExists(f"container with id {self.id!r} already exists") from None
         os.chmod(self.dir, 0o700)
         self.lock()
 
     def lock(self, timeout=None):
-        """flock the container directory: one mutating operation at a time.  With a
+        """flock the container directory for create (claim), which releases it on every
+        way out; the other operations hold it with `with state.locked():`.  With a
         timeout (seconds): False when the lock is still held by then (the fd stays open,
         unlocked, so unlock() works either way)."""
-        try:
-            self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise PyruncError(f"container {self.id!r} does not exist") from None
-        if timeout is None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            return True
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.02)
+        self._lock_fd = _open_dir(self.dir, self.id)
+        return _flock(self._lock_fd, timeout)
+
+    def locked(self, timeout=None):
+        """The lock as a context manager (`with st.locked() as held:`; held.acquired is
+        False when a timeout ran out), on an fd of its own, so that threads of a
+        long-lived caller sharing this object serialize; released on every way out."""
+        return _Held(self, timeout)
 
     def try_lock(self):
         """Take the lock if nobody holds it; False when another pyrunc holds it."""
@@ -276,6 +269,53 @@ class ContainerState:
         if rec.get("annotations"):
             doc["annotations"] = rec["annotations"]
         return doc
+
+
+def _open_dir(path, container_id):
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"container {container_id!r} does not exist") from None
+
+
+def _flock(fd, timeout=None):
+    """flock fd exclusively; with a timeout, False when it is still held by then."""
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+class _Held:
+    """ContainerState.locked(): the lock taken on entry and let go on exit (an exception
+    too)."""
+
+    __slots__ = ("state", "timeout", "fd", "acquired")
+
+    def __init__(self, state, timeout):
+        self.state, self.timeout, self.fd, self.acquired = state, timeout, -1, False
+
+    def __enter__(self):
+        self.fd = _open_dir(self.state.dir, self.state.id)
+        try:
+            self.acquired = _flock(self.fd, self.timeout)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        self.fd = -1
+        return False
 
 
 def _frozen(freezer_file):

@@ -13,7 +13,8 @@ import time
 
 from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
 
-from ociruntime.errors import PyruncError
+from ociruntime import errors
+from ociruntime.errors import PyruncError, WrongState
 from shim import ttrpc
 from shim.proto import events_pb2 as ev
 from shim.proto import shim_pb2 as pb
@@ -32,6 +33,21 @@ def _timestamp(ns):
 
 def _error(code, message):
     return ttrpc.TTRPCError(code, message)
+
+
+# the runtime's error types as containerd's errdefs codes
+ERROR_CODES = ((errors.NotFound, ttrpc.NOT_FOUND), (errors.AlreadyExists, ttrpc.ALREADY_EXISTS),
+               (errors.WrongState, ttrpc.FAILED_PRECONDITION),
+               (errors.InvalidConfig, ttrpc.INVALID_ARGUMENT),
+               (errors.HostLimit, ttrpc.UNAVAILABLE))
+
+
+def error_code(error):
+    """The ttrpc code for a runtime error (UNKNOWN for an untyped or internal one)."""
+    for error_type, code in ERROR_CODES:
+        if isinstance(error, error_type):
+            return code
+    return ttrpc.UNKNOWN
 
 
 class Proc:
@@ -112,11 +128,11 @@ class TaskService:
                     sys.stderr.write(f"shim: {name} took "
                                      f"{(time.monotonic() - started) * 1000:.1f} ms\n")
             except PyruncError as e:
-                raise _error(ttrpc.UNKNOWN, str(e)) from None
+                raise _error(error_code(e), str(e)) from None
             except StdioError as e:
                 raise _error(ttrpc.INVALID_ARGUMENT, f"{name}: {e}") from None
             except OSError as e:
-                raise _error(ttrpc.UNKNOWN, f"{name}: {e}") from None
+                raise _error(error_code(errors.from_os_error(e, "")), f"{name}: {e}") from None
             return (response or empty_pb2.Empty()).SerializeToString()
         return handler
 
@@ -354,10 +370,8 @@ class TaskService:
                 raise _error(ttrpc.NOT_FOUND, "process already finished")
             try:
                 task.container.kill(req.signal, all_processes=req.all)
-            except PyruncError as e:
-                if "not running" in str(e):
-                    raise _error(ttrpc.NOT_FOUND, "process already finished") from None
-                raise
+            except WrongState:
+                raise _error(ttrpc.NOT_FOUND, "process already finished") from None
             return None
         if not proc.started or proc.exited.is_set():
             raise _error(ttrpc.NOT_FOUND, "process already finished")

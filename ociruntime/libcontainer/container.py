@@ -8,7 +8,16 @@ import os
 import select
 
 from ociruntime import OCI_VERSION, log
-from ociruntime.errors import PyruncError
+from ociruntime.errors import (
+    AlreadyExists,
+    HookError,
+    HostLimit,
+    Internal,
+    InvalidConfig,
+    NotFound,
+    PyruncError,
+    WrongState,
+)
 from ociruntime.state import (
     CREATED,
     PAUSED,
@@ -64,13 +73,13 @@ class Container:
 
         bundle = os.path.realpath(opts.bundle)
         if not os.path.isdir(bundle):
-            raise PyruncError(f"bundle {opts.bundle}: not a directory")
+            raise InvalidConfig(f"bundle {opts.bundle}: not a directory")
         try:
             cfg = load_config(bundle)
         except ConfigError as e:
-            raise PyruncError(str(e)) from None
+            raise InvalidConfig(str(e)) from None
         if cfg.root is None:
-            raise PyruncError("root: required on Linux")
+            raise InvalidConfig("root: required on Linux")
         cgroup_v2 = cgroups.host_is_v2()
         check_supported(cfg, cgroup_v2)
         seccomp_program = None
@@ -81,17 +90,17 @@ class Container:
         rootfs = cfg.root.path if cfg.root.path.startswith("/") else os.path.join(
             bundle, cfg.root.path)
         if not os.path.isdir(rootfs):
-            raise PyruncError(f"root.path: {rootfs} is not a directory")
+            raise InvalidConfig(f"root.path: {rootfs} is not a directory")
         rootfs = os.path.realpath(rootfs)
         _check_rlimits(cfg.process)
         if (cfg.process is not None and cfg.process.terminal and not opts.console_socket
                 and opts.keep_console is None):
-            raise PyruncError("process.terminal is true: --console-socket is required "
+            raise InvalidConfig("process.terminal is true: --console-socket is required "
                               "(or set terminal to false)")
         if opts.console_socket and (cfg.process is None or not cfg.process.terminal):
-            raise PyruncError("--console-socket given, but process.terminal is false")
+            raise InvalidConfig("--console-socket given, but process.terminal is false")
         if self.state.exists():
-            raise PyruncError(f"container with id {self.id!r} already exists")
+            raise AlreadyExists(f"container with id {self.id!r} already exists")
 
         from ociruntime.libcontainer.namespaces import NamespacePlan
 
@@ -101,11 +110,11 @@ class Container:
             for field, mappings in (("uidMappings", cfg.linux.uid_mappings),
                                     ("gidMappings", cfg.linux.gid_mappings)):
                 if not mappings:
-                    raise PyruncError(f"linux.{field}: a new user namespace needs uid and "
+                    raise InvalidConfig(f"linux.{field}: a new user namespace needs uid and "
                                       "gid mappings")
             if (os.geteuid() != 0 and cfg.process is not None
                     and cfg.process.user.additional_gids):
-                raise PyruncError("process.user.additionalGids: an unprivileged caller's user "
+                raise InvalidConfig("process.user.additionalGids: an unprivileged caller's user "
                                   "namespace cannot have supplementary groups (setgroups is "
                                   "denied there)")
         join_fds = ns_plan.open_joins()
@@ -162,7 +171,7 @@ class Container:
                 manager.set_resources(cfg.linux.resources)
             stat = proc_stat(pid)
             if stat is None:
-                raise PyruncError("container process exited during create")
+                raise WrongState("container process exited during create")
             del record["phase"]
             record.update(pid=pid, pid_start=stat[1])
             self.state.save(record)
@@ -181,19 +190,19 @@ class Container:
                 _detach_container_mounts(rootfs, premounted)
             if claimed:
                 self.state.remove()
-            if cfg.hooks.poststop and _is_hook_error(error):
+            if cfg.hooks.poststop and isinstance(error, HookError):
                 from ociruntime.libcontainer import hooks
 
                 hooks.run_all(cfg.hooks.poststop, "poststop",
                               self._hook_state(cfg, bundle, "stopped", pid), warn=log.warn)
             raise
         finally:
+            self.state.unlock()  # on every way out (a no-op once remove() let it go)
             for _, fd in join_fds:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.state.unlock()
         return pid
 
     def _record(self, cfg, bundle, rootfs, ns_plan, premounted, opts, seccomp_program):
@@ -341,15 +350,14 @@ class Container:
 
     def start(self):
         st = self.state
-        st.lock()
-        try:
+        with st.locked():
             st.load()
             status = st.status()
             if status != CREATED:
-                raise PyruncError(f"cannot start a container in the {status} state "
-                                  "(it must be created)")
+                raise WrongState(f"cannot start a container in the {status} state "
+                                 "(it must be created)")
             if not st.record.get("has_process"):
-                raise PyruncError("cannot start: config.json has no process")
+                raise WrongState("cannot start: config.json has no process")
             failure = _release_fifo(st.fifo_path, st.record)
             if failure is None:
                 try:
@@ -357,12 +365,10 @@ class Container:
                                              warn=self._poststart_warn())
                 except PyruncError as e:
                     failure = str(e)
-        finally:
-            st.unlock()
         if failure is not None:
             # a failed startContainer or poststart hook: stop and destroy (spec steps 12-13)
             self.delete(force=True)
-            raise PyruncError(failure)
+            raise HookError(failure)
 
     def _poststart_warn(self):
         """Before runtime-spec 1.3.0 a failing poststart hook was only a warning."""
@@ -387,7 +393,7 @@ class Container:
             if pids or st.record["cgroup"].get("version") != 0:
                 return
         if status not in (CREATED, RUNNING, PAUSED):
-            raise PyruncError("container not running")
+            raise WrongState("container not running")
         _signal_init(st.record, signum)
 
     def delete(self, force=False):
@@ -399,16 +405,14 @@ class Container:
                 # A cgroup named after it may be left by an older pyrunc's crashed create.
                 _remove_default_cgroup(self.id)
                 return
-            raise PyruncError(f"container {self.id!r} does not exist")
-        if not st.lock(timeout=FORCE_LOCK_WAIT if force else None):
-            # --force: whoever holds the lock (a hung hook, a wedged runtime) does not keep
-            # the container alive; what it was doing is moot once it is gone
-            log.warn(f"delete {self.id}: the container's lock is held by another process; "
-                     "deleting anyway")
-        try:
+            raise NotFound(f"container {self.id!r} does not exist")
+        with st.locked(timeout=FORCE_LOCK_WAIT if force else None) as held:
+            if not held.acquired:
+                # --force: whoever holds the lock (a hung hook, a wedged runtime) does not
+                # keep the container alive; what it was doing is moot once it is gone
+                log.warn(f"delete {self.id}: the container's lock is held by another "
+                         "process; deleting anyway")
             self._delete_locked(force)
-        finally:
-            st.unlock()
 
     def _delete_locked(self, force):
         from ociruntime.state import StateDamaged, StateMissing
@@ -422,8 +426,8 @@ class Container:
             return
         except StateDamaged as e:
             if not force:
-                raise PyruncError(f"{e}: cannot tell whether it still runs; nothing was "
-                                  "deleted (delete --force removes what can be found)") from None
+                raise Internal(f"{e}: cannot tell whether it still runs; nothing was "
+                               "deleted (delete --force removes what can be found)") from None
             log.warn(f"{e}: removing what can be found without it")
             _remove_default_cgroup(self.id)
             st.remove()
@@ -439,7 +443,7 @@ class Container:
         # created and never started; engines rely on it), against the spec's wording:
         # see conformance/CHECKLIST.md "Deviations"
         if status not in (STOPPED, CREATED) and not force:
-            raise PyruncError(f"cannot delete container {self.id} that is not stopped: "
+            raise WrongState(f"cannot delete container {self.id} that is not stopped: "
                               f"{status}")
         if status != STOPPED:
             _kill_wait(st.record["pid"], st.record["pid_start"],
@@ -467,7 +471,7 @@ class Container:
         owned = cgroups.owns_all(manager)
         alive = bool(pid and proc_stat(pid) and proc_stat(pid)[1] == rec.get("pid_start"))
         if not force and (alive or (owned and manager.pids())):
-            raise PyruncError(f"cannot delete container {self.id} that is being created "
+            raise WrongState(f"cannot delete container {self.id} that is being created "
                               "(its create was interrupted?): use delete --force")
         if alive:
             _kill_wait(pid, rec.get("pid_start"))
@@ -490,19 +494,16 @@ class Container:
     def _freeze(self, frozen):
         """pause/resume through the freezer (v1 freezer.state, v2 cgroup.freeze)."""
         st = self.state
-        st.lock()
-        st.load()
-        status = st.status()
-        if frozen and status not in (RUNNING, CREATED):
-            raise PyruncError(f"container not running (it is {status})")
-        if not frozen and status != PAUSED:
-            raise PyruncError(f"container not paused (it is {status})")
-        from ociruntime.libcontainer import cgroups
+        with st.locked():
+            st.load()
+            status = st.status()
+            if frozen and status not in (RUNNING, CREATED):
+                raise WrongState(f"container not running (it is {status})")
+            if not frozen and status != PAUSED:
+                raise WrongState(f"container not paused (it is {status})")
+            from ociruntime.libcontainer import cgroups
 
-        try:
             cgroups.from_record(st.record["cgroup"]).freeze(frozen)
-        finally:
-            st.unlock()
 
     def update(self, resources, raw=None):
         """`update`: change the cgroup limits of a live container.  raw is the resources
@@ -511,12 +512,11 @@ class Container:
         what this one set, and a value that needs another (swap needs the memory limit on
         v2) takes it from the record.  New device rules replace the old ones."""
         st = self.state
-        st.lock()
-        try:
+        with st.locked():
             st.load()
             status = st.status()
             if status not in (CREATED, RUNNING, PAUSED):
-                raise PyruncError(f"container not running (it is {status})")
+                raise WrongState(f"container not running (it is {status})")
             from ociruntime.config import parse_resources
             from ociruntime.libcontainer import cgroups
 
@@ -538,8 +538,6 @@ class Container:
             manager.set_resources(resources, update=True)
             if merged is not None:
                 st.save(dict(st.record, resources=merged))
-        finally:
-            st.unlock()
 
     def cgroup_manager(self):
         from ociruntime.libcontainer import cgroups
@@ -610,7 +608,7 @@ def _kill_cgroup(manager, paused=False):
             manager.freeze(False)  # a frozen task dies only once thawed
             paused = False
         if time.monotonic() > deadline:
-            raise PyruncError(f"processes {pids} did not die")
+            raise HostLimit(f"processes {pids} did not die")
         time.sleep(0.002)
 
 
@@ -624,7 +622,7 @@ def _check_namespace_needs(cfg, ns_plan):
              ("linux.gidMappings", bool(cfg.linux.gid_mappings), "user"))
     for path, given, ns_type in needs:
         if given and not ns_plan.has(ns_type):
-            raise PyruncError(f"{path}: needs a {ns_type} namespace of the container's own "
+            raise InvalidConfig(f"{path}: needs a {ns_type} namespace of the container's own "
                               f"(linux.namespaces has none)")
 
 
@@ -674,7 +672,7 @@ def _check_rlimits(proc):
         return
     for index, rl in enumerate(proc.rlimits):
         if rl.soft > rl.hard:
-            raise PyruncError(f"process.rlimits[{index}]: {rl.type} soft limit {rl.soft} is "
+            raise InvalidConfig(f"process.rlimits[{index}]: {rl.type} soft limit {rl.soft} is "
                               f"above its hard limit {rl.hard}")
     import resource
 
@@ -686,7 +684,7 @@ def _check_rlimits(proc):
         _, current_hard = resource.getrlimit(rl.resource)
         if current_hard != resource.RLIM_INFINITY and (
                 rl.hard > current_hard or rl.hard == resource.RLIM_INFINITY):
-            raise PyruncError(
+            raise HostLimit(
                 f"process.rlimits[{index}]: {rl.type} hard limit {rl.hard} is above the "
                 f"runtime's own hard limit {current_hard}; raising it needs CAP_SYS_RESOURCE, "
                 "which this runtime does not have")
@@ -746,7 +744,7 @@ def _release_fifo(fifo_path, record):
     hook_failed = answer.find(b"1" + HOOK_FAILURE)
     if process_alive(pid, start_time) and _left_stage(pid):
         if not answer:
-            raise PyruncError("cannot start an already running container (another process "
+            raise WrongState("cannot start an already running container (another process "
                               "opened its exec.fifo)")
         log.warn(f"exec.fifo: unexpected data {answer[:64]!r}; the program runs")
         return None
@@ -755,7 +753,7 @@ def _release_fifo(fifo_path, record):
     if b"0" in answer:  # the stage's "0" among someone else's bytes; the program ran
         log.warn(f"exec.fifo: unexpected data {answer[:64]!r}")
         return None
-    raise PyruncError("container process exited before it could start")
+    raise WrongState("container process exited before it could start")
 
 
 def _left_stage(pid):
@@ -766,12 +764,6 @@ def _left_stage(pid):
         return False  # gone (the caller checks that), or not ours to look at
 
 
-def _is_hook_error(error):
-    from ociruntime.libcontainer.hooks import HookError
-
-    return isinstance(error, HookError) or "hooks." in str(error)
-
-
 def _signal_init(record, signum):
     """Signal the container's init through a pidfd, after checking that the pid is still
     the process we started (never a bare, possibly reused, pid)."""
@@ -780,11 +772,11 @@ def _signal_init(record, signum):
     try:
         pidfd = os.pidfd_open(record["pid"])
     except ProcessLookupError:
-        raise PyruncError("container not running") from None
+        raise WrongState("container not running") from None
     try:
         stat = proc_stat(record["pid"])
         if stat is None or stat[1] != record["pid_start"]:
-            raise PyruncError("container not running")
+            raise WrongState("container not running")
         _signal.pidfd_send_signal(pidfd, signum)
     finally:
         os.close(pidfd)

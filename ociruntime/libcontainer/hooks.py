@@ -15,7 +15,7 @@ empty environment.
 import os
 
 from ociruntime import OCI_VERSION, jsonlite
-from ociruntime.errors import PyruncError
+from ociruntime.errors import HookError
 
 PHASES = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
           "poststop")
@@ -25,10 +25,6 @@ JSON_NAMES = {"create_runtime": "createRuntime", "create_container": "createCont
 
 # signals Python leaves ignored, which a hook must not inherit: SIGPIPE, SIGXFSZ
 _PYTHON_IGNORED = (13, 25)
-
-
-class HookError(PyruncError):
-    pass
 
 
 def state_json(container_id, status, pid, bundle, annotations):

@@ -21,7 +21,7 @@ import os
 import struct
 
 from ociruntime import jsonlite
-from ociruntime.errors import PyruncError
+from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error
 
 MSG_PID = "pid"                # intermediate -> parent: the container process's host pid
 MSG_IDMAP = "idmap"            # child -> parent: my user namespace exists, write its maps
@@ -182,9 +182,9 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
             elif kind == MSG_READY:
                 return container_pid
             elif kind == MSG_ERROR:
-                raise PyruncError(msg.get("msg", "container init failed"))
+                raise _typed(msg.get("kind"))(msg.get("msg", "container init failed"))
             else:
-                raise PyruncError(f"unexpected message from container init: {kind!r}")
+                raise Internal(f"unexpected message from container init: {kind!r}")
     except BaseException as error:
         error.container_pid = container_pid
         if intermediate is not None:
@@ -214,25 +214,33 @@ def _run_child(child_main, sync):
         child_main(sync)
         code = 0
     except PyruncError as e:
-        _report(sync, str(e))
+        _report(sync, str(e), type(e))
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        _report(sync, f"{e.strerror}{where}")
+        _report(sync, f"{e.strerror}{where}", type(from_os_error(e, "")))
     except BaseException as e:  # a bug: still one clear line for the user
-        _report(sync, f"internal error in container init: {type(e).__name__}: {e}")
+        _report(sync, f"internal error in container init: {type(e).__name__}: {e}", Internal)
     os._exit(code)
 
 
-def _report(sync, text):
+def _report(sync, text, error_type=PyruncError):
     """Send an error text, as one line and cut to MAX_ERROR_TEXT characters, so that the
-    datagram (JSON, non-ASCII escaped: up to 12 bytes a character) fits MAX_MESSAGE."""
+    datagram (JSON, non-ASCII escaped: up to 12 bytes a character) fits MAX_MESSAGE; with
+    the name of its type (errors.BY_NAME): the parent raises the same type, so callers
+    decide by type, never by the text."""
+    kind = next((c.__name__ for c in error_type.__mro__ if c.__name__ in BY_NAME),
+                "PyruncError")
     text = " ".join(str(text).splitlines())
     if len(text) > MAX_ERROR_TEXT:
         text = text[:MAX_ERROR_TEXT - 3] + "..."
     try:
-        sync.send(MSG_ERROR, msg=text)
+        sync.send(MSG_ERROR, msg=text, kind=kind)
     except OSError:
         pass
+
+
+def _typed(kind):
+    return BY_NAME.get(kind or "", PyruncError)
 
 
 def _reap(pid):

@@ -40,7 +40,6 @@ def run(container, opts, detach=False, keep=False):
             relay(masters[0], pid)
         status = wait_for(pid)
     except BaseException:
-        container.state.unlock()
         try:
             container.delete(force=True)
         except Exception:
