@@ -17,6 +17,12 @@ Every container the benchmark makes is removed (delete --force) when it ends, on
 on Ctrl-C too. This process is a child subreaper, as an engine's shim is: the container
 processes that `create` leaves behind are reparented to it and reaped here, not left as
 zombies. Run as root: `python3 benchmarks/bench.py [--rounds N] [--runtimes pyrunc,runc]`.
+
+Besides wall time, each call's CPU time (user + sys of the call and the children it waited
+for, from wait4) is reported: on a busy machine it moves far less than wall time. Then:
+throughput (M `run`s of /bin/true, 1, 4 and 8 in flight, the batch timed whole) and the
+PSS of a parked container (its process between create and start, /proc/PID/smaps_rollup).
+`--quick` is a one-minute check with fewer of everything.
 """
 
 import argparse
@@ -29,7 +35,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_RUNTIMES = ("pyrunc", "runc", "crun")
@@ -75,19 +83,11 @@ def make_bundles(workdir, busybox):
     return bundles
 
 
-class CallTimeout(Exception):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise CallTimeout
-
-
 class Call:
-    __slots__ = ("seconds", "rc", "out", "err")
+    __slots__ = ("seconds", "cpu", "rc", "out", "err")
 
-    def __init__(self, seconds, rc, out, err):
-        self.seconds, self.rc, self.out, self.err = seconds, rc, out, err
+    def __init__(self, seconds, cpu, rc, out, err):
+        self.seconds, self.cpu, self.rc, self.out, self.err = seconds, cpu, rc, out, err
 
     @property
     def ok(self):
@@ -100,31 +100,38 @@ class Runtime:
         self.live = set()       # ids that may exist under self.root
 
     def call(self, *args):
-        """Run `RUNTIME --root ROOT ARGS...` in the wrapper; time subprocess.run only.
-        stdio goes to files, not pipes: a container created with terminal false inherits
-        them, and a pipe would keep the call from ever seeing EOF."""
+        """Run `RUNTIME --root ROOT ARGS...` in the wrapper; time it from fork to exit and
+        take its CPU time (it and the children it waited for) from wait4. stdio goes to
+        files, not pipes: a container created with terminal false inherits them, and a pipe
+        would keep the call from ever seeing EOF. Safe to call from several threads."""
         argv = [*WRAPPER, self.path, "--root", self.root, *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            # No timeout= here: with one, Popen.wait polls with growing sleeps (0.5 ms,
-            # 1 ms, ... 50 ms) and the figures come out rounded up to those steps. A
-            # blocking wait and an alarm give the exit time to the microsecond.
-            signal.alarm(int(CALL_TIMEOUT))
+            # A blocking wait4, not Popen.wait(timeout=): with a timeout it polls with
+            # growing sleeps (0.5 ms, 1 ms, ... 50 ms) and the figures come out rounded up
+            # to those steps. A timer thread kills a call that hangs.
             start = time.perf_counter()
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            timed_out = threading.Event()
+
+            def kill():
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(CALL_TIMEOUT, kill)
+            timer.start()
             try:
-                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    check=False).returncode
-            except CallTimeout:
-                rc = -1
+                _, status, usage = os.wait4(proc.pid, 0)
             finally:
                 seconds = time.perf_counter() - start
-                signal.alarm(0)
+                timer.cancel()
+            proc.returncode = rc = -1 if timed_out.is_set() else os.waitstatus_to_exitcode(status)
             out.seek(0)
             err.seek(0)
             text_out = out.read().decode(errors="replace")
             text_err = err.read().decode(errors="replace").strip()
         if rc == -1:
             text_err = f"timed out after {CALL_TIMEOUT:.0f}s. {text_err}"
-        return Call(seconds, rc, text_out, text_err)
+        return Call(seconds, usage.ru_utime + usage.ru_stime, rc, text_out, text_err)
 
     def version(self):
         try:
@@ -175,6 +182,7 @@ class Bench:
     def __init__(self, runtimes, bundles, tag):
         self.runtimes, self.bundles, self.tag = runtimes, bundles, tag
         self.samples = {op: {rt.name: [] for rt in runtimes} for op in OPERATIONS}
+        self.cpu = {op: {rt.name: [] for rt in runtimes} for op in OPERATIONS}
         self.failures = {op: {rt.name: 0 for rt in runtimes} for op in OPERATIONS}
         self.errors = {}        # (runtime, op) -> first error message
 
@@ -185,6 +193,7 @@ class Bench:
             return call.ok
         if call.ok:
             self.samples[op][rt.name].append(call.seconds)
+            self.cpu[op][rt.name].append(call.cpu)
         else:
             self.failures[op][rt.name] += 1
             self.errors.setdefault((rt.name, op), call.err or f"exit status {call.rc}")
@@ -263,12 +272,112 @@ class Bench:
                 entry = {"n": len(xs), "failures": self.failures[op][rt.name]}
                 if xs:
                     median = statistics.median(xs)
+                    cpu = self.cpu[op][rt.name]
                     entry.update(median_ms=median * 1e3, min_ms=min(xs) * 1e3,
                                  max_ms=max(xs) * 1e3,
                                  ratio_vs_runc=median / base_median if base_median else None,
-                                 samples_ms=[round(x * 1e3, 3) for x in xs])
+                                 cpu_median_ms=statistics.median(cpu) * 1e3,
+                                 samples_ms=[round(x * 1e3, 3) for x in xs],
+                                 cpu_samples_ms=[round(x * 1e3, 3) for x in cpu])
                 results[op][rt.name] = entry
         return results
+
+
+def throughput(runtimes, bundle, runs, inflights, reps, tag, progress):
+    """For each number in flight K: `runs` calls of `run BUNDLE` (/bin/true), K at a time,
+    the whole batch timed; `reps` batches per runtime, interleaved. {K: {runtime: entry}}
+    with the median batch, runs per second and the ratio of the median to runc's."""
+    batches = {k: {rt.name: [] for rt in runtimes} for k in inflights}
+    failures = {k: {rt.name: 0 for rt in runtimes} for k in inflights}
+    total, done = len(inflights) * reps * len(runtimes), 0
+    for k in inflights:
+        for rep in range(reps):
+            for rt in runtimes:
+                ids = [f"{tag}-tp{k}-{rep}-{rt.name}-{i}" for i in range(runs)]
+                rt.live.update(ids)
+                start = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=k) as pool:
+                    calls = list(pool.map(lambda cid, rt=rt: rt.call("run", "--bundle",
+                                                                     bundle, cid), ids))
+                batches[k][rt.name].append(time.perf_counter() - start)
+                for cid, call in zip(ids, calls, strict=True):
+                    if call.ok:
+                        rt.live.discard(cid)
+                    else:
+                        failures[k][rt.name] += 1
+                reap_orphans()
+                done += 1
+                if progress:
+                    print(f"\rthroughput {done}/{total} ", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    results = {}
+    for k in inflights:
+        base = batches[k].get("runc")
+        base_median = statistics.median(base) if base else None
+        results[k] = {}
+        for rt in runtimes:
+            xs = batches[k][rt.name]
+            median = statistics.median(xs)
+            results[k][rt.name] = {
+                "runs": runs, "batches": len(xs), "failures": failures[k][rt.name],
+                "median_s": median, "runs_per_s": runs / median,
+                "ratio_vs_runc": median / base_median if base_median else None,
+                "samples_s": [round(x, 4) for x in xs]}
+    return results
+
+
+def smaps_pss_kib(pid):
+    """Pss of the process, in KiB, from /proc/PID/smaps_rollup."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise ValueError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
+def parked_pss(runtimes, bundle, samples, tag):
+    """The PSS of a container's process parked between create and start (what an engine
+    keeps per created container): `samples` containers per runtime, made one at a time,
+    all alive together, measured, then deleted. {runtime: entry} with the median KiB and
+    the ratio to runc's."""
+    kib = {rt.name: [] for rt in runtimes}
+    made = []
+    errors = {}
+    try:
+        for n in range(samples):
+            for rt in runtimes:
+                cid = f"{tag}-pss-{rt.name}-{n}"
+                rt.live.add(cid)
+                made.append((rt, cid))
+                call = rt.call("create", "--bundle", bundle, cid)
+                if not call.ok:
+                    errors.setdefault(rt.name, call.err or f"exit status {call.rc}")
+                    continue
+                state = rt.call("state", cid)
+                try:
+                    kib[rt.name].append(smaps_pss_kib(int(json.loads(state.out)["pid"])))
+                except (ValueError, KeyError, TypeError, OSError) as e:
+                    errors.setdefault(rt.name, f"parked PSS: {e}")
+    finally:
+        for rt, cid in made:
+            if rt.call("delete", "--force", cid).ok:
+                rt.live.discard(cid)
+        reap_orphans()
+    base = statistics.median(kib["runc"]) if kib.get("runc") else None
+    results = {}
+    for rt in runtimes:
+        xs = kib[rt.name]
+        results[rt.name] = {"n": len(xs), "samples_kib": xs}
+        if xs:
+            median = statistics.median(xs)
+            results[rt.name].update(median_kib=median,
+                                    ratio_vs_runc=median / base if base else None)
+    return results, errors
+
+
+def _ratio(entry):
+    return f"{entry['ratio_vs_runc']:.2f}x" if entry.get("ratio_vs_runc") else "-"
 
 
 def print_table(results, runtimes, meta):
@@ -277,7 +386,7 @@ def print_table(results, runtimes, meta):
     for rt in runtimes:
         print(f"  {rt.name:<7} {rt.path}: {meta['versions'][rt.name]}")
     header = f"{'operation':<10}{'runtime':<9}{'median ms':>10}{'min ms':>9}{'max ms':>9}" \
-             f"{'vs runc':>9}{'failed':>8}"
+             f"{'vs runc':>9}{'cpu ms':>8}{'failed':>8}"
     print()
     print(header)
     print("-" * len(header))
@@ -286,18 +395,56 @@ def print_table(results, runtimes, meta):
             e = results[op][rt.name]
             name = op if i == 0 else ""
             if e["n"]:
-                ratio = f"{e['ratio_vs_runc']:.2f}x" if e.get("ratio_vs_runc") else "-"
                 print(f"{name:<10}{rt.name:<9}{e['median_ms']:>10.1f}{e['min_ms']:>9.1f}"
-                      f"{e['max_ms']:>9.1f}{ratio:>9}{e['failures']:>8}")
-            else:
-                print(f"{name:<10}{rt.name:<9}{'-':>10}{'-':>9}{'-':>9}{'-':>9}"
+                      f"{e['max_ms']:>9.1f}{_ratio(e):>9}{e['cpu_median_ms']:>8.1f}"
                       f"{e['failures']:>8}")
+            else:
+                print(f"{name:<10}{rt.name:<9}{'-':>10}{'-':>9}{'-':>9}{'-':>9}{'-':>8}"
+                      f"{e['failures']:>8}")
+
+
+def print_throughput(results, runtimes, meta):
+    print()
+    print(f"throughput: {meta['throughput_runs']} x run /bin/true per batch, "
+          f"{meta['throughput_reps']} batches per runtime, interleaved (median batch)")
+    header = f"{'in flight':<10}{'runtime':<9}{'batch s':>10}{'runs/s':>9}{'vs runc':>9}" \
+             f"{'failed':>8}"
+    print(header)
+    print("-" * len(header))
+    for k, per_rt in results.items():
+        for i, rt in enumerate(runtimes):
+            e = per_rt[rt.name]
+            print(f"{k if i == 0 else '':<10}{rt.name:<9}{e['median_s']:>10.2f}"
+                  f"{e['runs_per_s']:>9.1f}{_ratio(e):>9}{e['failures']:>8}")
+
+
+def print_pss(results, runtimes):
+    print()
+    print("parked container (between create and start): PSS of its process")
+    header = f"{'runtime':<9}{'PSS KiB':>10}{'vs runc':>9}{'n':>4}"
+    print(header)
+    print("-" * len(header))
+    for rt in runtimes:
+        e = results[rt.name]
+        pss = f"{e['median_kib']:.0f}" if e["n"] else "-"
+        print(f"{rt.name:<9}{pss:>10}{_ratio(e):>9}{e['n']:>4}")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=20, help="counted rounds (default 20)")
-    p.add_argument("--warmup", type=int, default=2, help="uncounted rounds first (default 2)")
+    p.add_argument("--rounds", type=int, help="counted rounds (default 20; --quick 8)")
+    p.add_argument("--warmup", type=int, help="uncounted rounds first (default 2; --quick 1)")
+    p.add_argument("--throughput-runs", type=int,
+                   help="runs per throughput batch (default 50; --quick 16; 0: no throughput)")
+    p.add_argument("--throughput-reps", type=int,
+                   help="throughput batches per runtime and number in flight (default 3; "
+                        "--quick 1)")
+    p.add_argument("--inflight", default="1,4,8",
+                   help="numbers of runs in flight for throughput (default 1,4,8)")
+    p.add_argument("--pss-samples", type=int,
+                   help="parked containers measured per runtime (default 5; --quick 2; 0: none)")
+    p.add_argument("--quick", action="store_true",
+                   help="a one-minute check: fewer rounds, batches and samples")
     p.add_argument("--runtimes", default=",".join(ALL_RUNTIMES),
                    help="comma-separated subset of pyrunc,runc,crun (default: all three)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -305,12 +452,28 @@ def parse_args(argv):
                    help="the pyrunc to time (default: the repo's .venv/bin/pyrunc)")
     p.add_argument("--busybox", default="/bin/busybox", help="a static busybox")
     args = p.parse_args(argv)
+    defaults = ({"rounds": 8, "warmup": 1, "throughput_runs": 16, "throughput_reps": 1,
+                 "pss_samples": 2} if args.quick else
+                {"rounds": 20, "warmup": 2, "throughput_runs": 50, "throughput_reps": 3,
+                 "pss_samples": 5})
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     args.runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     unknown = [r for r in args.runtimes if r not in ALL_RUNTIMES]
     if unknown or not args.runtimes:
         p.error(f"--runtimes: choose from {','.join(ALL_RUNTIMES)}")
     if args.rounds < 1 or args.warmup < 0:
         p.error("--rounds must be at least 1 and --warmup not negative")
+    if args.throughput_runs < 0 or args.throughput_reps < 1 or args.pss_samples < 0:
+        p.error("--throughput-runs and --pss-samples must not be negative, "
+                "--throughput-reps at least 1")
+    try:
+        args.inflight = [int(k) for k in args.inflight.split(",") if k.strip()]
+    except ValueError:
+        p.error("--inflight: comma-separated numbers, like 1,4,8")
+    if not args.inflight or min(args.inflight) < 1:
+        p.error("--inflight: comma-separated numbers of at least 1")
     return args
 
 
@@ -329,9 +492,9 @@ def main(argv=None):
         sys.exit(f"bench: {args.busybox} not found (apt-get install busybox-static)")
 
     become_subreaper()
-    signal.signal(signal.SIGALRM, _on_alarm)
     workdir = tempfile.mkdtemp(prefix="pyrunc-bench.")
     bench = None
+    tput, pss, pss_errors = {}, {}, {}
     try:
         bundles = make_bundles(workdir, args.busybox)
         runtimes = []
@@ -340,11 +503,23 @@ def main(argv=None):
             os.mkdir(root, 0o700)
             runtimes.append(Runtime(name, paths[name], root))
         meta = {"rounds": args.rounds, "warmup": args.warmup,
+                "throughput_runs": args.throughput_runs,
+                "throughput_reps": args.throughput_reps, "inflight": args.inflight,
+                "pss_samples": args.pss_samples,
                 "versions": {rt.name: rt.version() for rt in runtimes},
                 "wrapper": WRAPPER, "order": [rt.name for rt in runtimes]}
-        bench = Bench(runtimes, bundles, f"bench{os.getpid()}")
-        bench.rounds(args.rounds, args.warmup, progress=not args.json and sys.stderr.isatty())
+        tag = f"bench{os.getpid()}"
+        progress = not args.json and sys.stderr.isatty()
+        bench = Bench(runtimes, bundles, tag)
+        bench.rounds(args.rounds, args.warmup, progress)
         results = bench.report()
+        if args.throughput_runs:
+            tput = throughput(runtimes, bundles["run"], args.throughput_runs, args.inflight,
+                              args.throughput_reps, tag, progress)
+        if args.pss_samples:
+            pss, pss_errors = parked_pss(runtimes, bundles["lifecycle"], args.pss_samples, tag)
+        for name, msg in pss_errors.items():
+            bench.errors.setdefault((name, "parked pss"), msg)
     except KeyboardInterrupt:
         print("\nbench: interrupted; cleaning up", file=sys.stderr)
         return 130
@@ -360,14 +535,21 @@ def main(argv=None):
 
     if args.json:
         json.dump({**meta, "results": results,
+                   "throughput": {str(k): v for k, v in tput.items()}, "parked_pss": pss,
                    "errors": {f"{rt} {op}": msg for (rt, op), msg in bench.errors.items()}},
                   sys.stdout, indent=2)
         print()
     else:
         print_table(results, runtimes, meta)
+        if tput:
+            print_throughput(tput, runtimes, meta)
+        if pss:
+            print_pss(pss, runtimes)
         for (rt, op), msg in sorted(bench.errors.items()):
             print(f"error: {rt} {op}: {msg}")
-    failed = any(bench.failures[op][rt.name] for op in OPERATIONS for rt in runtimes)
+    failed = any(bench.failures[op][rt.name] for op in OPERATIONS for rt in runtimes) \
+        or any(e["failures"] for per_rt in tput.values() for e in per_rt.values()) \
+        or bool(pss_errors)
     return 1 if failed else 0
 
 
