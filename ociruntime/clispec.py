@@ -4,21 +4,36 @@ cli.py parses with these tables; help() renders them in runc's layout (urfave/cl
 USAGE, DESCRIPTION, OPTIONS), so scripts and people reading `runc CMD --help` find the
 same commands and flags.  Flag kinds: "bool", "str", "int", "list" (repeatable)."""
 
-from typing import NamedTuple
+
+# Plain tuples with named fields, not typing.NamedTuple: importing typing (and the re,
+# enum, functools and collections it pulls in) costs ~12 ms, on every pyrunc call.
+class Flag(tuple):
+    """(names, kind, help): names long first, then the short one."""
+
+    __slots__ = ()
+
+    def __new__(cls, names, kind, help):
+        return tuple.__new__(cls, (names, kind, help))
+
+    names = property(lambda self: self[0])
+    kind = property(lambda self: self[1])
+    help = property(lambda self: self[2])
 
 
-class Flag(NamedTuple):
-    names: tuple  # long name first, then the short one
-    kind: str
-    help: str
+class Command(tuple):
+    """(summary, args, usage, description, flags): args are the positional names ("[x]"
+    optional, "[x...]" the rest of the line); usage is what USAGE shows after the name."""
 
+    __slots__ = ()
 
-class Command(NamedTuple):
-    summary: str
-    args: tuple  # positional names; "[x]" optional, "[x...]" the rest of the line
-    usage: str  # what USAGE shows after the command name
-    description: str
-    flags: tuple
+    def __new__(cls, summary, args, usage, description, flags):
+        return tuple.__new__(cls, (summary, args, usage, description, flags))
+
+    summary = property(lambda self: self[0])
+    args = property(lambda self: self[1])
+    usage = property(lambda self: self[2])
+    description = property(lambda self: self[3])
+    flags = property(lambda self: self[4])
 
 
 def _f(names, kind, text):
