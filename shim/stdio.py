@@ -140,6 +140,7 @@ class ProcessIO:
         self._child_fds = []
         self._held = []  # the fifo ends the shim keeps open for the process's lifetime
         self._stdin_writer = -1
+        self._stdin_closed = False
         self._logger = None
         self._term = (-1, -1)
         self._master = -1
@@ -156,13 +157,16 @@ class ProcessIO:
         return fd
 
     def _stdin_fd(self, path, null):
-        """The read end of the stdin fifo for the process, and our write end held open."""
+        """The read end of the stdin fifo for the process, and our end held open first:
+        O_RDWR (a writer that opens without a reader), so that containerd's writer, whose
+        open completes only with a reader there, cannot copy, close and send CloseIO
+        before we hold it.  A CloseIO already received leaves nothing to hold."""
         if not path:
             return null
-        fd = self._child(_nonblocking_open(path, os.O_RDONLY))
         with self._lock:
-            self._stdin_writer = self._hold(_nonblocking_open(path, os.O_WRONLY))
-        return fd
+            if not self._stdin_closed:
+                self._stdin_writer = self._hold(_nonblocking_open(path, os.O_RDWR))
+        return self._child(_nonblocking_open(path, os.O_RDONLY))
 
     def _output_fd(self, path, null):
         """A writable fd for the process's stdout or stderr: a fifo (with our read end
@@ -278,6 +282,7 @@ class ProcessIO:
         """CloseIO: our write end of the stdin fifo goes, so the process reads EOF once
         containerd's is closed too."""
         with self._lock:
+            self._stdin_closed = True
             fd, self._stdin_writer = self._stdin_writer, -1
             if fd >= 0:
                 self._held.remove(fd)

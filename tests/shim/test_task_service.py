@@ -393,3 +393,32 @@ def test_a_failing_start_hook_still_ends_in_an_exit(shim):
     assert waited.exit_status != 0
     shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
     lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def test_closeio_before_an_exec_starts_still_ends_its_stdin(shim):
+    """A client may copy its (short) stdin and send CloseIO before Start: the shim must
+    not hold the stdin fifo open afterwards, or the process never sees EOF."""
+    cid, bundle = shim.bundle("sleep", "1000")
+    path = shim.start(cid, bundle)
+    _create(shim, path, cid, bundle)
+    shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    spec = copy.deepcopy(bundle.config["process"])
+    spec["args"] = ["cat"]
+    (in_path, out_path), (_, out_fd) = shim.fifos(cid, "y-stdin-r", "y-stdout")
+    os.unlink(in_path)
+    os.mkfifo(in_path, 0o600)
+    writer = os.open(in_path, os.O_RDWR)  # containerd's end, opened before Exec
+    shim.call(path, "Exec", pb.ExecProcessRequest(
+        id=cid, exec_id="y1", stdin=in_path, stdout=out_path,
+        spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(spec).encode())))
+    shim.call(path, "CloseIO", pb.CloseIORequest(id=cid, exec_id="y1", stdin=True))
+    shim.call(path, "Start", pb.StartRequest(id=cid, exec_id="y1"), pb.StartResponse)
+    os.write(writer, b"early\n")
+    os.close(writer)
+    waited = shim.call(path, "Wait", pb.WaitRequest(id=cid, exec_id="y1"), pb.WaitResponse)
+    assert waited.exit_status == 0
+    assert _read_fifo(out_fd) == "early\n"
+    shim.call(path, "Kill", pb.KillRequest(id=cid, signal=9))
+    shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
