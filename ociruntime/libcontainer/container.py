@@ -730,6 +730,8 @@ def _release_fifo(fifo_path, record):
                 data = os.read(fd, 4096)
                 if data:
                     answer += data
+                    if answer == b"0":
+                        continue  # the usual answer: EOF follows at execve
                 elif answer:
                     break  # EOF after the answer: the stage exec'd the program, or died
                 else:
