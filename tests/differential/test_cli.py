@@ -286,7 +286,7 @@ SCENARIOS = [
              Cmd("update", "-r", "{dir}/nonexistent.json", "{id}"),
              Cmd("update", "--memory", "lots", "{id}", stdout="help"),
              Cmd("update", "--pids-limit", "x", "{id}", stdout="help"),
-             Cmd("events", "--stats", "{id}", stdout="json"),
+             Cmd("events", "--stats", "{id}", stdout="json-top"),
              Cmd("events", "--interval", "0s", "{id}"),
              Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"),
              Cmd("events", "--stats", "{id}"),
