@@ -63,6 +63,29 @@ class Proc:
         self.exit_status = 0
         self.exited_at = 0
         self.exited = threading.Event()
+        self._start_lock = threading.Lock()
+        self._starting = False
+        self._deferred_exit = None
+
+    # containerd must see /tasks/start (or exec-started) before /tasks/exit: an exit that
+    # the reaper delivers while Start has not yet published waits for Start to finish
+    def begin_start(self):
+        with self._start_lock:
+            self._starting = True
+
+    def end_start(self):
+        with self._start_lock:
+            self._starting = False
+            deferred, self._deferred_exit = self._deferred_exit, None
+        if deferred is not None:
+            deferred()
+
+    def exit_after_start(self, finish):
+        with self._start_lock:
+            if self._starting:
+                self._deferred_exit = finish
+                return
+        finish()
 
     def status(self):
         if self.exited.is_set():
@@ -227,23 +250,31 @@ class TaskService:
             if proc.started or proc.exited.is_set():
                 raise _error(ttrpc.FAILED_PRECONDITION,
                              f"process {req.exec_id or req.id} was already started")
-            if not req.exec_id:
-                try:
-                    task.container.start()
-                except PyruncError:
-                    # a failing startContainer or poststart hook: the runtime has killed and
-                    # deleted the container, and may have reaped the init itself
-                    self._settle_exit(task, proc)
-                    raise
-                proc.started = True
-                self.publisher.publish(ev.TaskStart(container_id=task.id, pid=proc.pid))
-                return pb.StartResponse(pid=proc.pid)
-            if task.init.exited.is_set():
-                raise _error(ttrpc.FAILED_PRECONDITION, f"task {task.id} is not running")
-            pid = self._start_exec(task, proc)
-            self.publisher.publish(ev.TaskExecStarted(container_id=task.id,
-                                                      exec_id=proc.exec_id, pid=pid))
-            return pb.StartResponse(pid=pid)
+            proc.begin_start()
+            try:
+                return self._start_and_publish(task, proc)
+            finally:
+                proc.end_start()
+
+    def _start_and_publish(self, task, proc):
+        if not proc.exec_id:
+            try:
+                task.container.start()
+            except PyruncError:
+                # a failing startContainer or poststart hook: the runtime has killed and
+                # deleted the container, and may have reaped the init itself
+                proc.end_start()
+                self._settle_exit(task, proc)
+                raise
+            proc.started = True
+            self.publisher.publish(ev.TaskStart(container_id=task.id, pid=proc.pid))
+            return pb.StartResponse(pid=proc.pid)
+        if task.init.exited.is_set():
+            raise _error(ttrpc.FAILED_PRECONDITION, f"task {task.id} is not running")
+        pid = self._start_exec(task, proc)
+        self.publisher.publish(ev.TaskExecStarted(container_id=task.id,
+                                                  exec_id=proc.exec_id, pid=pid))
+        return pb.StartResponse(pid=pid)
 
     def _start_exec(self, task, proc):
         from ociruntime.libcontainer.execute import ExecOptions, exec_in
@@ -300,9 +331,10 @@ class TaskService:
                 container_id=task.id, id=proc.exec_id or task.id, pid=proc.pid,
                 exit_status=code, exited_at=_timestamp(when)))
         if proc.io.terminal:
-            threading.Thread(target=finish, name="exit", daemon=True).start()
+            proc.exit_after_start(
+                threading.Thread(target=finish, name="exit", daemon=True).start)
         else:
-            finish()
+            proc.exit_after_start(finish)
 
     def _settle_exit(self, task, proc, timeout=2.0):
         """Make sure a process the runtime killed gets its exit recorded and published,
