@@ -151,6 +151,7 @@ def container_init(sync, launch):
                       env=cfg.process.env if cfg.process is not None else ())
     if cfg.process is not None:
         rootfs.make_cwd(cfg.process.cwd)
+    rootfs.finish_readonly()
     rootfs.mask_paths(cfg.linux.masked_paths)
     rootfs.readonly_paths(cfg.linux.readonly_paths)
     if cfg.root.readonly:

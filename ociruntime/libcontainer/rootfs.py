@@ -47,6 +47,7 @@ class Rootfs:
         # a pid namespace joined by the stage, not by the init (see procfs_pidns)
         self.pidns_fd = None
         self.joined_pidns_proc = False  # its procfs is on /proc
+        self.late_readonly = []  # (destination, flags) of tmpfs mounts made ro at the end
 
     # --- resolution inside the root ------------------------------------------------------
     def open(self, dest, flags=_O_PATH, resolve=_IN_ROOT):
@@ -246,7 +247,10 @@ class Rootfs:
                 if dest.strip("/") == "proc":
                     self.joined_pidns_proc = True
                 return
-            rw_first = old >= 0 or keep_mode is not None
+            # a read-only tmpfs (/dev with "ro" among them) stays writable until
+            # finish_readonly(): /dev/pts, devices and mounts below it go in first (runc)
+            rw_first = (old >= 0 or keep_mode is not None
+                        or (fstype == "tmpfs" and opts.flags & sc.MS_RDONLY))
             sc.mount(source, fd_path(target), fstype,
                      opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if rw_first else
                      opts.flags & ~sc.MS_REMOUNT, opts.data or None)
@@ -260,7 +264,8 @@ class Rootfs:
                 finally:
                     os.close(new)
                 if opts.flags & sc.MS_RDONLY:
-                    self._remount(dest, opts.flags & ~(sc.MS_REMOUNT | sc.MS_BIND | sc.MS_REC))
+                    self.late_readonly.append(
+                        (dest, opts.flags & ~(sc.MS_REMOUNT | sc.MS_BIND | sc.MS_REC)))
         finally:
             os.close(target)
             if old >= 0:
@@ -333,6 +338,13 @@ class Rootfs:
             _symlinks(devfd, DEV_LINKS)
         finally:
             os.close(devfd)
+
+    def finish_readonly(self):
+        """Make the read-only tmpfs mounts read-only, once everything below them is in
+        place (runc's finalizeRootfs)."""
+        for dest, flags in self.late_readonly:
+            self._remount(dest, flags)
+        self.late_readonly = []
 
     def make_cwd(self, cwd):
         """process.cwd: created when missing (0755, owned by the container's root) as runc

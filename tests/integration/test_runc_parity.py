@@ -212,3 +212,26 @@ def test_mount_target_through_a_dangling_symlink_is_created_inside_the_root(both
     script = f"grep -c ' /{top}/' /proc/mounts; cat /{top}/file; ls /{top}"
     assert same(outputs(both, edit, script)) == (0, "2\nbound\ndata\nfile\n")
     assert not os.path.lexists("/" + top)
+
+
+def test_read_only_dev_is_made_read_only_after_what_goes_below_it(both):
+    def edit(bundle):
+        for mount in bundle.config["mounts"]:
+            if mount["destination"] == "/dev":
+                mount["options"] = mount.get("options", []) + ["ro"]
+        bundle.mount("/dev/extra", "tmpfs", "tmpfs", ["ro"])
+
+    script = ("grep -o -e ' /dev tmpfs ro' -e ' /dev/pts devpts rw' -e ' /dev/extra tmpfs ro'"
+              " /proc/mounts; ls /dev | tr '\\n' ' '; echo; touch /dev/x 2>/dev/null || echo ro")
+    assert same(outputs(both, edit, script)) == (
+        0, " /dev tmpfs ro\n /dev/pts devpts rw\n /dev/extra tmpfs ro\n"
+           "extra fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom "
+           "zero \nro\n")
+
+
+def test_a_dev_ptmx_device_entry_is_accepted_and_the_link_stays(both):
+    def edit(bundle):
+        bundle.linux["devices"] = [{"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2,
+                                    "fileMode": 0o666, "uid": 0, "gid": 0}]
+
+    assert same(outputs(both, edit, "readlink /dev/ptmx")) == (0, "pts/ptmx\n")
