@@ -235,3 +235,28 @@ def test_a_dev_ptmx_device_entry_is_accepted_and_the_link_stays(both):
                                     "fileMode": 0o666, "uid": 0, "gid": 0}]
 
     assert same(outputs(both, edit, "readlink /dev/ptmx")) == (0, "pts/ptmx\n")
+
+
+# --- cgroups ---------------------------------------------------------------------------------
+
+
+def test_delete_force_removes_the_sub_cgroups_the_container_made(both):
+    # without a pid namespace of its own, so that the process in the sub-cgroup outlives
+    # the init and must be found there
+    for _name, rt, bundle in both:
+        for mount in bundle.config["mounts"]:
+            if mount["type"] == "cgroup":
+                mount["options"] = ["nosuid", "noexec", "nodev", "rw"]
+        bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                      if ns["type"] != "pid"]
+        bundle.sh("for c in pids memory; do mkdir -p /sys/fs/cgroup/$c/sub/deeper; done; "
+                  "sh -c 'echo $$ > /sys/fs/cgroup/pids/sub/deeper/cgroup.procs; "
+                  "exec sleep 1000' & echo ready; exec sleep 1000")
+        cid = rt.create(bundle).cid
+        rt.start(cid)
+        rt.wait_output(cid, "ready")
+        subs = [d for d in lib.container_cgroup_dirs(cid)
+                if os.path.isdir(os.path.join(d, "sub", "deeper"))]
+        assert len(subs) >= 2, subs
+        rt.delete(cid, "--force")
+        lib.assert_nothing_left(rt, bundle, cid)

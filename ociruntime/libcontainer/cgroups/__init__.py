@@ -191,25 +191,43 @@ def make_dirs(path, created, prepare=None):
             prepare(d)
 
 
-def remove_dirs(created):
+def remove_dirs(created, own=()):
     """rmdir what we made, innermost first; a cgroup with live tasks is reported.  A parent
     we made on the way (cgroupsPath /ns/id made /ns) stays when another container's cgroup
-    lives in it now: it is theirs as much as ours (the last one out removes it)."""
-    import time
-
+    lives in it now: it is theirs as much as ours (the last one out removes it).  The
+    sub-cgroups the container made in its own cgroups (own) go first, depth-first, as
+    runc's RemovePath does."""
     for d in reversed(created):
+        if d in own:
+            for root, _dirs, _files in os.walk(d, topdown=False):
+                _rmdir_cgroup(root)
+            continue
         if any(other.startswith(d + "/") for other in created) and _has_subgroups(d):
             continue
-        for attempt in range(50):
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != 16 or attempt == 49:  # EBUSY: tasks still exiting
-                    raise PyruncError(f"removing cgroup {d}: {e.strerror}") from None
-                time.sleep(0.01)
+        _rmdir_cgroup(d)
+
+
+def _rmdir_cgroup(d):
+    import time
+
+    for attempt in range(50):
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != 16 or attempt == 49:  # EBUSY: tasks still exiting
+                raise PyruncError(f"removing cgroup {d}: {e.strerror}") from None
+            time.sleep(0.01)
+
+
+def read_tree_pids(directory):
+    """The pids in a cgroup and every cgroup below it (runc's GetAllPids)."""
+    pids = []
+    for root, _dirs, _files in os.walk(directory):
+        pids += read_pids(os.path.join(root, "cgroup.procs"))
+    return pids
 
 
 def _has_subgroups(directory):

@@ -7,7 +7,7 @@ from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
     check_below,
     make_dirs,
-    read_pids,
+    read_tree_pids,
     recorded_dirs,
     remove_dirs,
     resolve_path,
@@ -362,7 +362,7 @@ class V1Manager:
 
     def pids(self):
         d = self.dirs.get("pids") or self.dirs.get("memory") or next(iter(self.dirs.values()))
-        return read_pids(os.path.join(d, "cgroup.procs"))
+        return read_tree_pids(d)
 
     def freezer_file(self):
         d = self.dirs.get("freezer")
@@ -385,7 +385,7 @@ class V1Manager:
         raise PyruncError(f"{'pause' if frozen else 'resume'}: the freezer did not settle")
 
     def destroy(self):
-        remove_dirs(self.created)
+        remove_dirs(self.created, own=set(self.dirs.values()))
         self.created = []
 
     def to_record(self):

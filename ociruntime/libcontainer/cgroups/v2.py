@@ -7,7 +7,7 @@ from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
     check_below,
     make_dirs,
-    read_pids,
+    read_tree_pids,
     recorded_dirs,
     remove_dirs,
     resolve_path,
@@ -301,7 +301,7 @@ class V2Manager:
         return []
 
     def pids(self):
-        return read_pids(os.path.join(self.dir, "cgroup.procs"))
+        return read_tree_pids(self.dir)
 
     def freezer_file(self):
         return os.path.join(self.dir, "cgroup.freeze")
@@ -311,7 +311,7 @@ class V2Manager:
             f.write("1" if frozen else "0")
 
     def destroy(self):
-        remove_dirs(self.created)
+        remove_dirs(self.created, own=set(self.dirs.values()))
         self.created = []
 
     def to_record(self):
