@@ -341,9 +341,16 @@ class Rootfs:
 
     def finish_readonly(self):
         """Make the read-only tmpfs mounts read-only, once everything below them is in
-        place (runc's finalizeRootfs)."""
+        place (runc's finalizeRootfs).  A remount of the tmpfs itself, not of the bind:
+        its superblock is read-only too, as when it is mounted "ro" at once."""
         for dest, flags in self.late_readonly:
-            self._remount(dest, flags)
+            target = self.open(dest)
+            try:
+                if self.userns:
+                    flags |= _locked_flags(target)
+                sc.mount(None, fd_path(target), None, sc.MS_REMOUNT | flags)
+            finally:
+                os.close(target)
         self.late_readonly = []
 
     def make_cwd(self, cwd):
