@@ -226,11 +226,13 @@ def _default_root():
 
 
 def cmd_create(root, flags, args):
-    _container(root, args).create(_create_options(flags))
+    pid = _container(root, args).create(_create_options(flags))
+    log.debug(f"create {args[0]}: the container's init is process {pid}")
 
 
 def cmd_start(root, flags, args):
     _container(root, args).start()
+    log.debug(f"start {args[0]}: the program runs")
 
 
 def cmd_state(root, flags, args):
@@ -252,8 +254,11 @@ def cmd_delete(root, flags, args):
 def cmd_run(root, flags, args):
     from ociruntime.libcontainer.run import run
 
-    return run(_container(root, args), _create_options(flags),
-               detach=flags.get("detach", False), keep=flags.get("keep", False))
+    status = run(_container(root, args), _create_options(flags),
+                 detach=flags.get("detach", False), keep=flags.get("keep", False))
+    log.debug(f"run {args[0]}: " + ("the program runs" if flags.get("detach") else
+                                    f"the program exited with status {status}"))
+    return status
 
 
 def cmd_exec(root, flags, args):
@@ -273,7 +278,10 @@ def cmd_exec(root, flags, args):
                        console_socket=flags.get("console-socket"), preserve_fds=preserve,
                        ignore_paused=flags.get("ignore-paused", False),
                        sub_cgroups=parse_sub_cgroups(flags.get("cgroup")))
-    return exec_in(container, proc, opts)
+    status = exec_in(container, proc, opts)
+    log.debug(f"exec {args[0]}: process {opts.pid} " + (
+        "runs" if opts.detach else f"exited with status {status}"))
+    return status
 
 
 def cmd_ps(root, flags, args):
@@ -480,7 +488,7 @@ def cmd_events(root, flags, args):
 def cmd_features(root, flags, args):
     from ociruntime.features import features
 
-    sys.stdout.write(pretty_json(features()) + "\n")
+    sys.stdout.write(pretty_json(features(), unit="    ") + "\n")  # runc's 4 spaces
 
 
 def cmd_list(root, flags, args):

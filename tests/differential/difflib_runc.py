@@ -21,8 +21,8 @@ Steps:
   from the master, as a user at a terminal.  background=True starts it and goes on; a
   later Wait() collects and compares it.
 - WaitStatus(status): poll `state` until the container has that status.
-- File(path, mode): compare a file both sides left ("exists", "log-text", "log-json",
-  "exact").
+- File(path, mode): compare a file both sides left ("exists", "exact", "log-text" and
+  "log-json": each line's keys and level, "log-levels": the kinds of lines).
 - Host(fn): call fn(side) (a SideRun) for what no command does (send a signal, read
   a cgroup file); what it returns is compared exactly.
 """
@@ -499,6 +499,12 @@ def read_file(side, path, mode):
         # runc's logrus text lines: time="..." level=L msg="..."; their keys and levels
         pairs = [re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line) for line in text.splitlines()]
         return [(sorted(k for k, _ in p), dict(p).get("level")) for p in pairs]
+    if mode == "log-levels":
+        # which kinds of lines (keys, level) there are, not how many: runc's debug lines
+        # trace its nsexec stages, pyrunc's its operations
+        pairs = [re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line) for line in text.splitlines()]
+        return sorted({(tuple(sorted(k for k, _ in p if k in ("time", "level", "msg"))),
+                        dict(p).get("level")) for p in pairs})
     if mode == "log-json":
         return [(sorted(json.loads(line)), json.loads(line).get("level"))
                 for line in text.splitlines()]
