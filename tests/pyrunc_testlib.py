@@ -451,6 +451,54 @@ class Runtime:
 
 
 # --------------------------------------------------------------------------------------------
+# A terminal for a command
+
+
+def run_on_pty(argv, *, cwd=None, env=None, text=None, timeout=TIMEOUT, controlling=False):
+    """Run argv in a new session with a new pty as its stdin, stdout and stderr (and, with
+    controlling=True, as its controlling terminal: runc opens /dev/tty); text is typed
+    into it.  Returns (exit status, everything it wrote to the terminal)."""
+    import fcntl
+    import select
+    import termios
+
+    master, slave = os.openpty()
+
+    def become_session_leader():
+        os.setsid()
+        if controlling:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=slave, stdout=slave,
+                                stderr=slave, preexec_fn=become_session_leader)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        if text:
+            os.write(master, text.encode())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the slave closed it
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None and not select.select([master], [], [], 0.05)[0]:
+                break
+        else:
+            proc.kill()
+        status = proc.wait(timeout)
+    finally:
+        os.close(master)
+    return status, b"".join(chunks).decode(errors="replace")
+
+
+# --------------------------------------------------------------------------------------------
 # The bundle helper
 
 

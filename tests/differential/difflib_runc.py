@@ -27,14 +27,12 @@ Steps:
   a cgroup file); what it returns is compared exactly.
 """
 
-import fcntl
 import json
 import os
 import re
 import select
 import socket
 import subprocess
-import termios
 import threading
 import time
 import uuid
@@ -245,48 +243,11 @@ class SideRun:
 
 
 def run_on_pty(argv, cwd, text, timeout):
-    """Run argv with a new pty as its controlling terminal and stdio; (exit status, all it
-    wrote to the terminal with \\r\\n as \\n)."""
-    master, slave = os.openpty()
-
-    def child_setup():
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    try:
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
-                                preexec_fn=child_setup)
-    finally:
-        os.close(slave)
-    if text:
-        os.write(master, text.encode())
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: every copy of the slave is closed
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None and not _readable(master):
-                break
-        else:
-            proc.kill()
-        rc = proc.wait(timeout=TIMEOUT)
-    finally:
-        os.close(master)
-    # \r\r\n when the runtime's output reached the terminal before it made it raw (a race
-    # in runc exec -t): the same text
-    return rc, re.sub(r"\r+\n", "\n", b"".join(chunks).decode(errors="replace"))
-
-
-def _readable(fd):
-    return bool(select.select([fd], [], [], 0.05)[0])
+    """argv on a new pty that is its controlling terminal; (exit status, what it wrote)
+    with \r\n as \n.  \r\r\n, when the runtime's output reached the terminal before it
+    made it raw (a race in runc exec -t), is the same text."""
+    rc, out = lib.run_on_pty(argv, cwd=cwd, text=text, timeout=timeout, controlling=True)
+    return rc, re.sub(r"\r+\n", "\n", out)
 
 
 class ConsoleReceiver:

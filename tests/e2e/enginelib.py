@@ -248,36 +248,7 @@ def detach_mounts_under(path):
 def run_in_pty(argv, *, timeout=TIMEOUT, env=None):
     """Run argv with a pseudo-terminal as its stdin, stdout and stderr (ctr -t wants a real
     console); returns (exit status, everything it wrote)."""
-    import pty
-    import select
-
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                start_new_session=True)
-    finally:
-        os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:  # EIO: every holder of the slave closed it
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        else:
-            proc.kill()
-        status = proc.wait(timeout)
-    finally:
-        os.close(master)
-    return status, b"".join(chunks).decode(errors="replace")
+    return lib.run_on_pty(argv, env=env, timeout=timeout)
 
 
 def wait_for(predicate, what, timeout=TIMEOUT):
