@@ -5,7 +5,12 @@ The semantics are runc's (libcontainer/seccomp/seccomp_linux.go): each listed ar
 is added next to the native one; an unknown syscall name is skipped with a warning; a rule
 whose action is the default action is dropped (libseccomp refuses it); several conditions
 on one rule are ANDed, except that when two of them test the same argument each condition
-becomes a rule of its own; errnoRet defaults to EPERM for ERRNO and TRACE.
+becomes a rule of its own; errnoRet defaults to EPERM for ERRNO and TRACE; and, unless
+the default action lets syscalls through (ALLOW, LOG, TRACE), runc's "-ENOSYS stub" goes
+in front of the program: for each listed architecture, a syscall numbered above the
+highest one the profile names fails with ENOSYS instead of the default action, so that a
+program newer than the profile falls back (libc tries clone3, then clone) instead of
+failing (libcontainer/seccomp/patchbpf).
 
 Compiling a large profile (docker's and podman's defaults have some 400 names) costs tens
 of milliseconds, so the program is cached under the runtime root, keyed by the sha256 of a
@@ -25,7 +30,7 @@ from ociruntime.errors import PyruncError
 
 CACHE_DIR = "@seccomp-cache"
 # bump when the compile below changes what it produces for the same profile
-CACHE_FORMAT = "pyrunc-seccomp-1"
+CACHE_FORMAT = "pyrunc-seccomp-2"
 PROGRAM_FILE = "seccomp.bpf"  # the container's own copy, in its state dir (for `exec`)
 
 # libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit value
@@ -90,6 +95,11 @@ def check(profile):
     if profile.listener_path and not profile.listener_path.startswith("/"):
         raise PyruncError(f"{where}.listenerPath: must be an absolute path")
     for i, rule in enumerate(profile.syscalls):
+        if rule.action == "SCMP_ACT_NOTIFY" and "write" in rule.names:
+            # runc's rule: the runtime's own writes after the filter is loaded would wait
+            # for an agent that has not got the listener yet
+            raise PyruncError(f"{where}.syscalls[{i}]: SCMP_ACT_NOTIFY cannot be used for "
+                              "the write syscall")
         for j, arg in enumerate(rule.args):
             if arg.index >= MAX_ARGS:
                 raise PyruncError(f"{where}.syscalls[{i}].args[{j}].index: {arg.index} is "
@@ -210,11 +220,98 @@ def compile_bpf(profile):
         fd = os.memfd_create("pyrunc-seccomp-build", os.MFD_CLOEXEC)
         _check(lib.seccomp_export_bpf(ctx, fd), f"{where}: exporting the program")
         size = os.fstat(fd).st_size
-        return os.pread(fd, size, 0)
+        return enosys_stub(profile, lib) + os.pread(fd, size, 0)
     finally:
         if fd >= 0:
             os.close(fd)
         lib.seccomp_release(ctx)
+
+
+# AUDIT_ARCH values: libseccomp's tokens are these, but for x32 (its own fake value; the
+# kernel reports x32 syscalls as x86_64 ones with bit 30 set in the number)
+AUDIT_ARCH_X86_64, SCMP_ARCH_X32 = 0xC000003E, 0x4000003E
+AUDIT_ARCH_S390, AUDIT_ARCH_S390X = 0x16, 0x80000016
+X32_SYSCALL_BIT = 0x40000000
+ENOSYS = 38
+PASSING_DEFAULTS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
+
+def enosys_stub(profile, lib):
+    """runc's -ENOSYS stub (see the module's docstring) as BPF bytes; b"" when none."""
+    if profile.default_action in PASSING_DEFAULTS:
+        return b""
+    highest = {}  # AUDIT_ARCH -> {libseccomp token: the highest syscall number named}
+    for arch in profile.architectures:
+        token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
+        numbers = [lib.seccomp_syscall_resolve_name_arch(token, name.encode())
+                   for rule in profile.syscalls for name in rule.names]
+        top = max((nr for nr in numbers if nr >= 0), default=0)
+        if top:
+            audit = AUDIT_ARCH_X86_64 if token == SCMP_ARCH_X32 else token
+            highest.setdefault(audit, {})[token] = top
+    if not highest:
+        return b""
+    return _assemble(_stub_program(highest))
+
+
+def _stub_program(highest):
+    """The stub with symbolic jumps: ("ld", offset), ("jeq"|"jgt"|"jset", k, then, else),
+    ("ja", label), ("ret", k), ("label", name).  "filter" is the profile's own program."""
+    prog = []
+    for i, (audit, tops) in enumerate(highest.items()):
+        nxt = f"arch{i + 1}"
+        prog += [("label", f"arch{i}"), ("ld", 4), ("jeq", audit, None, nxt), ("ld", 0)]
+        if audit in (AUDIT_ARCH_S390, AUDIT_ARCH_S390X):
+            prog.append(("jeq", 0, "enosys", None))  # the multiplexer unknown ones go to
+        if audit == AUDIT_ARCH_X86_64:
+            prog.append(("jset", X32_SYSCALL_BIT, f"x32_{i}", None))
+            for label, token in ((f"x64_{i}", AUDIT_ARCH_X86_64), (f"x32_{i}", SCMP_ARCH_X32)):
+                prog.append(("label", label))
+                prog.append(("jgt", tops[token], "enosys", "filter") if token in tops
+                            else ("ja", "filter"))
+        else:
+            prog.append(("jgt", max(tops.values()), "enosys", "filter"))
+    prog += [("label", f"arch{len(highest)}"), ("ja", "filter"), ("label", "enosys"),
+             ("ret", ACTIONS["SCMP_ACT_ERRNO"] | ENOSYS), ("label", "filter")]
+    return prog
+
+
+BPF_LD_W_ABS, BPF_JA, BPF_RET_K = 0x20, 0x05, 0x06
+BPF_JUMPS = {"jeq": 0x15, "jgt": 0x25, "jset": 0x45}
+
+
+def _assemble(prog):
+    import struct
+
+    where, count = {}, 0
+    for insn in prog:
+        if insn[0] == "label":
+            where[insn[1]] = count
+        else:
+            count += 1
+    out, index = [], 0
+    for insn in prog:
+        op = insn[0]
+        if op == "label":
+            continue
+        index += 1  # jumps count from the next instruction
+
+        def offset(label, index=index):
+            skip = 0 if label is None else where[label] - index
+            if not 0 <= skip <= 255:
+                raise PyruncError("linux.seccomp: the -ENOSYS stub is too long")
+            return skip
+
+        if op == "ld":
+            out.append(struct.pack("=HBBI", BPF_LD_W_ABS, 0, 0, insn[1]))
+        elif op == "ja":
+            out.append(struct.pack("=HBBI", BPF_JA, 0, 0, where[insn[1]] - index))
+        elif op == "ret":
+            out.append(struct.pack("=HBBI", BPF_RET_K, 0, 0, insn[1]))
+        else:
+            out.append(struct.pack("=HBBI", BPF_JUMPS[op], offset(insn[2]), offset(insn[3]),
+                                   insn[1]))
+    return b"".join(out)
 
 
 def _conditions(ffi, args):

@@ -4,7 +4,10 @@ what the two containers did.  crun cannot run on this host's hybrid cgroup layou
 alone is the reference here.
 """
 
+import ctypes
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -260,3 +263,78 @@ def test_delete_force_removes_the_sub_cgroups_the_container_made(both):
         assert len(subs) >= 2, subs
         rt.delete(cid, "--force")
         lib.assert_nothing_left(rt, bundle, cid)
+
+
+# --- seccomp ---------------------------------------------------------------------------------
+
+SYSCALL_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        long r = syscall(atol(argv[i]), 0, 0, 0, 0, 0, 0);
+        printf("%s %d\n", argv[i], r < 0 ? errno : 0);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def syscall_bin(session_dir):
+    """A static program that makes the syscalls numbered on its command line and prints
+    each one's errno (0: it succeeded)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = os.path.join(session_dir, "syscall.c")
+    with open(src, "w") as f:
+        f.write(SYSCALL_C)
+    out = os.path.join(session_dir, "syscall")
+    result = subprocess.run([cc, "-static", "-O2", "-o", out, src], capture_output=True,
+                            text=True, timeout=120)
+    if result.returncode != 0:
+        pytest.skip(f"cannot build a static program: {result.stderr}")
+    return out
+
+
+def x86_64_names(upto):
+    """libseccomp's names of the x86_64 syscalls numbered 0..upto."""
+    libseccomp = ctypes.CDLL("libseccomp.so.2")
+    libseccomp.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+    libseccomp.seccomp_syscall_resolve_num_arch.restype = ctypes.c_char_p
+    arch = ctypes.c_uint32(libseccomp.seccomp_arch_resolve_name(b"x86_64"))
+    names = (libseccomp.seccomp_syscall_resolve_num_arch(arch, nr) for nr in range(upto + 1))
+    return [name.decode() for name in names if name]
+
+
+def test_syscalls_newer_than_the_profile_get_enosys(both, syscall_bin):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the profile is written for x86_64")
+    allowed = [name for name in x86_64_names(434) if name != "sync"]  # 434: pidfd_open
+
+    def edit(bundle):
+        shutil.copy(syscall_bin, os.path.join(bundle.rootfs, "bin", "syscall"))
+        bundle.linux["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+
+    # sync (162): known, not allowed: the default action (EPERM); 440 and 450, above the
+    # highest the profile names: ENOSYS (38); getpid (39): allowed
+    assert same(outputs(both, edit, "/bin/syscall 162 440 450 39")) == (
+        0, "162 1\n440 38\n450 38\n39 0\n")
+
+
+def test_notify_on_write_is_refused(both, scratch):
+    for _name, rt, bundle in both:
+        bundle.linux["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": os.path.join(scratch.path, "agent.sock"),
+            "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}
+        result = rt.create(bundle, check=False)
+        assert result.returncode != 0 and "write" in result.stderr, result.stderr
+        lib.assert_nothing_left(rt, bundle, result.cid)

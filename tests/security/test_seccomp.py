@@ -272,6 +272,8 @@ def test_unknown_syscall_names_only_warn(runtime, bundle):
     ({"syscalls": [rule(["mkdir"], "SCMP_ACT_NOTIFY")], "listenerPath": "agent.sock"},
      ("listenerPath", "absolute")),
     ({"architectures": ["SCMP_ARCH_NOPE"]}, ("architectures",)),
+    ({"syscalls": [rule(["write"], "SCMP_ACT_NOTIFY")], "listenerPath": "/agent.sock"},
+     ("syscalls[0]", "write")),  # runc refuses it too
 ])
 def test_bad_profiles_are_refused(runtime, bundle, change, needles):
     profile = allow_all_but(rule(["mkdir"], "SCMP_ACT_ERRNO"))
