@@ -36,6 +36,10 @@
  *   reports {"type":"pid","pid":N} and exits)  tty=1 (a pty from the container's devpts,
  *   its master sent as {"type":"console"} with SCM_RIGHTS)  console=HEIGHT,WIDTH
  *   cpu=N* (execCPUAffinity.final: the CPUs to run on once in the container's cgroup)
+ * and for a container that joins a pid namespace (procfs_pidns.py), instead of a process:
+ *   procfs=1 with sync=FD and ns=FD,CLONE_NEWPID: fsopen("proc") from inside that
+ *   namespace (setns + fork), the filesystem context sent back as {"type":"procfs"} with
+ *   SCM_RIGHTS; the init configures and mounts it.
  *
  * What goes back to `start` through exec.fifo: "0" when the program is about to be exec'd,
  * or "1" and an error text when a startContainer hook failed.
@@ -68,6 +72,16 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+/* the new mount API (Linux 5.2); the same numbers on every architecture */
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+#define FSOPEN_CLOEXEC_ 1
+#define FSMOUNT_CLOEXEC_ 1
+#define FSCONFIG_CMD_CREATE_ 6
+#define MOUNT_ATTR_RONOEXEC_ 0xf /* RDONLY | NOSUID | NODEV | NOEXEC */
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
@@ -94,7 +108,7 @@ struct hook {
 struct plan {
     int ns_fds[MAX_NS], ns_flags[MAX_NS], nns;
     int cgroup_fds[MAX_NS], ncgroups;
-    int fork_after_join, tty;
+    int fork_after_join, tty, procfs;
     cpu_set_t cpus;
     int ncpus;
     unsigned short rows, cols;
@@ -321,6 +335,7 @@ static void parse_plan(char *buf, size_t len)
             plan.ncpus++;
         } else if (!strcmp(rec, "fork")) plan.fork_after_join = (int)parse_long(rec, val);
         else if (!strcmp(rec, "tty")) plan.tty = (int)parse_long(rec, val);
+        else if (!strcmp(rec, "procfs")) plan.procfs = (int)parse_long(rec, val);
         else if (!strcmp(rec, "hook_state")) plan.hook_state = val;
         else if (!strcmp(rec, "rlimit")) parse_rlimit(val);
         else if (!strcmp(rec, "sync")) plan.sync_fd = (int)parse_long(rec, val);
@@ -821,6 +836,63 @@ static void join_container(void)
     raise(SIGSTOP);
 }
 
+/* Make this process's root and cwd an empty, read-only tmpfs mount that is attached
+ * nowhere: through /proc/PID/root a process in the joined pid namespace then finds
+ * nothing, and ".." from the root of a mount without a parent stays where it is. */
+static void leave_host_root(void)
+{
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC_);
+    if (fs < 0)
+        fail(1, "procfs helper: fsopen tmpfs: %s", strerror(errno));
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) < 0)
+        fail(1, "procfs helper: creating a tmpfs: %s", strerror(errno));
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC_, MOUNT_ATTR_RONOEXEC_);
+    if (mnt < 0)
+        fail(1, "procfs helper: fsmount tmpfs: %s", strerror(errno));
+    close(fs);
+    if (fchdir(mnt) < 0 || chroot(".") < 0)
+        fail(1, "procfs helper: entering an empty root: %s", strerror(errno));
+    close(mnt);
+}
+
+/* procfs=1: a procfs belongs to the pid namespace of the process that calls
+ * fsopen("proc") (before Linux 6.18 there is no other way to choose it).  The Python
+ * init must stay out of a pid namespace the container joins (a process there with
+ * CAP_SYS_PTRACE could reach the host's interpreter and root through /proc), so this
+ * stage, run from its sealed memfd, does it: keeping no fd but the sync socket and the
+ * namespace, and no host root, it joins the namespace, forks, and the child sends the
+ * context it opened there.  Never returns. */
+static void __attribute__((noreturn)) procfs_context(void)
+{
+    if (plan.nns != 1 || plan.ns_flags[0] != CLONE_NEWPID || plan.sync_fd < 0)
+        fail(1, "exec stage: procfs=1 needs sync= and one pid namespace in ns=");
+    int keep[] = {plan.sync_fd, plan.ns_fds[0]};
+    for (int fd = 0; fd < 3; fd++)
+        if (fd != keep[0] && fd != keep[1])
+            close(fd);
+    plan.preserve = 0;
+    close_fds_except(keep, 2);
+    leave_host_root();
+    if (setns(plan.ns_fds[0], CLONE_NEWPID) < 0)
+        fail(1, "joining the pid namespace: %s", strerror(errno));
+    close(plan.ns_fds[0]);
+    pid_t pid = fork();
+    if (pid < 0)
+        fail(1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fs = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC_);
+        if (fs < 0)
+            fail(1, "fsopen proc in the joined pid namespace: %s", strerror(errno));
+        send_fd("{\"type\":\"procfs\"}", fs, "procfs context");
+        _exit(0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(1);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
 /* A pty from the container's own devpts for `exec -t`: the master goes to the parent. */
 static void make_terminal(void)
 {
@@ -860,6 +932,8 @@ int main(int argc, char **argv)
     reset_signals();
     char *buf = read_plan((int)parse_long("plan fd", argv[1]), &len);
     parse_plan(buf, len);
+    if (plan.procfs)
+        procfs_context();
 
     if (plan.argc == 0) {
         /* a config without `process`: park until killed; `start` refuses to start it */

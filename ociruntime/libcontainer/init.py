@@ -61,12 +61,7 @@ def intermediate(sync, launch):
 
         helper = Helper(launch.idmap_items, 3 + launch.preserve_fds)
     pidns = [fd for ns_type, fd in launch.join_fds if ns_type == "pid"]
-    if pidns:
-        from ociruntime.libcontainer.procfs_pidns import supported
-
-        if not supported(pidns[0]):
-            pidns = []  # an older kernel: the init joins it (the hole stays open there)
-    namespaces.join([item for item in launch.join_fds if not pidns or item[0] != "pid"])
+    namespaces.join([item for item in launch.join_fds if item[0] != "pid"])
     if pidns:
         launch = launch.replace(join_pidns_fd=pidns[0])
     plan = launch.ns_plan
@@ -105,7 +100,7 @@ def container_init(sync, launch):
     groups_denied = _setgroups_denied()  # through the runtime's /proc, while in reach
     # a container whose /proc will be no procfs: the stage reopens exec.fifo through a
     # detached one, made now, while the host's /proc makes a new procfs no news
-    fifo_proc = None if _proc_mounted(cfg.mounts) else _detached_procfs(launch.join_pidns_fd)
+    fifo_proc = None if _proc_mounted(cfg.mounts) else _detached_procfs(launch)
     os.setsid()
     os.umask(0)
     if launch.ns_plan.create & sc.CLONE_NEWNET:
@@ -124,6 +119,7 @@ def container_init(sync, launch):
                     cgroup_v2=launch.cgroup_v2)
     rootfs.mount_fds = launch.mount_fds
     rootfs.pidns_fd = launch.join_pidns_fd
+    rootfs.stage_fd = launch.stage_fd
     own_mount_ns = launch.ns_plan.has("mount")
     rootfs.prepare(own_mount_ns)
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
@@ -234,14 +230,14 @@ def _proc_mounted(mounts):
     return bool(on_proc) and on_proc[-1].type == "proc"
 
 
-def _detached_procfs(pidns_fd=None):
-    """A procfs mounted nowhere (pids only, read-only), of our pid namespace or of
-    pidns_fd's: the stage reopens exec.fifo through its self/fd.  It shows nothing that a
+def _detached_procfs(launch):
+    """A procfs mounted nowhere (pids only, read-only), of our pid namespace or of the
+    one the container joins: the stage reopens exec.fifo through its self/fd.  It shows nothing that a
     procfs the container mounts itself would not."""
     from ociruntime.libcontainer.procfs_pidns import detached_proc
 
     try:
-        return detached_proc(pidns_fd)
+        return detached_proc(launch.join_pidns_fd, launch.stage_fd)
     except OSError as e:
         raise PyruncError(f"the container has no procfs at /proc and a private one could "
                           f"not be made to start it through: {e.strerror}") from None

@@ -1,26 +1,36 @@
-"""procfs for a pid namespace the mounting process is not in (fsconfig "pidns", Linux 6.18).
+"""procfs for a pid namespace the mounting process is not in.
 
 A container that joins an existing pid namespace (linux.namespaces pid with a path) keeps
 its Python init out of that namespace: a process there with CAP_SYS_PTRACE could otherwise
 reach the init (the host interpreter, the host root and the state directory through
 /proc/PID/exe, root and fd) while it builds the rootfs.  Only the exec stage joins it,
-with setns + fork.  The container's /proc must still show the joined namespace, so it is
-made with the new mount API and the namespace given by fd.
+with setns + fork.  The container's /proc must still show the joined namespace, and a
+procfs belongs to the pid namespace of the process that calls fsopen("proc"); so the
+stage makes that call there too (exec_stage.c procfs_context: from its sealed memfd, with
+no fd but the two it needs and an empty root) and sends the filesystem context back, which
+the init configures and mounts.  Linux 6.18's fsconfig "pidns" would spare that helper,
+but the kernels users run (Debian 12: 6.1) lack it: one way on every kernel (fsopen is
+Linux 5.2).  The same goes for the detached procfs the parked stage reopens exec.fifo
+through when the container mounts none (detached_proc).
 """
 
 import ctypes
 import os
 
+from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.process import SyncSocket
+from ociruntime.libcontainer.stage import Plan, exec_stage
 
 # the same numbers on every architecture (the unified table from 403 on)
 _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT, _SYS_MOVE_MOUNT = 430, 431, 432, 429
 _FSOPEN_CLOEXEC, _FSMOUNT_CLOEXEC = 1, 1
-_FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING, _FSCONFIG_SET_FD = 0, 1, 5
+_FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING = 0, 1
 _FSCONFIG_CMD_CREATE = 6
 _MOVE_MOUNT_F_EMPTY_PATH, _MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
 _ATTRS = ((sc.MS_RDONLY, 0x1), (sc.MS_NOSUID, 0x2), (sc.MS_NODEV, 0x4),
           (sc.MS_NOEXEC, 0x8))
+MSG_PROCFS = "procfs"  # stage -> init: the procfs context, as SCM_RIGHTS
 
 _libc = None
 
@@ -36,21 +46,25 @@ def _call(*args):
     return result
 
 
-def mount_proc(target_fd, pidns_fd, flags, data):
+def mount_proc(target_fd, pidns_fd, stage_fd, flags, data):
     """Mount a procfs of pidns_fd's namespace on target_fd (an O_PATH fd of the mount
-    point). flags: MS_* (the atime ones are ignored); data: "hidepid=...,subset=..."."""
-    fs = _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
+    point), its context opened by the stage (stage_fd) in that namespace.  flags: MS_*
+    (the atime ones are ignored); data: "hidepid=...,subset=..."."""
+    fs = _context(pidns_fd, stage_fd)
     try:
-        _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"pidns", None, pidns_fd)
-        for option in (data or "").split(","):
+        # "proc" as the source, as mount(2) would show it (fsopen leaves "none")
+        for option in ["source=proc"] + (data or "").split(","):
             if not option:
                 continue
             key, _, value = option.partition("=")
-            if value:
-                _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(), value.encode(),
-                      0)
-            else:
-                _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FLAG, key.encode(), None, 0)
+            try:
+                if value:
+                    _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(),
+                          value.encode(), 0)
+                else:
+                    _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FLAG, key.encode(), None, 0)
+            except OSError as e:
+                raise PyruncError(f"proc option {option}: {e.strerror}") from None
         _call(_SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
         attrs = 0
         for ms_flag, attr in _ATTRS:
@@ -66,14 +80,12 @@ def mount_proc(target_fd, pidns_fd, flags, data):
         os.close(mnt)
 
 
-def detached_proc(pidns_fd=None):
+def detached_proc(pidns_fd=None, stage_fd=None):
     """A procfs mounted nowhere (an fsmount fd; read-only, pid directories only) of the
-    caller's pid namespace, or of pidns_fd's.  The exec stage reopens exec.fifo through
-    it when the container's /proc is no procfs."""
-    fs = _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
+    caller's pid namespace, or of pidns_fd's (opened there by the stage, stage_fd).  The
+    exec stage reopens exec.fifo through it when the container's /proc is no procfs."""
+    fs = _context(pidns_fd, stage_fd)
     try:
-        if pidns_fd is not None:
-            _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"pidns", None, pidns_fd)
         try:
             _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"subset", b"pid", 0)
         except OSError:
@@ -87,17 +99,40 @@ def detached_proc(pidns_fd=None):
         os.close(fs)
 
 
-def supported(pidns_fd):
-    """Whether this kernel takes a pid namespace for a procfs (fsconfig "pidns", Linux
-    6.18); without it the init must join the namespace itself, as before."""
+def _context(pidns_fd, stage_fd):
+    """A procfs context (fsopen fd): of our pid namespace, or of pidns_fd's."""
+    if pidns_fd is None:
+        return _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
+    return _context_in(pidns_fd, stage_fd)
+
+
+def _context_in(pidns_fd, stage_fd):
+    """fsopen("proc") done in pidns_fd's namespace by the stage: the context's fd."""
+    parent, child = SyncSocket.pair()
+    plan = Plan()
+    plan.add("sync", child.fd)
+    plan.add("ns", f"{pidns_fd},{sc.CLONE_NEWPID}")
+    plan.add("procfs", 1)
+    plan_fd = plan.to_fd()
     try:
-        fs = _call(_SYS_FSOPEN, b"proc", _FSOPEN_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        _call(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"pidns", None, pidns_fd)
-        return True
-    except OSError:
-        return False
+        pid = os.fork()
+        if pid == 0:
+            try:
+                exec_stage(stage_fd, plan_fd, (plan_fd, child.fd, pidns_fd))
+            finally:
+                os._exit(127)
     finally:
-        os.close(fs)
+        os.close(plan_fd)
+        child.close()
+    try:
+        msg = parent.recv()
+    finally:
+        parent.close()
+        os.waitpid(pid, 0)
+    if msg is not None and msg.get("type") == MSG_PROCFS and "fd" in msg:
+        os.set_inheritable(msg["fd"], False)
+        return msg["fd"]
+    if msg is not None and "fd" in msg:
+        os.close(msg["fd"])
+    why = msg.get("msg", msg.get("type")) if msg is not None else "it exited"
+    raise PyruncError(f"cannot make a procfs in the joined pid namespace: {why}")

@@ -46,6 +46,7 @@ class Rootfs:
         self.mount_fds = {}
         # a pid namespace joined by the stage, not by the init (see procfs_pidns)
         self.pidns_fd = None
+        self.stage_fd = None  # the sealed stage, which opens that procfs (procfs_pidns)
         self.joined_pidns_proc = False  # its procfs is on /proc
         self.late_readonly = []  # (destination, flags) of tmpfs mounts made ro at the end
 
@@ -243,7 +244,7 @@ class Rootfs:
             if fstype == "proc" and self.pidns_fd is not None and old < 0:
                 from ociruntime.libcontainer.procfs_pidns import mount_proc
 
-                mount_proc(target, self.pidns_fd, opts.flags, opts.data)
+                mount_proc(target, self.pidns_fd, self.stage_fd, opts.flags, opts.data)
                 if dest.strip("/") == "proc":
                     self.joined_pidns_proc = True
                 return

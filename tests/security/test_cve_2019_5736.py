@@ -26,6 +26,9 @@ from ociruntime.libcontainer.stage import STAGE_PATH
 ALL_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
 F_GET_SEALS = 1034
+# how long a running attacker keeps at it: each test kills it when done, so this only has
+# to outlast the test, also ~15x slower in the VM (tests/cgroupv2/test_old_kernel_in_vm.py)
+ATTACK_SECONDS = 600
 
 
 def attacker_bundle(make_bundle, attacker_bin, seconds, *host_paths, name="attacker"):
@@ -157,7 +160,7 @@ def test_exec_loop_cannot_reach_host_binaries(runtime, make_bundle, attacker_bin
     marker = os.path.join(scratch.path, "host-only-marker")
     with open(marker, "w") as f:
         f.write("host\n")
-    bundle = attacker_bundle(make_bundle, attacker_bin, 60, marker)
+    bundle = attacker_bundle(make_bundle, attacker_bin, ATTACK_SECONDS, marker)
     cid = runtime.create(bundle).cid
     runtime.start(cid)
     runtime.wait_output(cid, "READY")
@@ -226,7 +229,7 @@ def test_shared_pid_namespace_exec_loop(runtime, make_bundle, attacker_bin, scra
     marker = os.path.join(scratch.path, "host-only-marker")
     with open(marker, "w") as f:
         f.write("host\n")
-    attacker = attacker_bundle(make_bundle, attacker_bin, 60, marker)
+    attacker = attacker_bundle(make_bundle, attacker_bin, ATTACK_SECONDS, marker)
     a = runtime.create(attacker).cid
     victim = make_bundle("victim")
     victim.set_args("sleep", "60")
@@ -254,7 +257,7 @@ def _create_into_attackers_pid_ns(runtime, make_bundle, attacker_bin, scratch, p
     marker = os.path.join(scratch.path, "host-only-marker")
     with open(marker, "w") as f:
         f.write("host\n")
-    attacker = attacker_bundle(make_bundle, attacker_bin, 60, marker)
+    attacker = attacker_bundle(make_bundle, attacker_bin, ATTACK_SECONDS, marker)
     if not ptrace:
         for set_name in ALL_SETS:
             attacker.process["capabilities"][set_name] = [
@@ -288,8 +291,9 @@ def test_create_into_a_shared_pid_namespace_with_ptrace(runtime, make_bundle, at
                                                         scratch):
     """Defence: the Python init of a container that joins a pid namespace stays out of it
     (init.intermediate hands the namespace to the stage, which does setns + fork); its
-    /proc is made for the joined namespace with fsconfig pidns= (procfs_pidns).  A root
-    process with CAP_SYS_PTRACE there only ever sees the memfd stage, after pivot_root."""
+    /proc is opened in the joined namespace by the stage (procfs_pidns), from an empty
+    root.  A root process with CAP_SYS_PTRACE there only ever sees the memfd stage, never
+    with the host's root.  Also run on Debian's kernel in the VM (test_old_kernel_in_vm)."""
     found, output = _create_into_attackers_pid_ns(runtime, make_bundle, attacker_bin, scratch,
                                                   ptrace=True)
     assert_no_escape(found, output)

@@ -1,11 +1,12 @@
 """A container that joins another's pid namespace (linux.namespaces pid with a path): the
 Python init stays outside it, the stage does setns + fork, and the container's /proc is a
-procfs of the joined namespace (fsconfig pidns=).  These check that it still behaves as a
-member of that namespace in every way the lifecycle shows."""
+procfs of the joined namespace, opened there by the stage (procfs_pidns).  These check that
+it still behaves as a member of that namespace in every way the lifecycle shows.  They run
+on this host's kernel and on Debian's in the VM (tests/cgroupv2/test_old_kernel_in_vm.py)."""
 
 import os
 
-from pyrunc_testlib import assert_nothing_left
+from pyrunc_testlib import assert_error, assert_nothing_left
 
 
 def _ns(pid, name):
@@ -52,3 +53,46 @@ def test_joined_pid_namespace_lifecycle(runtime, make_bundle):
     assert_nothing_left(runtime, second, b)
     runtime.delete(a, "--force")
     assert_nothing_left(runtime, first, a)
+
+
+def _proc_options(bundle, *options):
+    for mount in bundle.config["mounts"]:
+        if mount["destination"] == "/proc":
+            mount["options"] = list(options)
+
+
+def _holder(runtime, make_bundle):
+    first = make_bundle("first")
+    first.set_args("sleep", "60")
+    a = runtime.create(first).cid
+    runtime.start(a)
+    return a
+
+
+def test_joined_pid_namespace_proc_takes_the_mount_options(runtime, make_bundle):
+    """The init configures the procfs context the stage opened: the config's flags and
+    data (hidepid) are on the container's /proc as on any other."""
+    a = _holder(runtime, make_bundle)
+    second = make_bundle("second")
+    _proc_options(second, "nosuid", "noexec", "nodev", "ro", "hidepid=2")
+    second.set_args("sh", "-c", "grep ' /proc ' /proc/mounts; echo one=$(cat /proc/1/comm)")
+    _join(second, runtime.state(a)["pid"])
+    result = runtime.run_container(second)
+    assert result.returncode == 0, result
+    line = next(x for x in result.stdout.splitlines() if x.startswith("proc /proc "))
+    options = line.split()[3].split(",")
+    assert "ro" in options and "nosuid" in options and "noexec" in options, line
+    assert any(o in ("hidepid=2", "hidepid=invisible") for o in options), line
+    assert "one=sleep" in result.stdout, result.stdout
+    runtime.delete(a, "--force")
+
+
+def test_joined_pid_namespace_bad_proc_option_is_one_error(runtime, make_bundle):
+    a = _holder(runtime, make_bundle)
+    second = make_bundle("second")
+    _proc_options(second, "nosuid", "bogus=1")
+    _join(second, runtime.state(a)["pid"])
+    result = runtime.create(second, check=False)
+    assert_error(result, "proc", "bogus")
+    assert_nothing_left(runtime, second, result.cid)
+    runtime.delete(a, "--force")
