@@ -232,8 +232,8 @@ def _proc_mounted(mounts):
 
 def _detached_procfs(launch):
     """A procfs mounted nowhere (pids only, read-only), of our pid namespace or of the
-    one the container joins: the stage reopens exec.fifo through its self/fd.  It shows nothing that a
-    procfs the container mounts itself would not."""
+    one the container joins: the stage reopens exec.fifo through its self/fd.  It shows
+    nothing that a procfs the container mounts itself would not."""
     from ociruntime.libcontainer.procfs_pidns import detached_proc
 
     try:

@@ -96,3 +96,22 @@ def test_joined_pid_namespace_bad_proc_option_is_one_error(runtime, make_bundle)
     assert_error(result, "proc", "bogus")
     assert_nothing_left(runtime, second, result.cid)
     runtime.delete(a, "--force")
+
+
+def test_joined_pid_namespace_without_procfs_starts(runtime, make_bundle):
+    """No procfs mount at all: the parked stage reopens exec.fifo through a detached
+    procfs of the joined namespace (init._detached_procfs), opened there by the stage as
+    the /proc mount is; start works."""
+    a = _holder(runtime, make_bundle)
+    second = make_bundle("second")
+    second.config["mounts"] = [m for m in second.config["mounts"] if m["destination"] != "/proc"]
+    second.linux["maskedPaths"] = []
+    second.linux["readonlyPaths"] = []
+    second.set_args("echo", "no-proc")
+    _join(second, runtime.state(a)["pid"])
+    b = runtime.create(second).cid
+    runtime.start(b)
+    runtime.wait_output(b, "no-proc")
+    runtime.delete(b, "--force")
+    assert_nothing_left(runtime, second, b)
+    runtime.delete(a, "--force")
