@@ -51,6 +51,9 @@ def exec_in(container, proc, opts):
 
         raise PyruncError(CONSOLE_SOCKET_IN_FOREGROUND)
     relayed = []
+    from ociruntime.libcontainer.support import check_exec_process
+
+    check_exec_process(proc)
     if proc.terminal and not opts.console_socket and opts.keep_console is None:
         if opts.detach:
             raise PyruncError("a terminal for a detached process needs --console-socket")
@@ -299,4 +302,8 @@ def process_for_exec(container, flags, command):
             for name in ("bounding", "effective", "permitted", "ambient")})
     if flags.get("no-new-privs"):
         changes["no_new_privileges"] = True
+    if flags.get("apparmor"):
+        changes["apparmor_profile"] = flags["apparmor"]
+    if flags.get("process-label"):
+        changes["selinux_label"] = flags["process-label"]
     return base.replace(**changes)

@@ -13,6 +13,22 @@ def _refuse(path, what="is not supported yet"):
     raise PyruncError(f"{path}: {what}")
 
 
+def check_apparmor(proc, path="process.apparmorProfile"):
+    if proc.apparmor_profile:
+        if not _apparmor_enabled():
+            _refuse(path, "AppArmor is not enabled on this host")
+        _refuse(path, "AppArmor profiles are not supported yet")
+
+
+def check_exec_process(proc):
+    """exec's process (--process FILE, or --apparmor and --process-label) as create's: an
+    AppArmor profile is refused, never dropped; an SELinux label only means something
+    where SELinux is on (there it is refused)."""
+    check_apparmor(proc)
+    if proc.selinux_label and _selinux_enabled():
+        _refuse("process.selinuxLabel", "SELinux labels are not supported yet")
+
+
 def check_supported(cfg, cgroup_v2):
     proc = cfg.process
     if proc is not None:
@@ -20,10 +36,7 @@ def check_supported(cfg, cgroup_v2):
             from ociruntime.libcontainer.procattrs import check as check_process
 
             check_process(proc)
-        if proc.apparmor_profile:
-            if not _apparmor_enabled():
-                _refuse("process.apparmorProfile", "AppArmor is not enabled on this host")
-            _refuse("process.apparmorProfile", "AppArmor profiles are not supported yet")
+        check_apparmor(proc)
         if proc.selinux_label and _selinux_enabled():
             _refuse("process.selinuxLabel", "SELinux labels are not supported yet")
     for index, mount in enumerate(cfg.mounts):

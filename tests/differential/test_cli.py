@@ -103,6 +103,13 @@ def cgroup_files(*names):
     return Host(read)
 
 
+def write_process_json(env):
+    """A step: {dir}/process.json for exec -p, running `pwd; echo $X` in /tmp."""
+    return Host(lambda side: open(side.expand("{dir}/process.json"), "w").write(json.dumps(
+        {"terminal": False, "user": {"uid": 0, "gid": 0}, "cwd": "/tmp",
+         "args": ["sh", "-c", "pwd; echo $X"], "env": env})) and None)
+
+
 def json_paths(doc, prefix=""):
     paths = set()
     if isinstance(doc, dict):
@@ -334,6 +341,38 @@ SCENARIOS = [
              Cmd("-v", differs=Differs("as --version", version_lines)), name="version"),
     scenario(Cmd("checkpoint", "{id}", differs=Differs(
         "no CRIU support", runc_refusal(1, "CRIU"))), name="checkpoint-refused"),
+
+    # --- the remaining flags of run, create and the global ones ------------------------------
+    *(scenario(Cmd(*global_args, "run", "-d", *flags, "{id}", stdout="ignore"),
+               WaitStatus("running"), Cmd("exec", "{id}", "true"), jq=SLEEP,
+               name="flags" + "".join(global_args + flags).replace("-", "_"))
+      for global_args, flags in (
+          ((), ("--no-subreaper",)), ((), ("--no-new-keyring",)),
+          ((), ("--preserve-fds", "1")), (("--rootless", "true"), ()),
+          (("--rootless", "false"), ()), (("--criu", "/bin/false"), ()))),
+    scenario(Cmd("run", "{id}", global_args=("--systemd-cgroup",)), Cmd("list", "-q"),
+             jq=SLEEP, name="systemd-cgroup-without-systemd"),
+    scenario(Cmd("create", "--pid-file", "{dir}/pid", "-b", "{bundle}", "{id}"),
+             File("{dir}/pid"), Cmd("start", "{id}"), WaitStatus("running"),
+             Cmd("exec", "--ignore-paused", "{id}", "true"),
+             Cmd("exec", "--apparmor", "nosuchprofile", "{id}", "true"),
+             Cmd("exec", "--process-label", "system_u:system_r:container_t:s0", "{id}", "true",
+                 differs=Differs("where SELinux is off pyrunc ignores labels, at exec as at "
+                                 "create (tests/engine); runc refuses them",
+                                 lambda runc, pyrunc: runc.rc == 255 and pyrunc.rc == 0)),
+             write_process_json(["PATH=/bin:/usr/bin", "X=from-process-json"]),
+             Cmd("exec", "-p", "{dir}/process.json", "{id}"),
+             Cmd("exec", "--process", "{dir}/process.json", "{id}", "ignored", "args"),
+             jq=SLEEP, name="create-pid-file-and-exec-process-json"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             write_process_json(["X=1"]), Cmd("exec", "-p", "{dir}/process.json", "{id}"),
+             jq=SLEEP, name="exec-process-json-without-path",
+             marks=pytest.mark.xfail(strict=True, reason=(
+                 "issue 13: without PATH in the process env runc finds no program ('sh' "
+                 "not found in $PATH, exit 255); pyrunc falls back to a default PATH"))),
+    scenario(Cmd("restore", "{id}", differs=Differs(
+        "no CRIU support (runc: fails without criu too, after its version check)",
+        runc_refusal(1, "CRIU"))), name="restore-refused"),
 
     # --- bad configs -------------------------------------------------------------------------
     scenario(Cmd("run", "{id}"), Cmd("list", "-q"), jq='.process.terminal = false | '
