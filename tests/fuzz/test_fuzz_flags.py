@@ -23,6 +23,7 @@ CASES = [
     ("log-format-xml", ["--log-format", "xml", "state", "{id}"], None),
     ("unknown-flag", ["--nope", "state", "{id}"], None),
     ("unknown-command", ["frobnicate", "{id}"], None),
+    ("no-command", [], None),
     ("flag-no-value", ["create", "--bundle"], None),
     # --- create -------------------------------------------------------------------------
     ("pid-file-missing-dir", ["create", "-b", "{bundle}", "--pid-file", "{dir}/no/such/pid",
