@@ -877,8 +877,8 @@ def _device(f: _Fields) -> Device:
         major=f.integer("major", _MAJOR),
         minor=f.integer("minor", _MINOR),
         file_mode=f.integer("fileMode", _FILE_MODE),
-        uid=f.integer("uid", _UINT32),
-        gid=f.integer("gid", _UINT32),
+        uid=f.integer("uid", _ID),
+        gid=f.integer("gid", _ID),
     )
 
 

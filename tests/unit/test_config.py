@@ -372,6 +372,8 @@ ERRORS = [
     ("process/user/gid", -1, "0..4294967294"),
     ("process/user/additionalGids/0", 2**32 - 1, "4294967295 is -1"),
     ("process/user/additionalGids/1", -5, "0..4294967294"),
+    ("linux/devices/0/uid", 2**32 - 1, "4294967295 is -1"),
+    ("linux/devices/0/gid", 2**32 - 1, "4294967295 is -1"),
     ("process/capabilities/ambient", "CAP_KILL", "must be an array"),
     ("process/capabilities/bounding/0", 3, "must be a string"),
     ("process/rlimits/0/type", "RLIMIT_FOO", "RLIMIT_NOFILE"),
