@@ -25,6 +25,8 @@ JSON_NAMES = {"create_runtime": "createRuntime", "create_container": "createCont
 
 # signals Python leaves ignored, which a hook must not inherit: SIGPIPE, SIGXFSZ
 _PYTHON_IGNORED = (13, 25)
+# poll(2) takes an int of milliseconds (~24.8 days); a longer hook timeout waits in slices
+_POLL_MAX_MS = 2**31 - 1
 
 
 def state_json(container_id, status, pid, bundle, annotations):
@@ -104,8 +106,7 @@ def run_one(hook, state, env=None):
         try:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
-            timeout_ms = hook.timeout * 1000 if hook.timeout else None
-            if not poller.poll(timeout_ms):
+            if not _wait_exit(poller, hook.timeout):
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
                 raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
@@ -121,3 +122,19 @@ def run_one(hook, state, env=None):
         if write_end >= 0:
             os.close(write_end)
         os.close(out)
+
+
+def _wait_exit(poller, timeout):
+    """Whether the hook (its pidfd in poller) exited within timeout seconds (None: wait
+    as long as it runs)."""
+    if not timeout:
+        return bool(poller.poll(None))
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left_ms = (deadline - time.monotonic()) * 1000
+        if left_ms <= 0:
+            return False
+        if poller.poll(min(left_ms, _POLL_MAX_MS)):
+            return True

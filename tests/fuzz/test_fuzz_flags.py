@@ -131,10 +131,7 @@ CASES = [
 ]
 
 # Cases that fail on main today, in the scope of a branch fixing them now: id -> reason.
-KNOWN = {
-    "id-newline": "issue 12: an error text with a line break (here the id) must stay one line; "
-                  "being fixed in branch harden-config (log.error joins the lines)",
-}
+KNOWN = {}
 
 
 @pytest.mark.parametrize("args,setup", [
