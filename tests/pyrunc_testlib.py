@@ -205,12 +205,17 @@ def _cgroup_pids(directory):
     return pids
 
 
-def _read(path, mode="r"):
+def read_or_none(path, mode="r"):
+    """The file's content, or None when it cannot be read (a process gone, a cgroup
+    removed)."""
     try:
         with open(path, mode) as f:
             return f.read()
     except OSError:
         return None
+
+
+_read = read_or_none
 
 
 def processes_of(container_id):

@@ -73,12 +73,7 @@ SYSTEM_MOUNTS = ("/", "/proc", "/sys", "/dev", "/dev/shm", "/dev/pts", "/dev/mqu
 # Small readers
 
 
-def _read(path, mode="r"):
-    try:
-        with open(path, mode) as f:
-            return f.read()
-    except OSError:
-        return None
+_read = lib.read_or_none
 
 
 def _start_time(pid):
