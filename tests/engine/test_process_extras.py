@@ -49,6 +49,14 @@ def test_io_priority(runtime, bundle):
     assert out.strip() == "best-effort: prio 6"
 
 
+def test_io_priority_without_priority_is_level_0(runtime, bundle):
+    # the prose says REQUIRED; runc and crun take a missing priority as 0
+    # (conformance/CHECKLIST.md "Deviations")
+    bundle.process["ioPriority"] = {"class": "IOPRIO_CLASS_BE"}
+    out = runtime.sh(bundle, "ionice -p $$")
+    assert out.strip() == "best-effort: prio 0"
+
+
 def test_io_priority_idle(runtime, bundle):
     bundle.process["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
     out = runtime.sh(bundle, "ionice")

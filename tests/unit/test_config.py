@@ -390,7 +390,6 @@ ERRORS = [
     ("process/ioPriority/class", DELETE, "is required"),
     ("process/ioPriority/priority", 8, "0..7"),
     ("process/ioPriority/priority", -1, "0..7"),
-    ("process/ioPriority/priority", DELETE, "is required"),
     ("process/execCPUAffinity/final", "all", "CPU list"),
     ("hooks/prestart/0/path", "hook", "absolute path"),
     ("hooks/poststop/1/path", DELETE, "is required"),

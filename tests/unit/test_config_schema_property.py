@@ -365,7 +365,7 @@ REQUIRED = {
     ("process", "user"): ["uid", "gid"],
     ("process", "rlimits", "*"): ["type", "soft", "hard"],
     ("process", "scheduler"): ["policy"],
-    ("process", "ioPriority"): ["class", "priority"],
+    ("process", "ioPriority"): ["class"],
     ("hooks", "*", "*"): ["path"],
     ("linux", "namespaces", "*"): ["type"],
     ("linux", "devices", "*"): ["type", "path"],
