@@ -89,11 +89,12 @@ def run_one(hook, state, env=None):
                                            (os.POSIX_SPAWN_DUP2, out, 1),
                                            (os.POSIX_SPAWN_DUP2, out, 2)],
                              setsigdef=_PYTHON_IGNORED)
-    except OSError as e:
+    except (OSError, ValueError) as e:
+        # ValueError: what posix_spawn refuses before the syscall (an empty args[0])
         os.close(read_end)
         os.close(write_end)
         os.close(out)
-        raise HookError(f"{hook.path}: {e.strerror}") from None
+        raise HookError(f"{hook.path}: {getattr(e, 'strerror', None) or e}") from None
     os.close(read_end)
     try:
         try:

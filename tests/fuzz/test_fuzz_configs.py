@@ -128,6 +128,9 @@ def _hand_cases():
     for h in ("prestart", "createRuntime", "poststop"):
         for label, value in (("poll-max", 2147484), ("int64-max", 2**63 - 1)):
             cases.append((f"hooks.{h}.0.timeout-{label}", ("hooks", h, 0, "timeout"), value))
+    # a hook whose args[0] is "" (regression: posix_spawn's ValueError was a traceback)
+    for h in ("prestart", "poststart", "poststop"):
+        cases.append((f"hooks.{h}.0.args-empty-argv0", ("hooks", h, 0, "args"), [""]))
     for i, trick in enumerate(ROOT_TRICKS):
         cases.append((f"root.path-host{i}", ("root", "path"), trick))
     for i, trick in enumerate(CGROUP_TRICKS):
