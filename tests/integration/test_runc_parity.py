@@ -338,3 +338,18 @@ def test_notify_on_write_is_refused(both, scratch):
         result = rt.create(bundle, check=False)
         assert result.returncode != 0 and "write" in result.stderr, result.stderr
         lib.assert_nothing_left(rt, bundle, result.cid)
+
+
+def test_the_default_cgroup_is_named_by_the_id_under_the_runtimes_own(both):
+    # no cgroupsPath: runc's cgroupfs driver uses the id, relative to its own cgroup (v1;
+    # on v2 to its parent)
+    seen = {}
+    for name, rt, bundle in both:
+        bundle.linux.pop("cgroupsPath", None)
+        bundle.set_args("sleep", "1000")
+        cid = rt.create(bundle).cid
+        with open(f"/proc/{rt.state(cid)['pid']}/cgroup") as f:
+            seen[name] = f.read().replace(cid, "ID")
+        rt.delete(cid, "--force")
+    assert seen["pyrunc"] == seen["runc"]
+    assert "/ID\n" in seen["runc"]

@@ -28,12 +28,17 @@ def host_is_v2():
     return False
 
 
-def resolve_path(cgroups_path, container_id, own_path):
+def resolve_path(cgroups_path, container_id, own_path, default_base=None):
     """The cgroup path (relative to a hierarchy root) for a config's cgroupsPath:
-    absolute -> as given; relative -> under the runtime's own cgroup; unset -> a default.
-    The result always names a cgroup strictly below the hierarchy's root (see below_root)."""
+    absolute -> as given; relative -> under the runtime's own cgroup; unset -> the
+    container's id under default_base (else the runtime's own cgroup), as runc's cgroupfs
+    driver names it.  The result always names a cgroup strictly below the hierarchy's
+    root (see below_root)."""
     if not cgroups_path:
-        return f"/pyrunc-{container_id}"
+        path = below_root(default_base or own_path, container_id)
+        if path is None:
+            raise PyruncError(f"container id {container_id!r} cannot name a cgroup")
+        return path
     if ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise PyruncError("linux.cgroupsPath: the systemd form slice:prefix:name needs "
                           "--systemd-cgroup (not supported yet)")

@@ -111,7 +111,9 @@ class V2Manager:
 
     @classmethod
     def for_container(cls, cgroups_path, container_id):
-        path = resolve_path(cgroups_path, container_id, own_path())
+        own = own_path()
+        # runc: the parent of our own cgroup, which (unlike ours) has no process in it
+        path = resolve_path(cgroups_path, container_id, own, os.path.dirname(own))
         return cls({"unified": os.path.join(CGROUP_ROOT, path.lstrip("/"))}, [])
 
     @property
