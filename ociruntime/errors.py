@@ -43,6 +43,12 @@ class HookError(PyruncError):
 BY_NAME = {cls.__name__: cls for cls in (PyruncError, NotFound, AlreadyExists, WrongState,
                                          InvalidConfig, HostLimit, Internal, HookError)}
 
+def type_name(error):
+    """The name of the BY_NAME type error is (one of its bases for a subclass)."""
+    return next((c.__name__ for c in type(error).__mro__ if c.__name__ in BY_NAME),
+                "PyruncError")
+
+
 # errno values that mean "the host ran out of something": EAGAIN ENOMEM ENFILE EMFILE
 # ENOSPC EDQUOT
 HOST_LIMIT_ERRNOS = frozenset((11, 12, 23, 24, 28, 122))

@@ -4,8 +4,13 @@ stage) exits.  One loop reaps them all and hands each exit to whoever registered
 
 An exit can arrive before the pid is registered (a process that dies at once, or one whose
 pid the registering thread has not learnt yet): it is kept for a while as unclaimed and
-delivered when the pid is registered.  Helpers of the runtime itself (the fork chain's
-intermediate processes) exit unclaimed and are simply forgotten.
+delivered when the pid is registered.
+
+The reaper is also the runtime library's process monitor in this process
+(ociruntime.libcontainer.monitor): a hook or helper the library starts here is started
+through start(), under the reaper's lock, so its pid is registered before the reaper can
+see it exit, and the library's wait() gets its status from the reaper, never by a
+waitpid of its own that would race this one.
 """
 
 import os
@@ -22,10 +27,25 @@ def exit_code(status):
     return 128 - code if code < 0 else code
 
 
+class _Waiter:
+    """monitor.wait()'s side of one started pid."""
+
+    __slots__ = ("done", "status")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.status = None
+
+    def __call__(self, code, when, status):
+        self.status = status
+        self.done.set()
+
+
 class Reaper:
     def __init__(self):
         self._lock = threading.Lock()
         self._waiting = {}  # pid -> callback(exit_code, exited_at_ns)
+        self._started = {}  # pid -> _Waiter, for the monitor interface
         self._unclaimed = {}  # pid -> (exit_code, exited_at_ns, monotonic time)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
 
@@ -38,6 +58,29 @@ class Reaper:
                 return
         callback(early[0], early[1])
 
+    # --- the runtime library's monitor (ociruntime.libcontainer.monitor) -------------------
+    def start(self, spawn):
+        """Run spawn() (makes a child, returns its pid) under the lock: the reaper cannot
+        hand its exit to anyone else before it is registered here."""
+        with self._lock:
+            pid = spawn()
+            if pid:  # 0: the forked child itself
+                self._unclaimed.pop(pid, None)  # an older process's, with a reused pid
+                self._started[pid] = _Waiter()
+        return pid
+
+    def wait(self, pid, timeout=None):
+        """The wait status of a pid start() made; None if it has not exited in time."""
+        with self._lock:
+            waiter = self._started.get(pid)
+        if waiter is None:
+            raise ChildProcessError(f"pid {pid} was not started through the monitor")
+        if not waiter.done.wait(timeout):
+            return None
+        with self._lock:
+            self._started.pop(pid, None)
+        return waiter.status
+
     def reap(self):
         """Reap every child that has exited; deliver the exits."""
         while True:
@@ -49,10 +92,13 @@ class Reaper:
                 break
             code, when = exit_code(status), time.time_ns()
             with self._lock:
+                waiter = self._started.get(pid)
                 callback = self._waiting.pop(pid, None)
-                if callback is None:
+                if callback is None and waiter is None:
                     self._unclaimed[pid] = (code, when, time.monotonic())
-            if callback is not None:
+            if waiter is not None:
+                waiter(code, when, status)
+            elif callback is not None:
                 try:
                     callback(code, when)
                 except Exception as e:  # one bad callback must not stop the reaper

@@ -260,8 +260,7 @@ class Container:
                 mount_fds = idmap.prepare(idmap_items, 3 + opts.preserve_fds)
                 idmap_items = ()
         caps = cfg.process.capabilities if cfg.process is not None else None
-        old_umask = os.umask(0o022)
-        os.umask(old_umask)
+        old_umask = process.current_umask()
         launch = init.Launch(
             config=cfg, bundle=bundle, rootfs=rootfs, ns_plan=ns_plan, join_fds=join_fds,
             cgroup_procs=manager.procs_files(), cgroup_binds=manager.bind_sources(),
@@ -786,7 +785,8 @@ def _signal_init(record, signum):
 
 def _kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
     """SIGKILL a container process and wait until it is gone (or a zombie).  A frozen
-    process dies only once thawed: pass the cgroup manager as thaw for a paused one."""
+    process dies only once thawed: pass the cgroup manager as thaw for a paused one.
+    Never reaps it: its exit status belongs to its reaper (the shim's, or run's)."""
     import time
 
     stat = proc_stat(pid)
@@ -800,12 +800,6 @@ def _kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
         thaw.freeze(False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:
-            pass
         stat = proc_stat(pid)
         if stat is None or stat[0] in ("Z", "X"):
             return

@@ -82,8 +82,7 @@ def exec_in(container, proc, opts):
         rootless = os.geteuid() != 0 and any(flag == sc.CLONE_NEWUSER for flag, _ in ns_fds)
         cap_masks = (capabilities.masks(caps, log.warn, rootless)
                      if caps is not None else None)
-        umask = os.umask(0o022)
-        os.umask(umask)
+        umask = process.current_umask()
         seccomp = program = None
         if record.get("seccomp"):
             # the container's own profile, as compiled at create (runc applies it to exec too)
@@ -227,10 +226,9 @@ def _procs_files(manager, subs):
 
 
 def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+    from ociruntime.libcontainer import monitor
+
+    monitor.reap(pid)
 
 
 def _open_namespaces(record, owned):

@@ -25,8 +25,6 @@ JSON_NAMES = {"create_runtime": "createRuntime", "create_container": "createCont
 
 # signals Python leaves ignored, which a hook must not inherit: SIGPIPE, SIGXFSZ
 _PYTHON_IGNORED = (13, 25)
-# poll(2) takes an int of milliseconds (~24.8 days); a longer hook timeout waits in slices
-_POLL_MAX_MS = 2**31 - 1
 
 
 def state_json(container_id, status, pid, bundle, annotations):
@@ -78,17 +76,18 @@ def _environment(hook, default):
 
 
 def run_one(hook, state, env=None):
-    import select
+    from ociruntime.libcontainer import monitor
 
+    mon = monitor.current()
     env = _environment(hook, env)
     out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
     read_end, write_end = os.pipe()
     try:
-        pid = os.posix_spawn(hook.path, list(hook.args) or [hook.path], env,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
-                                           (os.POSIX_SPAWN_DUP2, out, 1),
-                                           (os.POSIX_SPAWN_DUP2, out, 2)],
-                             setsigdef=_PYTHON_IGNORED)
+        pid = mon.start(lambda: os.posix_spawn(
+            hook.path, list(hook.args) or [hook.path], env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                          (os.POSIX_SPAWN_DUP2, out, 2)],
+            setsigdef=_PYTHON_IGNORED))
     except (OSError, ValueError) as e:
         # ValueError: what posix_spawn refuses before the syscall (an empty args[0])
         os.close(read_end)
@@ -103,17 +102,11 @@ def run_one(hook, state, env=None):
             pass  # a hook need not read its stdin
         os.close(write_end)
         write_end = -1
-        pidfd = os.pidfd_open(pid)
-        try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            if not _wait_exit(poller, hook.timeout):
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
-        finally:
-            os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
+        status = mon.wait(pid, hook.timeout or None)  # the one wait (monitor.py)
+        if status is None:
+            os.kill(pid, 9)
+            mon.wait(pid)
+            raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
         if status:
             output = os.pread(out, 4096, 0).decode(errors="replace").strip()
             how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
@@ -123,19 +116,3 @@ def run_one(hook, state, env=None):
         if write_end >= 0:
             os.close(write_end)
         os.close(out)
-
-
-def _wait_exit(poller, timeout):
-    """Whether the hook (its pidfd in poller) exited within timeout seconds (None: wait
-    as long as it runs)."""
-    if not timeout:
-        return bool(poller.poll(None))
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        left_ms = (deadline - time.monotonic()) * 1000
-        if left_ms <= 0:
-            return False
-        if poller.poll(min(left_ms, _POLL_MAX_MS)):
-            return True

@@ -14,6 +14,7 @@ import fcntl
 import os
 
 from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import monitor
 from ociruntime.libcontainer import syscalls as sc
 from ociruntime.libcontainer.mountopts import MountOptions
 
@@ -142,7 +143,7 @@ class Helper:
         self.items = items_
         self.min_fd = min_fd
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pid = os.fork()
+        self.pid = monitor.fork()
         if self.pid == 0:
             mine.close()
             self._serve(theirs)
@@ -182,7 +183,7 @@ class Helper:
             data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * count))
         finally:
             self.sock.close()
-            os.waitpid(self.pid, 0)
+            monitor.reap(self.pid)
         fds = array.array("i")
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -208,7 +209,7 @@ def mapped_userns(uid_map, gid_map):
     """An fd of a new, empty user namespace with these maps (text as in /proc/PID/uid_map)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    pid = monitor.fork()
     if pid == 0:
         code = 1
         try:
@@ -232,4 +233,4 @@ def mapped_userns(uid_map, gid_map):
     finally:
         os.close(ready_r)
         os.close(done_w)
-        os.waitpid(pid, 0)
+        monitor.reap(pid)

@@ -18,6 +18,7 @@ import socket
 import struct
 
 from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import monitor
 from ociruntime.libcontainer import syscalls as sc
 
 _RTM_NEWLINK, _RTM_GETLINK, _RTM_NEWADDR, _RTM_GETADDR = 16, 18, 20, 22
@@ -201,7 +202,7 @@ class Helper:
     def __init__(self, devices):
         self.devices = devices
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pid = os.fork()
+        self.pid = monitor.fork()
         if self.pid == 0:
             mine.close()
             code = 1
@@ -225,7 +226,7 @@ class Helper:
             answer = self.sock.recv(65536)
         finally:
             self.sock.close()
-            os.waitpid(self.pid, 0)
+            monitor.reap(self.pid)
         if answer != b"ok":
             text = answer.decode(errors="replace")
             raise PyruncError(text[6:] if text.startswith("error:") else

@@ -21,7 +21,8 @@ import os
 import struct
 
 from ociruntime import jsonlite
-from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error
+from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error, type_name
+from ociruntime.libcontainer import monitor
 
 MSG_PID = "pid"                # intermediate -> parent: the container process's host pid
 MSG_IDMAP = "idmap"            # child -> parent: my user namespace exists, write its maps
@@ -129,7 +130,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     parent_pid = os.getpid()
-    pid = os.fork()
+    pid = monitor.fork()
     if pid == 0:
         if die_with_parent:
             _die_with(parent_pid)
@@ -207,6 +208,20 @@ def _die_with(parent_pid):
         os._exit(1)
 
 
+def current_umask():
+    """The caller's umask, which the container process inherits unless process.user.umask
+    says otherwise.  Read from /proc/self/status (Linux 4.7): umask(2) cannot read it
+    without setting it, for a moment, for every thread of a long-lived caller."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    raise PyruncError("cannot read the umask from /proc/self/status")
+
+
 def _run_child(child_main, sync):
     """Run a child's job; report any failure on the sync socket. Never returns."""
     code = 1
@@ -228,8 +243,7 @@ def _report(sync, text, error_type=PyruncError):
     datagram (JSON, non-ASCII escaped: up to 12 bytes a character) fits MAX_MESSAGE; with
     the name of its type (errors.BY_NAME): the parent raises the same type, so callers
     decide by type, never by the text."""
-    kind = next((c.__name__ for c in error_type.__mro__ if c.__name__ in BY_NAME),
-                "PyruncError")
+    kind = type_name(error_type(text))
     text = " ".join(str(text).splitlines())
     if len(text) > MAX_ERROR_TEXT:
         text = text[:MAX_ERROR_TEXT - 3] + "..."
@@ -244,10 +258,7 @@ def _typed(kind):
 
 
 def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+    monitor.reap(pid)
 
 
 def _kill_and_reap(pid):
