@@ -126,6 +126,7 @@ class Container:
             self.state.claim()
             claimed = True
             manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id)
+            _check_existing_cgroup(manager)
             # the intent first: before any cgroup, mount or process exists, a record names
             # what this create will make, so a create killed at any moment leaves nothing
             # that `delete --force` cannot find (the cgroup's directories still to be made,
@@ -609,6 +610,23 @@ def _kill_cgroup(manager, paused=False):
         if time.monotonic() > deadline:
             raise HostLimit(f"processes {pids} did not die")
         time.sleep(0.002)
+
+
+def _check_existing_cgroup(manager):
+    """runc's checks of a cgroup that is already there: a frozen one is refused (the
+    container would hang), a non-empty one is a warning."""
+    path = manager.freezer_file()
+    if path:
+        try:
+            with open(path) as f:
+                frozen = f.read().strip() in ("FROZEN", "1")
+        except OSError:
+            frozen = False
+        if frozen:
+            raise PyruncError("container's cgroup unexpectedly frozen")
+    pids = manager.pids()
+    if pids:
+        log.warn(f"container's cgroup is not empty: {len(pids)} process(es) found")
 
 
 def _check_namespace_needs(cfg, ns_plan):

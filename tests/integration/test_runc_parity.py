@@ -353,3 +353,35 @@ def test_the_default_cgroup_is_named_by_the_id_under_the_runtimes_own(both):
         rt.delete(cid, "--force")
     assert seen["pyrunc"] == seen["runc"]
     assert "/ID\n" in seen["runc"]
+
+
+def test_a_frozen_cgroup_is_refused_and_a_busy_one_warned_about(both, scratch):
+    freezer = os.path.join(lib.CGROUP_ROOT, "freezer")
+    pids_root = os.path.join(lib.CGROUP_ROOT, "pids")
+    if not (os.path.isdir(freezer) and os.path.isdir(pids_root)):
+        pytest.skip("needs the v1 freezer and pids hierarchies")
+    for _name, rt, bundle in both:
+        # frozen: create would hang in the cgroup, runc refuses
+        cid = rt.new_id()
+        os.mkdir(os.path.join(freezer, cid))
+        with open(os.path.join(freezer, cid, "freezer.state"), "w") as f:
+            f.write("FROZEN")
+        bundle.linux["cgroupsPath"] = "/" + cid
+        result = rt.create(bundle, cid=cid, check=False)
+        assert result.returncode != 0 and "frozen" in result.stderr, result.stderr
+        with open(os.path.join(freezer, cid, "freezer.state"), "w") as f:
+            f.write("THAWED")
+        # not empty: a warning, and the container runs
+        # (runc looks in the devices hierarchy, pyrunc in pids: the sleeper is in both)
+        cid = rt.new_id()
+        sleeper = subprocess.Popen(["sleep", "1000"])
+        scratch.add_finalizer(sleeper.wait)
+        scratch.add_finalizer(sleeper.kill)
+        for hierarchy in (pids_root, os.path.join(lib.CGROUP_ROOT, "devices")):
+            os.mkdir(os.path.join(hierarchy, cid))
+            with open(os.path.join(hierarchy, cid, "cgroup.procs"), "w") as f:
+                f.write(str(sleeper.pid))
+        bundle.linux["cgroupsPath"] = "/" + cid
+        result = rt.create(bundle, cid=cid)
+        assert "cgroup is not empty: 1 process(es) found" in result.stderr, result.stderr
+        rt.delete(cid, "--force")
