@@ -525,6 +525,26 @@ static void set_home(void)
     plan.envp[slot] = home;
 }
 
+/* runc's fixStdioPermissions, for a terminal: the pty the program gets as its stdio
+ * becomes its user's (the gid stays).  Pipes and files are left alone: they are the
+ * caller's, often host files.  Errors a user namespace or a read-only /dev give are
+ * skipped, as runc does. */
+static void chown_terminal(void)
+{
+    struct stat null_st, st;
+    int have_null = stat("/dev/null", &null_st) == 0;
+    if (plan.uid < 0)
+        return;
+    for (int fd = 0; fd < 3; fd++) {
+        if (fstat(fd, &st) < 0 || !isatty(fd) || st.st_uid == (uid_t)plan.uid ||
+            (have_null && st.st_rdev == null_st.st_rdev))
+            continue;
+        if (fchown(fd, (uid_t)plan.uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM &&
+            errno != EROFS)
+            fail(1, "chown of the terminal to uid %ld: %s", plan.uid, strerror(errno));
+    }
+}
+
 static int is_runnable(const char *path, int *err)
 {
     struct stat st;
@@ -950,6 +970,7 @@ int main(int argc, char **argv)
     if (plan.tty)
         make_terminal();
     apply_rlimits();
+    chown_terminal();
     set_home();
     enter_cwd();
     int seccomp_late = 0, fds_closed = 0;

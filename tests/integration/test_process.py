@@ -252,3 +252,13 @@ def test_signals_are_not_ignored_or_blocked(runtime, bundle):
     status, _ = self_status(runtime, bundle, preexec_fn=caller_ignores_and_blocks)
     assert status["SigIgn"] == "0" * 16
     assert status["SigBlk"] == "0" * 16
+
+
+def test_terminal_belongs_to_the_process_user(runtime, bundle):
+    # runc's fixStdioPermissions (libcontainer/init_linux.go): the pty becomes the user's,
+    # its group (tty) stays.  (runc itself needs a terminal of its own for `run -t`, so
+    # this is not compared side by side in test_runc_parity.py.)
+    bundle.process["terminal"] = True
+    bundle.process["user"] = {"uid": 65534, "gid": 65534}
+    out = runtime.sh(bundle, "stat -c '%u %g' $(readlink /proc/self/fd/0)")
+    assert out.replace("\r", "").strip() == "65534 5"
