@@ -458,7 +458,8 @@ def _ns_types(linux):
     nss = linux.get("namespaces")
     if not isinstance(nss, list):
         return {}
-    return {n.get("type"): n.get("path") for n in nss if isinstance(n, dict)}
+    return {n["type"]: n.get("path") for n in nss
+            if isinstance(n, dict) and isinstance(n.get("type"), str)}
 
 
 def _guard_uts(config, linux):
@@ -564,7 +565,10 @@ def run_config(env, text, expect_refusal=None):
         parsed = json.loads(text)
     except (ValueError, RecursionError, UnicodeDecodeError):
         parsed = None
-    mode = guard(parsed, cid, env.path)  # may raise Unsafe
+    try:
+        mode = guard(parsed, cid, env.path)  # may raise Unsafe
+    except (TypeError, AttributeError, ValueError) as e:
+        raise Unsafe(f"the guard cannot judge this input: {e!r}") from None
     before = HostSnapshot()
     env.write(text)
     problems = []
