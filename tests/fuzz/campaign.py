@@ -16,9 +16,10 @@ returns the problems found (an empty list is a pass):
 
 Safety: every pyrunc command runs in a private mount namespace of its own (`unshare -m
 --propagation private`), so a mount mistake dies with it.  Cgroup and sysctl writes are not
-namespaced, so guard() looks at an input before it runs: a cgroupsPath (or a
-resources.unified key) that could land outside a cgroup the campaign owns runs with a
-tmpfs over /sys/fs/cgroup (SANDBOX) and must be refused, naming the field; inputs that
+namespaced, so guard() looks at an input before it runs: a cgroupsPath that is a
+hierarchy root or climbs (it must be refused, naming the field), one that names an
+existing cgroup, or an odd resources.unified key runs with a tmpfs over /sys/fs/cgroup
+(SANDBOX); inputs that
 could touch the host outside any sandbox (a namespace path to a real namespace, a host
 network device, a sysctl of the host's, a hook program other than true/false) are not run.
 """
@@ -406,16 +407,26 @@ def _get(d, *keys):
     return d
 
 
-def _owned_cgroup(path, cid):
-    """Whether a cgroupsPath surely names a cgroup of this input's own: its normalized form
-    (slashes collapsed, as the kernel walks it) has a component that is the id or starts
-    with it, and nothing of it goes up."""
-    if not isinstance(path, str) or not path or "\0" in path or ":" in path:
-        return False
+def cgroup_class(path, cid):
+    """How a cgroupsPath may run here: "own" (unset, or a component names the container:
+    REAL), "new" (a cgroup nobody has: REAL), "existing" (some hierarchy has it: SANDBOX,
+    it could be a host cgroup) or "escape" (the root, or climbing: SANDBOX, and it must be
+    refused)."""
+    if path == "":
+        return "own"  # unset: the runtime's default, /pyrunc-<id>
+    if not isinstance(path, str) or "\0" in path or ":" in path:
+        return "escape"
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts or not parts:
-        return False
-    return any(p.startswith(cid) for p in parts)
+        return "escape"
+    if any(p.startswith(cid) for p in parts):
+        return "own"
+    rel = "/".join(parts)
+    bases = list(hierarchy_roots().values())
+    bases += [os.path.join(b, o.strip("/")) for b in bases for o in lib.own_cgroup_paths()]
+    if any(os.path.lexists(os.path.join(b, rel)) for b in bases):
+        return "existing"
+    return "new"
 
 
 def guard(config, cid, bundle):
@@ -426,7 +437,8 @@ def guard(config, cid, bundle):
     mode = REAL
     linux = config.get("linux")
     if isinstance(linux, dict):
-        if "cgroupsPath" in linux and not _owned_cgroup(linux["cgroupsPath"], cid):
+        if "cgroupsPath" in linux and cgroup_class(linux["cgroupsPath"], cid) in (
+                "existing", "escape"):
             mode = SANDBOX
         unified = _get(linux, "resources", "unified")
         if isinstance(unified, dict) and any(
@@ -452,6 +464,10 @@ def _guard_root(config, bundle):
     real = os.path.realpath(os.path.join(bundle, path))
     if os.path.isdir(real) and not real.startswith(os.path.dirname(bundle) + "/"):
         raise Unsafe(f"root.path {path!r} is the host's {real}")
+    if real in (bundle, os.path.realpath(bundle)):
+        # a valid choice, but then the rootfs' mount points are the bundle's entries and
+        # the bundle check cannot tell them from leftovers
+        raise Unsafe(f"root.path {path!r} is the bundle itself")
 
 
 def _ns_types(linux):
@@ -574,10 +590,13 @@ def run_config(env, text, expect_refusal=None):
     problems = []
     create = env.command(["create", "--bundle", env.path, cid], cid, mode=mode)
     problems += contract("create", create)
-    if mode == SANDBOX and create.returncode == 0:
-        problems.append("create with a cgroupsPath outside the container's own cgroup was "
-                        "not refused (it ran with a tmpfs over /sys/fs/cgroup)")
-    elif mode == SANDBOX and "cgroupspath" not in create.stderr.lower():
+    linux = parsed.get("linux") if isinstance(parsed, dict) else None
+    escape = isinstance(linux, dict) and "cgroupsPath" in linux and cgroup_class(
+        linux["cgroupsPath"], cid) == "escape"
+    if escape and create.returncode == 0:
+        problems.append("create with a cgroupsPath at or above a hierarchy root was not "
+                        "refused (it ran with a tmpfs over /sys/fs/cgroup)")
+    elif escape and "cgroupspath" not in create.stderr.lower():
         problems.append(f"refusal does not name cgroupsPath: {create.stderr.strip()!r}")
     if expect_refusal and create.returncode == 0:
         problems.append(f"create accepted an input it must refuse ({expect_refusal[0]})")
