@@ -20,7 +20,7 @@ import os
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
 from ociruntime.libcontainer.process import SyncSocket
-from ociruntime.libcontainer.stage import Plan, exec_stage
+from ociruntime.libcontainer.stage import Plan, exec_stage, sealed_stage_fd
 
 # the same numbers on every architecture (the unified table from 403 on)
 _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT, _SYS_MOVE_MOUNT = 430, 431, 432, 429
@@ -108,6 +108,10 @@ def _context(pidns_fd, stage_fd):
 
 def _context_in(pidns_fd, stage_fd):
     """fsopen("proc") done in pidns_fd's namespace by the stage: the context's fd."""
+    # a copy of the stage: a process in that namespace can take a handle of the helper's
+    # /proc/PID/exe and reopen it for writing (the seals refuse the write), which would
+    # make the init's own execveat of stage_fd fail with ETXTBSY
+    stage_fd = sealed_stage_fd(copy_of=stage_fd)
     parent, child = SyncSocket.pair()
     plan = Plan()
     plan.add("sync", child.fd)
@@ -123,6 +127,7 @@ def _context_in(pidns_fd, stage_fd):
                 os._exit(127)
     finally:
         os.close(plan_fd)
+        os.close(stage_fd)
         child.close()
     try:
         msg = parent.recv()

@@ -16,11 +16,15 @@ _MFD_CLOEXEC, _MFD_ALLOW_SEALING, _MFD_EXEC = 0x1, 0x2, 0x10
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
-def sealed_stage_fd():
+def sealed_stage_fd(copy_of=None):
     """A sealed, close-on-exec memfd holding the stage binary (execveat works on it anyway,
-    since the kernel holds the file open for an ELF program)."""
-    with open(STAGE_PATH, "rb") as f:
-        image = f.read()
+    since the kernel holds the file open for an ELF program): read from disk, or copied
+    from the memfd copy_of."""
+    if copy_of is None:
+        with open(STAGE_PATH, "rb") as f:
+            image = f.read()
+    else:
+        image = os.pread(copy_of, os.fstat(copy_of).st_size, 0)
     try:
         fd = os.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING | _MFD_EXEC)
     except OSError:  # kernels before 6.3 do not know MFD_EXEC
