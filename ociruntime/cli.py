@@ -199,12 +199,22 @@ def _commit():
 
 
 # --- subcommands ------------------------------------------------------------------------------
+# no process can hold more fds than the kernel's nr_open ceiling (2**20 by default)
+MAX_PRESERVE_FDS = 1 << 20
+
+
+def _preserve_fds(flags):
+    """--preserve-fds N: a count of fds after stdio, so 0..MAX_PRESERVE_FDS."""
+    preserve = flags.get("preserve-fds", 0)
+    if not 0 <= preserve <= MAX_PRESERVE_FDS:
+        raise UsageError(f"--preserve-fds {preserve}: must be between 0 and {MAX_PRESERVE_FDS}")
+    return preserve
+
+
 def _create_options(flags):
     from ociruntime.libcontainer.container import CreateOptions
 
-    preserve = flags.get("preserve-fds", 0)
-    if preserve < 0:
-        raise UsageError("--preserve-fds must not be negative")
+    preserve = _preserve_fds(flags)
     return CreateOptions(bundle=flags.get("bundle") or ".", pid_file=flags.get("pid-file"),
                          console_socket=flags.get("console-socket"), preserve_fds=preserve,
                          no_pivot=flags.get("no-pivot", False),
@@ -271,9 +281,7 @@ def cmd_exec(root, flags, args):
 
     container = _container(root, args)
     proc = process_for_exec(container, flags, args[1:])
-    preserve = flags.get("preserve-fds", 0)
-    if preserve < 0:
-        raise UsageError("--preserve-fds must not be negative")
+    preserve = _preserve_fds(flags)
     opts = ExecOptions(detach=flags.get("detach", False), pid_file=flags.get("pid-file"),
                        console_socket=flags.get("console-socket"), preserve_fds=preserve,
                        ignore_paused=flags.get("ignore-paused", False),

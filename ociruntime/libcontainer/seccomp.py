@@ -142,10 +142,10 @@ def prepare(profile, root):
 
 
 def _sha256(data):
-    try:  # CPython's own sha256: importing hashlib (OpenSSL) costs ~10 ms per call of pyrunc
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
+    """hashlib's, imported only when a profile is compiled or looked up (CPython's private
+    _sha256 was quicker to import but is gone in 3.12)."""
+    from hashlib import sha256
+
     return sha256(data)
 
 

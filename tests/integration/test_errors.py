@@ -315,3 +315,15 @@ def test_id_mappings_without_a_user_namespace(runtime, bundle):
     result = failed_create(runtime, bundle)
     assert_error(result, "linux.uidMappings", "user")
     assert_nothing_left(runtime, bundle, result.cid)
+
+
+@pytest.mark.parametrize("count", [str(2**64), str(2**31), "-1"])
+def test_preserve_fds_out_of_range_is_a_usage_error(runtime, bundle, count):
+    """A count no process could hold is refused as the flag's error, before anything is
+    made (a huge one reached the init as "internal error ...: OverflowError")."""
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime.run("create", "--bundle", bundle.path, "--preserve-fds", count, cid,
+                         check=False)
+    assert_error(result, "--preserve-fds")
+    assert_nothing_left(runtime, bundle, cid)
