@@ -48,8 +48,6 @@ VIEWS = {
     "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
 }
 KNOWN = {
-    "cgroup": "issue 13: the default cgroup path: runc nests /<id> below the caller's own "
-              "cgroup in each hierarchy, pyrunc makes /pyrunc-<id> at the root",
     "mounts": "issue 13: masked paths are the host's /dev/null (devtmpfs) and come first, "
               "runc binds the container's after the read-only paths; pyrunc also mounts "
               "the hybrid host's cgroup2 /sys/fs/cgroup/unified",
@@ -84,7 +82,8 @@ def runc_refusal(rc=1, text=None):
 
 
 def cgroup_dir(side, controller):
-    """The container's v1 cgroup directory of controller (runc's /ID, pyrunc's /pyrunc-ID)."""
+    """The container's v1 cgroup directory of controller (/ID below the caller's own cgroup,
+    for both since ae3f820)."""
     for d in lib.container_cgroup_dirs(side.ids[0]):
         if d.startswith(f"{lib.CGROUP_ROOT}/{controller}/"):
             return d
