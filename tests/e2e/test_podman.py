@@ -9,6 +9,7 @@ passes --log-format=json only to a runtime whose basename is runc or crun.
 
 import json
 import os
+import shutil
 import subprocess
 
 import enginelib
@@ -60,7 +61,8 @@ class Podman:
 @pytest.fixture(scope="module")
 def podman(engine_dir, runc_symlink, engine_rootfs, host_paths_created):
     (binary,) = enginelib.require_engine("podman")
-    host_paths_created("/etc/cni/net.d/cni.lock", "/dev/shm/libpod_lock",
+    root_was_there = os.path.lexists(PYRUNC_ROOT)
+    host_paths_created("/etc/cni/net.d/cni.lock", "/dev/shm/libpod_lock", PYRUNC_ROOT,
                        *enginelib.cgroup_dirs("libpod_parent"))
     p = Podman(binary, runc_symlink, engine_dir, engine_rootfs)
     yield p
@@ -71,6 +73,10 @@ def podman(engine_dir, runc_symlink, engine_rootfs, host_paths_created):
         enginelib.run([runc_symlink, "delete", "--force", cid], check=False)
     left = leftover_containers(engine_dir)
     assert not left, f"pyrunc state left under {PYRUNC_ROOT}: {left}"
+    if not root_was_there:
+        # the compiled seccomp programs pyrunc keeps under its root; the root itself goes
+        # with host_paths_created once it is empty
+        shutil.rmtree(os.path.join(PYRUNC_ROOT, "@seccomp-cache"), ignore_errors=True)
     # podman's storage leaves its overlay mount behind; engine_dir's teardown detaches it
 
 

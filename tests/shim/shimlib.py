@@ -35,6 +35,15 @@ class Containerd:
         self.daemon = None
 
     def argv(self, *args):
+        """ctr's command line; the commands that make stdio fifos get a --fifo-dir of this
+        daemon's own (ctr's default, /run/containerd/fifo, keeps a task's fifos until
+        that task is deleted, and a killed or failed test never deletes it)."""
+        for command in (("run",), ("tasks", "exec"), ("task", "exec"), ("tasks", "start"),
+                        ("task", "start"), ("t", "start"), ("t", "exec")):
+            if args[:len(command)] == command and "--fifo-dir" not in args:
+                n = len(command)
+                args = (*args[:n], "--fifo-dir", os.path.join(self.dir, "fifo"), *args[n:])
+                break
         return [self.ctr, "--address", self.address, "--namespace", self.namespace, *args]
 
     def __call__(self, *args, check=True, **kw):
