@@ -448,3 +448,36 @@ def test_runtime_hooks_already_see_the_limits(runtime, bundle):
     assert result.stdout.strip() == "11"
     assert read(marker) == "11"
     assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_a_parent_cpuset_still_empty_is_filled_before_the_container_joins(runtime, bundle):
+    """Twenty creates at once with cgroupsPath /ns/<id> (containerd's): one makes /ns, and
+    another's /ns/<id> can be made below it before /ns has its cpus and mems.  Copying an
+    empty parent's sets gave the container an empty cpuset, and joining it failed with
+    ENOSPC (ctr: 'failed to create shim task: No space left on device').  Here the parent is
+    that half-made cgroup, made by the test: create fills it, top down, as runc does."""
+    top = f"{ID_PREFIX}cpuset-{os.urandom(6).hex()}"
+    parent = controller_dir("cpuset", f"/{top}")
+    os.mkdir(parent)
+    try:
+        assert read(f"{parent}/cpuset.cpus") == ""  # a new v1 cpuset starts empty
+        bundle.linux["cgroupsPath"] = f"/{top}/inner"
+        cid = started(runtime, bundle)
+        inner = f"{parent}/inner"
+        assert read(f"{inner}/cpuset.cpus") == read(f"{CGROUP_ROOT}/cpuset/cpuset.cpus")
+        assert read(f"{parent}/cpuset.mems") == read(f"{CGROUP_ROOT}/cpuset/cpuset.mems")
+        runtime.delete(cid, "--force")
+        assert_nothing_left(runtime, bundle, cid)
+    finally:
+        for d in (f"{parent}/inner", parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        for controller in ("memory", "pids", "cpu", "freezer", "devices", "blkio"):
+            for d in (controller_dir(controller, f"/{top}/inner"),
+                      controller_dir(controller, f"/{top}")):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass

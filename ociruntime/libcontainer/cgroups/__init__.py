@@ -179,7 +179,7 @@ def owns_all(manager):
     return bool(dirs) and all(d in manager.created for d in dirs)
 
 
-def make_dirs(path, created, prepare=None):
+def make_dirs(path, created):
     """mkdir -p that records each directory it made (outermost first)."""
     missing = []
     p = path
@@ -192,8 +192,6 @@ def make_dirs(path, created, prepare=None):
         except FileExistsError:
             continue
         created.append(d)
-        if prepare:
-            prepare(d)
 
 
 def remove_dirs(created, own=()):

@@ -98,14 +98,28 @@ def own_paths():
     return paths
 
 
-def _copy_cpuset(d):
-    """A new v1 cpuset cgroup starts empty and refuses tasks: inherit the parent's sets."""
-    parent = os.path.dirname(d)
-    for name in ("cpuset.cpus", "cpuset.mems"):
-        with open(os.path.join(parent, name)) as f:
-            value = f.read().strip()
-        with open(os.path.join(d, name), "w") as f:
-            f.write(value)
+def _fill_cpusets(d):
+    """A new v1 cpuset cgroup starts with empty sets and refuses tasks (ENOSPC): give it,
+    and every ancestor below the hierarchy root that is still empty, its parent's sets, top
+    down, as runc's cpusetEnsureParent does.  The ancestors too, because a parent made by a
+    concurrent create (cgroupsPath /ns/id for twenty containers at once) may not have its
+    sets yet when our directory is made below it; an empty cpuset holds no task, so filling
+    it takes nothing from anyone."""
+    root = _hierarchy_root(d)
+    chain = []
+    while d != root and d.startswith(root + "/"):
+        chain.append(d)
+        d = os.path.dirname(d)
+    for child in reversed(chain):
+        parent = os.path.dirname(child)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(child, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(parent, name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(child, name), "w") as f:
+                f.write(value)
 
 
 def _hierarchy_root(d):
@@ -139,7 +153,9 @@ class V1Manager:
     def create(self):
         try:
             for name, d in self.dirs.items():
-                make_dirs(d, self.created, _copy_cpuset if "cpuset" in name.split(",") else None)
+                make_dirs(d, self.created)
+                if "cpuset" in name.split(","):
+                    _fill_cpusets(d)
         except OSError as e:
             remove_dirs(self.created)
             raise PyruncError(f"creating cgroup: {e.filename}: {e.strerror}") from None
