@@ -260,6 +260,12 @@ class Container:
             if idmap.in_parent(ns_plan):
                 mount_fds = idmap.prepare(idmap_items, 3 + opts.preserve_fds)
                 idmap_items = ()
+        if ns_plan.has("user") and os.geteuid() == 0:
+            # bind sources opened as the host's root (runc's mount sources); rootless,
+            # the container's root is the caller and reaches what the caller does
+            from ociruntime.libcontainer import idmap
+
+            idmap_items = (*idmap_items, *idmap.source_items(cfg, bundle))
         caps = cfg.process.capabilities if cfg.process is not None else None
         old_umask = process.current_umask()
         launch = init.Launch(

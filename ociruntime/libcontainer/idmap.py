@@ -8,6 +8,12 @@ moves it onto the destination inside the rootfs (rootfs.Rootfs.mount_one).
 
 The user namespace is a throwaway one: a forked child unshares CLONE_NEWUSER, the parent
 writes its maps and keeps an fd of /proc/CHILD/ns/user; the child then exits.
+
+The same helper opens the plain bind sources of a container with a user namespace (runc's
+"mount sources"): as the host's root, in the container's mount namespace, an O_PATH
+handle of each, from which the init binds without walking the path.  The container's
+mapped root need not be able to search the source's parents (a source below a 0700
+directory of the host's root).
 """
 
 import fcntl
@@ -44,11 +50,17 @@ def check(cfg, ns_plan):
 class Item:
     """One idmapped mount to make: the config index, the absolute source, whether the tree
     is recursive (rbind) and the idmap too (ridmap), and the maps (None: the container's
-    own user namespace)."""
+    own user namespace).  idmapped false: a plain bind source, only opened."""
 
-    def __init__(self, index, source, rbind, ridmap, maps):
+    def __init__(self, index, source, rbind, ridmap, maps, idmapped=True):
         self.index, self.source, self.rbind, self.ridmap, self.maps = (
             index, source, rbind, ridmap, maps)
+        self.idmapped = idmapped
+
+
+def _absolute_source(mount, bundle):
+    source = mount.source or ""
+    return source if source.startswith("/") else os.path.join(bundle, source)
 
 
 def items(cfg, ns_plan, bundle):
@@ -62,11 +74,16 @@ def items(cfg, ns_plan, bundle):
         maps = None
         if mount.uid_mappings:
             maps = (format_id_map(mount.uid_mappings), format_id_map(mount.gid_mappings))
-        source = mount.source or ""
-        if not source.startswith("/"):
-            source = os.path.join(bundle, source)
-        found.append(Item(index, source, opts.recursive, opts.idmap == "ridmap", maps))
+        found.append(Item(index, _absolute_source(mount, bundle), opts.recursive,
+                          opts.idmap == "ridmap", maps))
     return found
+
+
+def source_items(cfg, bundle):
+    """The plain bind mounts, whose sources the helper opens (see the module's doc)."""
+    return [Item(index, _absolute_source(mount, bundle), False, False, None, idmapped=False)
+            for index, mount in enumerate(cfg.mounts)
+            if MountOptions(mount.options).is_bind and not wanted(mount)]
 
 
 def in_parent(ns_plan):
@@ -89,6 +106,9 @@ def _make_all(items_, container_userns, min_fd):
     try:
         for item in items_:
             where = f"mounts[{item.index}]"
+            if not item.idmapped:
+                made[item.index] = _open_source(item, min_fd)
+                continue
             key = item.maps
             if key is None:
                 ns_fd = container_userns
@@ -109,6 +129,19 @@ def _make_all(items_, container_userns, min_fd):
         for fd in userns.values():
             os.close(fd)
     return made
+
+
+def _open_source(item, min_fd):
+    try:
+        fd = os.open(item.source, os.O_PATH | os.O_CLOEXEC)
+    except OSError as e:
+        raise PyruncError(f"mounts[{item.index}]: bind source {item.source}: "
+                          f"{e.strerror}") from None
+    if fd < min_fd:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, min_fd)
+        os.close(fd)
+        fd = moved
+    return fd
 
 
 def _clone(item, userns_fd, min_fd):

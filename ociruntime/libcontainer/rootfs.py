@@ -14,6 +14,7 @@ import stat
 from ociruntime.config import proc_mount_problem
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.idmap import wanted as idmap_wanted
 from ociruntime.libcontainer.mountopts import MountOptions
 
 # the devices every container gets (runtime-spec "default devices")
@@ -42,7 +43,8 @@ class Rootfs:
         self.userns = userns
         self.cgroup_v2 = cgroup_v2
         self.fd = -1
-        # {index in config mounts: fd of a detached, idmapped mount made by the parent}
+        # {index in config mounts: fd of a detached, idmapped mount made by the parent, or
+        # an O_PATH handle of a bind source (a user namespace)}
         self.mount_fds = {}
         # a pid namespace joined by the stage, not by the init (see procfs_pidns)
         self.pidns_fd = None
@@ -123,10 +125,11 @@ class Rootfs:
     def mount_one(self, entry, cgroup_binds, index=None):
         opts = MountOptions(entry.options)
         dest = entry.destination if entry.destination.startswith("/") else "/" + entry.destination
-        if index in self.mount_fds:
-            self._move_idmapped(self.mount_fds[index], opts, dest)
+        source_fd = self.mount_fds.get(index)
+        if source_fd is not None and idmap_wanted(entry):
+            self._move_idmapped(source_fd, opts, dest)
         elif opts.is_bind:
-            self._bind(entry, opts, dest)
+            self._bind(entry, opts, dest, source_fd)
         elif entry.type == "cgroup" and not self.cgroup_v2:
             self._cgroup_v1(dest, opts, cgroup_binds)
         else:
@@ -184,16 +187,21 @@ class Rootfs:
         if rest:
             self._remount(dest, rest)
 
-    def _bind(self, entry, opts, dest):
+    def _bind(self, entry, opts, dest, source_fd=None):
+        """source_fd: an O_PATH handle of the source opened by the host's root (a user
+        namespace, see idmap.source_items), else the path is walked here."""
         source = entry.source or ""
         if not source.startswith("/"):
             source = os.path.join(self.bundle, source)
         try:
-            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            st = os.fstat(source_fd) if source_fd is not None else os.stat(source)
         except OSError as e:
             raise PyruncError(f"bind source {source}: {e.strerror}") from None
-        target = self.make(dest, is_dir)
-        self._check_proc(target, dest, entry.type, True, source)
+        target = self.make(dest, stat.S_ISDIR(st.st_mode))
+        self._check_proc(target, dest, entry.type, True,
+                         source if source_fd is None else source_fd)
+        if source_fd is not None:
+            source = fd_path(source_fd)
         try:
             sc.mount(source, fd_path(target), None, opts.flags & (sc.MS_BIND | sc.MS_REC))
         finally:

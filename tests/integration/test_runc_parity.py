@@ -385,3 +385,33 @@ def test_a_frozen_cgroup_is_refused_and_a_busy_one_warned_about(both, scratch):
         result = rt.create(bundle, cid=cid)
         assert "cgroup is not empty: 1 process(es) found" in result.stderr, result.stderr
         rt.delete(cid, "--force")
+
+
+def userns(bundle):
+    """A user namespace mapping the container's root to host uid/gid 100000."""
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def test_bind_source_the_mapped_root_cannot_reach_is_opened_before_the_userns(both, scratch):
+    # runc opens bind sources as host root, before the init enters the user namespace:
+    # a source below a 0700 directory of host root's is bound all the same
+    private = os.path.join(scratch.path, "private")
+    os.makedirs(os.path.join(private, "dir"))
+    os.chmod(private, 0o700)
+    with open(os.path.join(private, "dir", "file"), "w") as f:
+        f.write("reached\n")
+    with open(os.path.join(private, "single"), "w") as f:
+        f.write("one file\n")
+
+    def edit(bundle):
+        userns(bundle)
+        # the mount points exist: the mapped root cannot write the host root's rootfs
+        os.mkdir(os.path.join(bundle.rootfs, "mnt", "dir"))
+        open(os.path.join(bundle.rootfs, "mnt", "single"), "w").close()
+        bundle.mount("/mnt/dir", "bind", os.path.join(private, "dir"), ["rbind", "ro"])
+        bundle.mount("/mnt/single", "bind", os.path.join(private, "single"), ["bind"])
+
+    script = "cat /mnt/dir/file /mnt/single; grep -c ' /mnt/' /proc/mounts"
+    assert same(outputs(both, edit, script)) == (0, "reached\none file\n2\n")
