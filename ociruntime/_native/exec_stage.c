@@ -89,7 +89,6 @@
 #endif
 
 #define MAX_ITEMS 4096
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #define MAX_HOOKS 32
 #define MAX_HOOK_ITEMS 256
@@ -459,12 +458,14 @@ static void enter_cwd(void)
         fail(1, "cwd \"%s\" is outside the container's root", cwd);
 }
 
+/* The process's own PATH, "" when its env has none: as runc (Go's exec.LookPath over the
+ * process env), no default PATH, so a bare name is then found nowhere. */
 static const char *env_path(void)
 {
     for (int i = 0; i < plan.envc; i++)
         if (!strncmp(plan.envp[i], "PATH=", 5))
             return plan.envp[i] + 5;
-    return DEFAULT_PATH;
+    return "";
 }
 
 /* runc's HOME: a process whose env has no HOME (or an empty one) gets the home directory
@@ -591,7 +592,8 @@ static char *resolve_program(void)
         fail(1, "exec: \"%s\": %s", name, go_strerror(err));
     }
     const char *p = env_path();
-    while (1) {
+    /* an empty PATH has no entry at all; an empty entry in one is "." */
+    for (int more = *p != 0; more; ) {
         const char *end = strchrnul(p, ':');
         size_t dlen = end - p;
         if (dlen == 0)
@@ -602,8 +604,7 @@ static char *resolve_program(void)
             return found;
         if (err == EACCES)
             saw_eacces = 1;
-        if (!*end)
-            break;
+        more = *end != 0;
         p = end + 1;
     }
     if (saw_eacces)

@@ -365,10 +365,15 @@ SCENARIOS = [
              jq=SLEEP, name="create-pid-file-and-exec-process-json"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              write_process_json(["X=1"]), Cmd("exec", "-p", "{dir}/process.json", "{id}"),
-             jq=SLEEP, name="exec-process-json-without-path",
-             marks=pytest.mark.xfail(strict=True, reason=(
-                 "issue 13: without PATH in the process env runc finds no program ('sh' "
-                 "not found in $PATH, exit 255); pyrunc falls back to a default PATH"))),
+             jq=SLEEP, name="exec-process-json-without-path"),
+    # without PATH in the env a bare program name is found nowhere (no default PATH), at
+    # run as at exec; a name with a slash still runs
+    *(scenario(Cmd("run", "{id}"), Cmd("list", "-q"),
+               jq=f'.process.terminal = false | .process.env = {env} | '
+                  f'.process.args = ["{prog}", "-c", "echo ran"]',
+               name=f"run-env-{label}-{prog.replace('/', '_')}")
+      for label, env in (("without-path", '["X=1"]'), ("empty-path", '["PATH="]'))
+      for prog in ("sh", "/bin/sh")),
     scenario(Cmd("restore", "{id}", differs=Differs(
         "no CRIU support (runc: fails without criu too, after its version check)",
         runc_refusal(1, "CRIU"))), name="restore-refused"),
