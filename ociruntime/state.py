@@ -7,7 +7,9 @@ from the cgroup freezer.  A crash therefore can never leave a stale "running" be
 
 The one stored phase is "creating": `create` writes its record before it makes the cgroup
 or forks anything (then adds the cgroup and the init's pid as they come), so a create that
-is killed half-way leaves a record that `list`, `state` and `delete --force` find.
+is killed half-way leaves a record that `list`, `state` and `delete --force` find.  Killed
+before even that, it leaves a directory without a record, unlocked: the next create of the
+id takes it over (claim), so nothing that no command sees blocks the id.
 
 Only root (rootless: the owner) may reach anything here: the root and every container
 directory are 0700, so nobody else can open exec.fifo (which would start the container, or
@@ -130,24 +132,45 @@ class ContainerState:
 
     # --- the directory and its lock -------------------------------------------------------
     def claim(self):
-        """Create the container's directory atomically and lock it (for create).  0700,
-        whatever the umask and whatever mode an existing root has: nobody but us may open
-        exec.fifo or read the record (runc: a 0700 root)."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
-        try:
-            os.mkdir(self.dir, 0o700)
-        except FileExistsError:
-            raise AlreadyExists(f"container with id {self.id!r} already exists") from None
-        os.chmod(self.dir, 0o700)
-        self.lock()
+        """Take the container's directory for create, locked and 0700 (whatever the umask
+        and whatever mode an existing root has: nobody but us may open exec.fifo or read
+        the record; runc: a 0700 root).
 
-    def lock(self, timeout=None):
-        """flock the container directory for create (claim), which releases it on every
-        way out; the other operations hold it with `with state.locked():`.  With a
-        timeout (seconds): False when the lock is still held by then (the fd stays open,
-        unlocked, so unlock() works either way)."""
-        self._lock_fd = _open_dir(self.dir, self.id)
-        return _flock(self._lock_fd, timeout)
+        The directory is a new one, or one a create killed between its mkdir and its first
+        record left behind: no state.json and nobody holding its lock means nothing else
+        was made yet, and runc leaves nothing that blocks the id after such a crash
+        either.  Of concurrent creates of one id exactly one wins: each checks, under the
+        lock it took without waiting, that the directory it locked is still the one at
+        the path and still has no record."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        taken = AlreadyExists(f"container with id {self.id!r} already exists")
+        for _ in range(_CLAIM_TRIES):
+            try:
+                os.mkdir(self.dir, 0o700)
+            except FileExistsError:
+                pass
+            try:
+                fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # removed (a delete, a losing create) since: try again
+            except OSError:
+                raise taken from None  # not a directory: not ours to touch
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise taken from None  # a live create, or an operation on the container
+            if not _still_at(fd, self.dir):
+                os.close(fd)
+                continue
+            if _has_record(fd) or not _clear_debris(fd):
+                os.close(fd)
+                raise taken
+            os.fchmod(fd, 0o700)
+            self._lock_fd = fd
+            return
+        raise taken
 
     def locked(self, timeout=None):
         """The lock as a context manager (`with st.locked() as held:`; held.acquired is
@@ -155,19 +178,9 @@ class ContainerState:
         long-lived caller sharing this object serialize; released on every way out."""
         return _Held(self, timeout)
 
-    def try_lock(self):
-        """Take the lock if nobody holds it; False when another pyrunc holds it."""
-        self._lock_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
-            return False
-        return True
-
     @property
     def lock_fd(self):
+        """The lock claim() took for create; held until unlock() or remove()."""
         return self._lock_fd
 
     def unlock(self):
@@ -204,6 +217,11 @@ class ContainerState:
 
     def exists(self):
         return os.path.isdir(self.dir)
+
+    def recorded(self):
+        """The directory has a record: the id is taken (without one it is a create's first
+        instant, or what a create killed then left, which the next create takes over)."""
+        return os.path.lexists(os.path.join(self.dir, STATE_FILE))
 
     def load(self):
         """Read state.json: StateMissing ("does not exist") when there is none,
@@ -269,6 +287,40 @@ class ContainerState:
         if rec.get("annotations"):
             doc["annotations"] = rec["annotations"]
         return doc
+
+
+_CLAIM_TRIES = 5  # a directory removed under create this often in a row: give up
+
+
+def _still_at(fd, path):
+    """The directory open at fd is the one path names now (not removed or replaced)."""
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _has_record(dir_fd):
+    try:
+        os.stat(STATE_FILE, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _clear_debris(dir_fd):
+    """Empty a record-less directory a dead create left (a half-written temp record);
+    False when it holds a directory, which no create makes: not ours to remove."""
+    for name in os.listdir(dir_fd):
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            return False
+    return True
 
 
 def _open_dir(path, container_id):

@@ -99,7 +99,7 @@ class Container:
                               "(or set terminal to false)")
         if opts.console_socket and (cfg.process is None or not cfg.process.terminal):
             raise InvalidConfig("--console-socket given, but process.terminal is false")
-        if self.state.exists():
+        if self.state.recorded():
             raise AlreadyExists(f"container with id {self.id!r} already exists")
 
         from ociruntime.libcontainer.namespaces import NamespacePlan
@@ -187,9 +187,11 @@ class Container:
                     manager.destroy()
                 except PyruncError as e:
                     log.warn(str(e))
-            if premounted is not None:
-                _detach_container_mounts(rootfs, premounted)
             if claimed:
+                # a create that lost the id made nothing: what is mounted under a shared
+                # rootfs then is the winner's
+                if premounted is not None:
+                    _detach_container_mounts(rootfs, premounted)
                 self.state.remove()
             if cfg.hooks.poststop and isinstance(error, HookError):
                 from ociruntime.libcontainer import hooks

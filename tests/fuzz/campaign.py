@@ -963,13 +963,17 @@ def kill9_problems(env, op, delay):
         state_dir = os.path.join(env.runtime.root, cid)
         if os.path.isdir(state_dir) and not os.listdir(state_dir):
             # killed between the directory's mkdir and its first record: an empty
-            # directory (no process, cgroup or fifo yet), which delete --force removes
-            os.rmdir(state_dir)
+            # directory (no process, cgroup or fifo yet), which must not block the id
+            again = env.command(["create", "--bundle", env.path, cid], cid, mountinfo=False)
+            if again.returncode != 0:
+                invisible = (f"after kill -9 of {op} at {delay * 1000:.0f} ms, the id is "
+                             f"blocked: {again.stderr.strip()}")
+            env.command(["delete", "--force", cid], cid, mountinfo=False)
         try:
             lib.assert_nothing_left(env.runtime, env.path, cid)
         except AssertionError as e:
-            invisible = (f"after kill -9 of {op} at {delay * 1000:.0f} ms, pyrunc does not "
-                         f"see the container but: {e}")
+            invisible = invisible or (f"after kill -9 of {op} at {delay * 1000:.0f} ms, "
+                                      f"pyrunc does not see the container but: {e}")
     result = env.command(["delete", "--force", cid], cid, mountinfo=False)
     problems += contract("delete --force", result)
     problems += leftovers(env, cid)

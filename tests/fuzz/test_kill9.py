@@ -3,7 +3,8 @@ and delete, then `delete --force`.
 
 What a killed runtime leaves must be something pyrunc can see (`state` answers, so an
 engine's cleanup finds it) or nothing (an empty state directory, made an instant before
-the first record, is let pass: delete --force removes it); after `delete --force` nothing
+the first record, is let pass when a new create of the id takes it over); after
+`delete --force` nothing
 at all is left (campaign.kill9_problems).  The points are delays after the command
 starts, evenly spaced from 0 to past its usual duration (create and run take ~50-100 ms
 here); PYRUNC_KILL9_POINTS sets how many (6 by default; more for a long run).

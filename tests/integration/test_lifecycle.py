@@ -6,11 +6,19 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 from datetime import datetime
 
 import pytest
 
-from pyrunc_testlib import STAGE_EXE, assert_error, assert_nothing_left, container_cgroup_dirs
+from pyrunc_testlib import (
+    STAGE_EXE,
+    TIMEOUT,
+    assert_error,
+    assert_nothing_left,
+    container_cgroup_dirs,
+    mounts_under,
+)
 
 # A program that says it is ready, then waits; TERM is trapped and recorded.
 TRAP_TERM = ("trap 'echo caught-TERM; exit 0' TERM; echo ready; "
@@ -332,6 +340,86 @@ def test_id_can_be_reused_after_delete(runtime, bundle):
     runtime.delete(cid, "--force")
     runtime.create(bundle, cid=cid)
     assert runtime.status(cid) == "created"
+
+
+@pytest.mark.parametrize("debris", [(), ("state.json.tmp4242",)])
+def test_a_create_killed_before_its_first_record_does_not_block_the_id(runtime, bundle,
+                                                                       debris):
+    """kill -9 of create between its state directory's mkdir and its first record leaves
+    that directory, empty (or with a half-written temp record): `state` and `list` do not
+    see a container, so `create` with the id must not say it exists (runc leaves nothing
+    that blocks the id)."""
+    cid = runtime.new_id()
+    os.makedirs(runtime.root, 0o700, exist_ok=True)
+    left = os.path.join(runtime.root, cid)
+    os.mkdir(left, 0o755)
+    for name in debris:
+        with open(os.path.join(left, name), "w") as f:
+            f.write('{"ociVersion": ')
+    assert runtime.run("state", cid, check=False).returncode != 0
+    assert cid not in runtime.run("list", "-q").stdout.split()
+
+    runtime.create(bundle, cid=cid)
+    assert runtime.status(cid) == "created"
+    assert sorted(os.listdir(left)) == ["exec.fifo", "state.json"]
+    assert os.stat(left).st_mode & 0o777 == 0o700
+    runtime.delete(cid, "--force")
+    assert not os.path.exists(left)
+
+
+def test_a_locked_directory_without_record_is_a_create_under_way(runtime, bundle):
+    """A directory without a record whose lock is held is a live create's first instant:
+    another create of the id is refused, and takes nothing over."""
+    import fcntl
+
+    cid = runtime.new_id()
+    os.makedirs(os.path.join(runtime.root, cid), 0o700)
+    fd = os.open(os.path.join(runtime.root, cid), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        result = runtime.create(bundle, cid=cid, check=False)
+        assert_error(result, "already exists")
+        assert os.listdir(os.path.join(runtime.root, cid)) == []
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize("mount_ns", [True, False])
+def test_one_of_parallel_creates_of_an_id_wins(runtime, bundle, stale, mount_ns):
+    """N creates of one id at once (with or without what a killed create left): exactly
+    one makes the container, the others say it exists and undo nothing of the winner's
+    (without a mount namespace, its mounts under the shared rootfs stay)."""
+    cid = runtime.new_id()
+    if stale:
+        os.makedirs(os.path.join(runtime.root, cid), 0o700)
+    if not mount_ns:
+        bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                      if ns["type"] != "mount"]
+    bundle.sh("sleep 1000")
+    bundle.write()
+    argv = [runtime.binary, "--root", runtime.root, "create", "--bundle", bundle.path, cid]
+    # files, not pipes: the winner's container inherits its stdio
+    with open(runtime.output_path(cid), "wb") as out:
+        errs = [tempfile.TemporaryFile(dir=runtime.scratch.out) for _ in range(6)]
+        procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                 for err in errs]
+    results = []
+    for proc, err in zip(procs, errs, strict=True):
+        rc = proc.wait(timeout=TIMEOUT)
+        err.seek(0)
+        results.append((rc, err.read().decode()))
+        err.close()
+    winners = [err for rc, err in results if rc == 0]
+    assert len(winners) == 1, results
+    for rc, err in results:
+        if rc != 0:
+            assert "already exists" in err and len(err.strip().splitlines()) == 1, err
+    assert runtime.status(cid) == "created"
+    if not mount_ns:
+        assert any(m.endswith("/rootfs/proc") for m in mounts_under(bundle.rootfs)), (
+            "a losing create detached the winner's mounts")
+    runtime.delete(cid, "--force")
 
 
 def test_run_keep_leaves_stopped_container(runtime, bundle):
