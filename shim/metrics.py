@@ -1,6 +1,7 @@
-"""The Stats call's answer: the runtime's cgroup statistics (the document `pyrunc events
---stats` prints) as the containerd/cgroups Metrics message `ctr task metrics` decodes:
-io.containerd.cgroups.v1.Metrics on a v1 host, io.containerd.cgroups.v2.Metrics on v2."""
+"""The Stats call's answer, the containerd/cgroups Metrics message `ctr task metrics`
+decodes: on a v1 host io.containerd.cgroups.v1.Metrics from the runtime's cgroup statistics
+(the document `pyrunc events --stats` prints); on v2 io.containerd.cgroups.v2.Metrics read
+from the cgroup's files as runc's shim reads them."""
 
 from google.protobuf import any_pb2
 
@@ -70,46 +71,84 @@ def v1_metrics(doc):
     return m
 
 
-def v2_metrics(doc):
+def _kv(directory, name):
+    from ociruntime.libcontainer.cgroups.stats import _key_values, _read
+
+    return _key_values(_read(directory, name))
+
+
+def _file_uint(directory, name):
+    """A one-number file as containerd/cgroups reads it: "max" is 2**64-1, absent is 0."""
+    from ociruntime.libcontainer.cgroups.stats import _uint
+
+    return _uint(directory, name) or 0
+
+
+def _rdma(directory, name):
+    """rdma.current / rdma.max lines: "mlx4_0 hca_handle=2 hca_object=2000" ("max" is
+    2**32-1, as containerd/cgroups reads it)."""
+    from ociruntime.libcontainer.cgroups.stats import _read
+
+    entries = []
+    for line in (_read(directory, name) or "").splitlines():
+        device, *items = line.split()
+        values = dict(item.partition("=")[::2] for item in items)
+        entries.append({"device": device, **{
+            field: 2**32 - 1 if values.get(key) == "max" else int(values.get(key) or 0)
+            for key, field in (("hca_handle", "hca_handles"), ("hca_object", "hca_objects"))}})
+    return entries
+
+
+def v2_metrics(directory):
+    """Read from the container's cgroup2 directory, file by file, as containerd/cgroups'
+    cgroup2 manager (Stat) does for runc's shim, so that both shims answer alike: limits
+    as the files hold them ("max" is 2**64-1), swap on its own (memory.swap.*, not
+    memory+swap as `events --stats`), every memory.stat counter, memory.events, rdma."""
+    from ociruntime.libcontainer.cgroups.stats import _page_sizes, _read
     from shim.proto import metrics_v2_pb2 as pb
 
+    d = directory
     m = pb.Metrics()
-    _pids(m, doc)
-    cpu = doc.get("cpu") or {}
-    usage = cpu.get("usage") or {}
-    throttling = cpu.get("throttling") or {}
-    m.cpu.usage_usec = usage.get("total", 0) // 1000
-    m.cpu.user_usec = usage.get("user", 0) // 1000
-    m.cpu.system_usec = usage.get("kernel", 0) // 1000
-    m.cpu.nr_periods = throttling.get("periods", 0)
-    m.cpu.nr_throttled = throttling.get("throttledPeriods", 0)
-    m.cpu.throttled_usec = throttling.get("throttledTime", 0) // 1000
-    memory = doc.get("memory") or {}
-    raw = memory.get("raw") or {}
+    m.pids.current = _file_uint(d, "pids.current")
+    m.pids.limit = _file_uint(d, "pids.max")
+    cpu = _kv(d, "cpu.stat")
+    for field in m.cpu.DESCRIPTOR.fields:
+        setattr(m.cpu, field.name, cpu.get(field.name, 0))
+    memory = _kv(d, "memory.stat")
     for field in m.memory.DESCRIPTOR.fields:
-        if field.name in raw:
-            setattr(m.memory, field.name, raw[field.name])
-    usage_entry = memory.get("usage") or {}
-    swap_entry = memory.get("swap") or {}
-    m.memory.usage = usage_entry.get("usage", 0)
-    m.memory.usage_limit = usage_entry.get("limit", 0)
-    m.memory.max_usage = usage_entry.get("max", 0)
-    m.memory.swap_usage = max(0, swap_entry.get("usage", 0) - m.memory.usage)
-    m.memory.swap_limit = swap_entry.get("limit", 0)
-    reads = {}
-    for key, rkey, wkey in (("ioServiceBytesRecursive", "rbytes", "wbytes"),
-                            ("ioServicedRecursive", "rios", "wios")):
-        for e in (doc.get("blkio") or {}).get(key) or []:
-            dev = reads.setdefault((e.get("major", 0), e.get("minor", 0)), {})
-            dev[rkey if e.get("op") == "Read" else wkey] = e.get("value", 0)
-    for (major, minor), values in sorted(reads.items()):
-        m.io.usage.add(major=major, minor=minor, **values)
-    for size, h in (doc.get("hugetlb") or {}).items():
-        m.hugetlb.add(pagesize=size, current=h.get("usage", 0), max=h.get("max", 0))
+        if field.name in memory:
+            setattr(m.memory, field.name, memory[field.name])
+    for field, name in (("usage", "memory.current"), ("usage_limit", "memory.max"),
+                        ("max_usage", "memory.peak"), ("swap_usage", "memory.swap.current"),
+                        ("swap_limit", "memory.swap.max"),
+                        ("swap_max_usage", "memory.swap.peak")):
+        setattr(m.memory, field, _file_uint(d, name))
+    events = _kv(d, "memory.events")
+    if events:
+        for field in m.memory_events.DESCRIPTOR.fields:
+            setattr(m.memory_events, field.name, events.get(field.name, 0))
+    for line in (_read(d, "io.stat") or "").splitlines():
+        device, *items = line.split()
+        major, _, minor = device.partition(":")
+        values = {key: int(value) for key, _, value in (i.partition("=") for i in items)
+                  if key in ("rbytes", "wbytes", "rios", "wios")}
+        m.io.usage.add(major=int(major), minor=int(minor), **values)
+    for size in _page_sizes():
+        if _read(d, f"hugetlb.{size}.current") is not None:
+            m.hugetlb.add(pagesize=size, current=_file_uint(d, f"hugetlb.{size}.current"),
+                          max=_file_uint(d, f"hugetlb.{size}.max"))
+    for entry in _rdma(d, "rdma.current"):
+        m.rdma.current.add(**entry)
+    for entry in _rdma(d, "rdma.max"):
+        m.rdma.limit.add(**entry)
     return m
 
 
-def metrics_any(doc, cgroup_v2):
-    message = v2_metrics(doc) if cgroup_v2 else v1_metrics(doc)
+def metrics_any(manager, cgroup_v2):
+    """The Stats answer for a container's cgroup manager (ociruntime's)."""
+    if cgroup_v2:  # a container without a cgroup (rootless) has no dir: every field 0
+        message = v2_metrics(getattr(manager, "dir", None))
+    else:
+        message = v1_metrics(manager.stats())
     return any_pb2.Any(type_url=message.DESCRIPTOR.full_name,
                        value=message.SerializeToString())

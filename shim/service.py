@@ -386,8 +386,8 @@ class TaskService:
         from shim.metrics import metrics_any
 
         task = self._task(req.id)
-        doc = task.container.load().cgroup_manager().stats()
-        return pb.StatsResponse(stats=metrics_any(doc, self.cgroup_v2))
+        manager = task.container.load().cgroup_manager()
+        return pb.StatsResponse(stats=metrics_any(manager, self.cgroup_v2))
 
     def connect(self, req):
         task = self.tasks.get(req.id)

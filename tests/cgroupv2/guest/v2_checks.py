@@ -168,6 +168,53 @@ def test_update_and_events_stats(runtime, bundle):
     assert_nothing_left(runtime, bundle, cid)
 
 
+def _kv(path):
+    return {k: int(v) for k, v in (line.split() for line in read(path).splitlines())}
+
+
+def test_shim_metrics_read_the_cgroup_as_runcs_shim(runtime, bundle):
+    """The shim's Stats answer (io.containerd.cgroups.v2.Metrics) holds what
+    containerd/cgroups' manager reads for runc's shim: each field from its cgroup file,
+    "max" as 2**64-1, swap on its own, every memory.stat counter, memory.events.  The
+    container is paused while it is read, and only values the files hold steady across
+    the read are compared."""
+    from ociruntime.libcontainer.container import Container
+    from shim.metrics import metrics_any
+    from shim.proto import metrics_v2_pb2
+
+    path = new_path("met")
+    bundle.linux["cgroupsPath"] = path
+    resources(bundle)["memory"] = {"limit": 32 * MiB, "swap": 96 * MiB}
+    resources(bundle)["pids"] = {"limit": 50}
+    # a hog in a subshell gets OOM-killed (memory.events: max, oom, oom_kill); the init lives
+    cid = started(runtime, bundle,
+                  '(x=a; while true; do x="$x$x"; done) & wait; ' + LOOP)
+    runtime.run("pause", cid)
+    d = cgdir(path)
+    before = (_kv(f"{d}/memory.stat"), _kv(f"{d}/memory.events"), _kv(f"{d}/cpu.stat"))
+    manager = Container(runtime.root, cid).load().cgroup_manager()
+    any_ = metrics_any(manager, True)
+    after = (_kv(f"{d}/memory.stat"), _kv(f"{d}/memory.events"), _kv(f"{d}/cpu.stat"))
+    runtime.delete(cid, "--force")
+    assert any_.type_url == "io.containerd.cgroups.v2.Metrics"
+    m = metrics_v2_pb2.Metrics.FromString(any_.value)
+
+    assert m.memory.usage_limit == 32 * MiB
+    assert m.memory.swap_limit == 64 * MiB  # memory.swap.max alone, not memory + swap
+    assert m.pids.limit == 50 and m.pids.current >= 2
+    assert m.memory.usage > 0 and m.memory.max_usage >= m.memory.usage
+    assert m.memory_events.oom_kill >= 1 and m.memory_events.max >= 1
+    compared = 0
+    for message, old, new in zip((m.memory, m.memory_events, m.cpu), before, after, strict=True):
+        for name in (field.name for field in message.DESCRIPTOR.fields):
+            value = getattr(message, name)
+            if name in old and old[name] == new[name]:
+                assert int(value) == old[name], name
+                compared += 1
+    assert compared > 30  # the premise: memory.stat's counters (20-31 too) were compared
+    assert_nothing_left(runtime, bundle, cid)
+
+
 def test_pause_resume_through_cgroup_freeze(runtime, bundle):
     path = new_path("frz")
     bundle.linux["cgroupsPath"] = path
