@@ -265,8 +265,12 @@ def cmd_start(root, flags, args):
 
 
 def cmd_state(root, flags, args):
-    container = _container(root, args).load()
-    doc = container.oci_state()
+    # the state record alone: libcontainer.container (the operations) is not imported
+    from ociruntime.state import ContainerState
+
+    st = ContainerState(root, args[0])
+    st.load()
+    doc = st.oci_state()
     doc["owner"] = ""  # runc's state never fills it (its list does)
     sys.stdout.write(pretty_json(doc))  # no newline at the end, as runc
 

@@ -1,0 +1,64 @@
+"""Each lifecycle call imports only what it needs: every pyrunc call pays for its imports
+(the interpreter's floor is ~10 ms, the modules below cost ~0.2-12 ms each), so a module
+that creeps onto the path of state, start, kill or delete is a regression.  The imported
+set is read from `python -X importtime`, as the launcher runs (-I -S); no time is asserted.
+"""
+
+import subprocess
+
+import pytest
+
+from pyrunc_testlib import TIMEOUT
+
+# none of these on any of the four calls: typing/re/enum/json and friends cost 1-12 ms;
+# the config model, cffi's helper and subprocess are create's and exec's
+NEVER = {"typing", "re", "enum", "json", "dataclasses", "functools", "collections",
+         "inspect", "subprocess", "threading", "atexit", "_cffi_backend", "ociruntime.config",
+         "ociruntime.libcontainer.init", "ociruntime.libcontainer.hooks"}
+CGROUPS = "ociruntime.libcontainer.cgroups"
+CONTAINER = "ociruntime.libcontainer.container"
+
+
+def interpreter(launcher):
+    with open(launcher) as f:
+        line = f.readline()
+    assert line.startswith("#!"), line
+    return line[2:].split()[0]
+
+
+def imported(runtime, *args):
+    """The modules `pyrunc --root ROOT ARGS...` imports (the call must succeed)."""
+    argv = [interpreter(runtime.binary), "-X", "importtime", "-I", "-S", runtime.binary,
+            "--root", runtime.root, *args]
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert lines, result.stderr
+    return {line.rsplit("|", 1)[1].strip() for line in lines[1:]}
+
+
+@pytest.fixture
+def created(runtime, bundle):
+    bundle.config["process"]["args"] = ["sleep", "1000"]
+    return runtime.create(bundle).cid
+
+
+def test_state_reads_the_record_only(runtime, created):
+    mods = imported(runtime, "state", created)
+    assert "ociruntime.state" in mods
+    assert not mods & NEVER, mods & NEVER
+    assert CONTAINER not in mods and CGROUPS not in mods, mods
+
+
+def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
+    pid = runtime.state(created)["pid"]
+    mods = imported(runtime, "start", created)
+    assert CONTAINER in mods
+    assert not mods & (NEVER | {CGROUPS}), mods & (NEVER | {CGROUPS})
+    mods = imported(runtime, "kill", created, "KILL")
+    assert not mods & (NEVER | {CGROUPS}), mods & (NEVER | {CGROUPS})
+    runtime.wait_exit(pid)
+    mods = imported(runtime, "delete", created)
+    assert not mods & NEVER, mods & NEVER
+    assert runtime.run("state", created, check=False).returncode != 0
