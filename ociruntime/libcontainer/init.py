@@ -148,8 +148,8 @@ def container_init(sync, launch):
     if cfg.process is not None:
         rootfs.make_cwd(cfg.process.cwd)
     rootfs.finish_readonly()
-    rootfs.mask_paths(cfg.linux.masked_paths)
     rootfs.readonly_paths(cfg.linux.readonly_paths)
+    rootfs.mask_paths(cfg.linux.masked_paths)
     if cfg.root.readonly:
         rootfs.make_readonly()
     rootfs.switch_root(launch.no_pivot, own_mount_ns)

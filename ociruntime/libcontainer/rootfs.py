@@ -293,14 +293,22 @@ class Rootfs:
         return stat.S_IMODE(st.st_mode) if stat.S_ISDIR(st.st_mode) else None
 
     def _cgroup_v1(self, dest, opts, cgroup_binds):
-        """type "cgroup" on a v1 host: a tmpfs holding a bind of the container's own cgroup
-        directory from each hierarchy (what runc does)."""
+        """type "cgroup" on a v1 host: a tmpfs holding a read-only-if-asked bind of the
+        container's own cgroup directory from each hierarchy, as runc 1.1: the tmpfs itself
+        stays read-write, with the mode of the directory it covers (sysfs's 0555)."""
+        keep_mode = self._existing_mode(dest)
         target = self.make(dest, True)
         try:
             sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV
                      | sc.MS_NOEXEC, "mode=755")
         finally:
             os.close(target)
+        if keep_mode is not None:
+            top = self.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fchmod(top, keep_mode)
+            finally:
+                os.close(top)
         for name, host_dir in cgroup_binds:
             sub = self.make(f"{dest}/{name}", True)
             try:
@@ -310,8 +318,6 @@ class Rootfs:
             self._remount(f"{dest}/{name}", opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
                           | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
         self._cgroup_v1_links(dest, [name for name, _ in cgroup_binds if "," in name])
-        if opts.flags & sc.MS_RDONLY:
-            self._remount(dest, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
     def _cgroup_v1_links(self, dest, comounted):
         """cpu -> cpu,cpuacct and the like, as the host has them: programs open
@@ -373,15 +379,23 @@ class Rootfs:
             raise PyruncError(f"process.cwd: creating {cwd}: {e.strerror}") from None
 
     def mask_paths(self, paths):
-        """maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
-        The /dev/null used is checked to be the real 1:3 device (CVE-2025-31133)."""
+        """maskedPaths: the container's /dev/null over files, an empty read-only tmpfs over
+        directories, after the read-only paths (runc's order).  That /dev/null is opened
+        inside the root without following any symlink and checked, through the fd that
+        is then bound, to be the real 1:3 device: nothing the image or a volume planted
+        there is bound over a path the container must not write (CVE-2025-31133)."""
         if not paths:
             return
-        null = os.open("/dev/null", _O_PATH)
+        try:
+            null = self.open("/dev/null", resolve=_IN_ROOT | sc.RESOLVE_NO_SYMLINKS)
+        except OSError as e:
+            raise PyruncError(f"linux.maskedPaths: the container's /dev/null: {e.strerror}; "
+                              "refusing to mask with it") from None
         try:
             st = os.fstat(null)
             if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
-                raise PyruncError("/dev/null is not the null device; refusing to mask with it")
+                raise PyruncError("linux.maskedPaths: the container's /dev/null is not the "
+                                  "null device (1:3); refusing to mask with it")
             for path in paths:
                 try:
                     target = self.open(path)

@@ -47,11 +47,7 @@ VIEWS = {
     "cgroup": "cut -d: -f2- /proc/self/cgroup | sort",
     "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
 }
-KNOWN = {
-    "mounts": "issue 13: masked paths are the host's /dev/null (devtmpfs) and come first, "
-              "runc binds the container's after the read-only paths; pyrunc also mounts "
-              "the hybrid host's cgroup2 /sys/fs/cgroup/unified",
-}
+KNOWN = {}  # view: reason, for a difference not on purpose (a strict xfail); none left
 
 
 def view(name, terminal=False, exec_=False):

@@ -3,9 +3,10 @@
 
 - 2025-31133: runc masked paths by bind-mounting the container's /dev/null over them; an
   image whose /dev/null was a symlink to /proc/sys/kernel/core_pattern got that file bound
-  instead (and writable).  Defences: rootfs.Rootfs.mask_paths binds the runtime's own
-  /dev/null (resolved before pivot_root, checked to be the 1:3 device), and
-  create_default_devices refuses a default device path that is a symlink.
+  instead (and writable).  Defences: rootfs.Rootfs.mask_paths binds the container's
+  /dev/null as runc does, but opened inside the root without following any symlink and
+  checked through that fd to be the 1:3 device, and create_default_devices refuses a
+  default device path that is a symlink.
 - 2025-52565: runc bind-mounted the pty onto /dev/console following a symlink the image
   planted there.  Defences: console.open_pty opens /dev/pts/ptmx with RESOLVE_NO_SYMLINKS
   and takes the peer with TIOCGPTPEER (no /dev/pts/N path), console.bind_console creates
@@ -54,7 +55,7 @@ def read_master(master, timeout=lib.TIMEOUT):
 @pytest.mark.parametrize("target", [CORE_PATTERN, "../proc/sys/kernel/core_pattern"])
 def test_dev_null_symlink_is_not_used_for_masking(runtime, bundle, target):
     """CVE-2025-31133.  Defence: create_default_devices refuses the planted symlink; were
-    it kept, mask_paths would still bind the runtime's own, checked /dev/null.  Either way
+    it kept, mask_paths would not follow it and refuse to mask.  Either way
     core_pattern stays masked/read-only and the host's value is untouched."""
     host_core = read_host(CORE_PATTERN)
     without_dev_tmpfs(bundle)
@@ -73,6 +74,27 @@ def test_dev_null_symlink_is_not_used_for_masking(runtime, bundle, target):
     assert lines[0] == "character special file 1:3", result.stdout   # /proc/keys masked
     assert lines[1] == "character special file 1:3", result.stdout   # a real /dev/null
     assert lines[-1].strip() == "0", result.stdout
+
+
+@pytest.mark.parametrize("how", ["file-in-the-image", "bind-of-a-host-file"])
+def test_dev_null_that_is_no_device_is_not_used_for_masking(runtime, bundle, scratch, how):
+    """CVE-2025-31133, the container's /dev/null a regular file (the image's, kept by
+    mknod's EEXIST, or a volume bound there): mask_paths checks the 1:3 device through
+    the fd it would bind, and refuses; the file is never bound over /proc/keys."""
+    victim = os.path.join(scratch.path, "victim")
+    with open(victim, "w") as f:
+        f.write("host file\n")
+    if how == "file-in-the-image":
+        without_dev_tmpfs(bundle)
+        with open(os.path.join(bundle.rootfs, "dev", "null"), "w") as f:
+            f.write("image file\n")
+    else:
+        bundle.mount("/dev/null", "bind", victim, ["bind"])
+    bundle.sh("cat /proc/keys")
+    result = runtime.run_container(bundle)
+    lib.assert_error(result, "maskedPaths", "/dev/null", "not the null device")
+    lib.assert_nothing_left(runtime, bundle, result.cid)
+    assert read_host(victim) == "host file\n"
 
 
 def test_dev_null_symlink_in_a_user_namespace(runtime, bundle):

@@ -372,9 +372,10 @@ class V1Manager:
         return oom_kill_count(os.path.join(d, "memory.oom_control")) if d else None
 
     def bind_sources(self):
-        """(name, host directory) pairs for a container's /sys/fs/cgroup (type cgroup)."""
+        """(name, host directory) pairs for a container's /sys/fs/cgroup (type cgroup): the
+        v1 hierarchies only, as runc 1.1 (a hybrid host's cgroup2 "unified" is not bound)."""
         return [(name.split(",")[0] if "," not in name else name, d)
-                for name, d in self.dirs.items()]
+                for name, d in self.dirs.items() if name != "unified"]
 
     def pids(self):
         d = self.dirs.get("pids") or self.dirs.get("memory") or next(iter(self.dirs.values()))
