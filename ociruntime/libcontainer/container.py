@@ -62,6 +62,18 @@ class Container:
 
         primed = cgroups.prime_migration()
         try:
+            # The fork chain's modules, imported now: the prime's write waits a grace
+            # period (3-17 ms here) holding cgroup_mutex, and the cgroup mkdirs below
+            # queue behind it, so whatever is done before them is done in that wait,
+            # off create's path (procattrs too: the container init then finds it loaded)
+            from ociruntime.libcontainer import (  # noqa: F401
+                capabilities,
+                init,
+                procattrs,
+                process,
+                stage,
+            )
+
             return self._create(opts, primed)
         finally:
             primed()
