@@ -47,6 +47,9 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         # the container's fds 0, 1, 2 when not the caller's own (the shim's fifos)
         self.stdio = None
+        # a cgroups.prime_migration() already started by the caller (the CLI starts it
+        # before its own imports, so more of the grace period is off create's path)
+        self.primed = None
 
 
 class Container:
@@ -60,7 +63,7 @@ class Container:
         before the config has been parsed and checked; on failure nothing is left."""
         from ociruntime.libcontainer import cgroups
 
-        primed = cgroups.prime_migration()
+        primed = opts.primed or cgroups.prime_migration()
         try:
             # The fork chain's modules, imported now: the prime's write waits a grace
             # period (3-17 ms here) holding cgroup_mutex, and the cgroup mkdirs below
