@@ -310,10 +310,11 @@ class Container:
             # deprecated pre-createRuntime hook that used to run at start, and its users
             # (and runtime-tools' hooks_stdin, as crun does) expect "created" there;
             # createRuntime sees the true "creating".
+            # both in the bundle, as runc's create
             hooks.run_all(cfg.hooks.prestart, "prestart",
-                          self._hook_state(cfg, bundle, "created", container_pid))
+                          self._hook_state(cfg, bundle, "created", container_pid), cwd=bundle)
             state = self._hook_state(cfg, bundle, "creating", container_pid)
-            hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state)
+            hooks.run_all(cfg.hooks.create_runtime, "create_runtime", state, cwd=bundle)
 
         def console_master(fd):
             from ociruntime.libcontainer.console import send_to_console_socket
@@ -356,12 +357,15 @@ class Container:
         return state_json(self.id, status, rec["pid"], rec["bundle"], rec.get("annotations"))
 
     def _run_recorded_hooks(self, phase, status, warn=None):
+        """poststart in the bundle (runc 1.1 runs it from create, in the bundle); poststop
+        where the caller is, as runc's delete."""
         recorded = self.state.record.get("hooks", {}).get(phase)
         if recorded:
             from ociruntime.libcontainer import hooks
 
             hooks.run_all(hooks.from_record(recorded), phase,
-                          self._recorded_hook_state(status), warn=warn)
+                          self._recorded_hook_state(status), warn=warn,
+                          cwd=self.state.record["bundle"] if phase == "poststart" else None)
 
     # --- the other operations --------------------------------------------------------------
     def load(self):

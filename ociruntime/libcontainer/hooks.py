@@ -10,6 +10,14 @@ A hook without `env` inherits its runner's environment, as runc's hooks do (Go's
 a nil Env): the runtime's for the hooks run by the runtime, the container process's env
 for createContainer and startContainer (runc's init has nothing else).  `"env": []` is an
 empty environment.
+
+A hook gets fds 0-2 only (the state on stdin, its output captured on 1 and 2), never an
+fd the runtime inherited from its caller, and runs in the directory its runner names:
+the bundle for prestart, createRuntime and poststart (runc 1.1 runs them from `create`,
+which works in the bundle), the rootfs for createContainer; poststop keeps the caller's.
+The hook is started by subprocess (fork and exec in C, close_range and chdir in the
+child: safe in the threaded shim, no process-wide chdir) and waited for through the
+process monitor alone.
 """
 
 import os
@@ -21,10 +29,6 @@ PHASES = ("prestart", "create_runtime", "create_container", "start_container", "
           "poststop")
 JSON_NAMES = {"create_runtime": "createRuntime", "create_container": "createContainer",
               "start_container": "startContainer"}
-
-
-# signals Python leaves ignored, which a hook must not inherit: SIGPIPE, SIGXFSZ
-_PYTHON_IGNORED = (13, 25)
 
 
 def state_json(container_id, status, pid, bundle, annotations):
@@ -53,13 +57,14 @@ def from_record(records):
     return [_Hook(**r) for r in records or ()]
 
 
-def run_all(hooks, phase, state, warn=None, env=None):
+def run_all(hooks, phase, state, warn=None, env=None, cwd=None):
     """Run the hooks of one phase in order.  With warn given (poststop, and poststart of a
     pre-1.3 config), a failure is logged and the next hook still runs; otherwise it raises.
-    env: what a hook without `env` gets (default: this process's environment)."""
+    env: what a hook without `env` gets (default: this process's environment); cwd: the
+    hooks' working directory (default: this process's)."""
     for index, hook in enumerate(hooks):
         try:
-            run_one(hook, state, env)
+            run_one(hook, state, env, cwd)
         except HookError as e:
             where = f"hooks.{JSON_NAMES.get(phase, phase)}[{index}]: "
             if warn is None:
@@ -75,7 +80,21 @@ def _environment(hook, default):
     return dict(e.split("=", 1) if "=" in e else (e, "") for e in entries)
 
 
-def run_one(hook, state, env=None):
+def _spawn(hook, env, stdin, out, cwd):
+    """Start the hook; its pid.  close_fds: nothing but 0-2 reaches it; restore_signals:
+    SIGPIPE and SIGXFSZ, which Python ignores, are default again.  The Popen is told at
+    once that its process is settled: the monitor waits for it, and a Popen that thinks
+    its child alive would waitpid the pid from its finaliser, maybe another's by then."""
+    import subprocess  # only with hooks: it brings threading, which slows the CLI's exit
+
+    proc = subprocess.Popen(list(hook.args) or [hook.path], executable=hook.path, env=env,
+                            stdin=stdin, stdout=out, stderr=out, cwd=cwd, close_fds=True,
+                            restore_signals=True)
+    proc.returncode = 0
+    return proc.pid
+
+
+def run_one(hook, state, env=None, cwd=None):
     from ociruntime.libcontainer import monitor
 
     mon = monitor.current()
@@ -83,17 +102,16 @@ def run_one(hook, state, env=None):
     out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
     read_end, write_end = os.pipe()
     try:
-        pid = mon.start(lambda: os.posix_spawn(
-            hook.path, list(hook.args) or [hook.path], env,
-            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-                          (os.POSIX_SPAWN_DUP2, out, 2)],
-            setsigdef=_PYTHON_IGNORED))
+        pid = mon.start(lambda: _spawn(hook, env, read_end, out, cwd))
     except (OSError, ValueError) as e:
-        # ValueError: what posix_spawn refuses before the syscall (an empty args[0])
+        # ValueError: what is refused before the fork (a NUL byte somewhere)
         os.close(read_end)
         os.close(write_end)
         os.close(out)
-        raise HookError(f"{hook.path}: {getattr(e, 'strerror', None) or e}") from None
+        what = getattr(e, "strerror", None) or e
+        if isinstance(e, OSError) and e.filename == cwd and cwd is not None:
+            what = f"working directory {cwd}: {what}"
+        raise HookError(f"{hook.path}: {what}") from None
     os.close(read_end)
     try:
         try:

@@ -141,10 +141,10 @@ def container_init(sync, launch):
 
         # runc's: in the rootfs (still reachable at its host path), and a hook without env
         # gets the container process's env (all runc's init has)
-        os.chdir(launch.rootfs)
         hooks.run_all(cfg.hooks.create_container, "create_container",
                       _hook_state(launch, "creating"),
-                      env=cfg.process.env if cfg.process is not None else ())
+                      env=cfg.process.env if cfg.process is not None else (),
+                      cwd=launch.rootfs)
     if cfg.process is not None:
         rootfs.make_cwd(cfg.process.cwd)
     rootfs.finish_readonly()
