@@ -444,6 +444,7 @@ class Rootfs:
             if not own_mount_ns:
                 os.chroot(".")
             elif no_pivot:
+                self._hide_host_procfs()
                 sc.mount(self.path, "/", None, sc.MS_MOVE)
                 os.chroot(".")
             else:
@@ -461,10 +462,49 @@ class Rootfs:
             os.close(self.fd)
             self.fd = -1
 
+    def _hide_host_procfs(self):
+        """--no-pivot leaves the host's mounts below the moved root, in the container's
+        mount namespace: a full procfs or sysfs there would let a user namespace nested
+        in the container mount its own ("fully visible" to the kernel), masks or not.
+        Every one outside the rootfs is detached, or covered by a tmpfs where that is
+        refused, as runc's msMoveRoot; the detach does not reach the host (rslave)."""
+        root = os.readlink(fd_path(self.fd)).rstrip("/")
+        for point in full_proc_sysfs_mounts():
+            if point == root or point.startswith(root + "/"):
+                continue
+            try:
+                sc.mount(None, point, None, sc.MS_SLAVE | sc.MS_REC)
+            except FileNotFoundError:
+                continue  # gone with a parent detached before it
+            try:
+                sc.umount2(point, sc.MNT_DETACH)
+            except OSError as e:
+                if e.errno not in (1, 22):  # EPERM, EINVAL: locked, or no mount
+                    raise PyruncError(f"--no-pivot: detaching {point}: {e.strerror}") from None
+                sc.mount("tmpfs", point, "tmpfs", 0, None)
+
     @staticmethod
     def set_root_propagation(flag):
         if flag:
             sc.mount(None, "/", None, flag)
+
+
+def _unescape(field):
+    return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+            .replace("\\134", "\\"))
+
+
+def full_proc_sysfs_mounts():
+    """Mount points of every procfs and sysfs mounted from its root (a "full" one) in this
+    mount namespace, in mountinfo order."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("proc", "sysfs") and fields[3] == "/":
+                found.append(_unescape(fields[4]))
+    return found
 
 
 def mounts_under(path):
@@ -475,8 +515,7 @@ def mounts_under(path):
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
-            point = fields[4].replace("\\040", " ").replace("\\011", "\t") \
-                .replace("\\012", "\n").replace("\\134", "\\")
+            point = _unescape(fields[4])
             if point == path or point.startswith(prefix):
                 found.append((int(fields[0]), point))
     return found

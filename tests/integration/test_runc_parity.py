@@ -281,6 +281,20 @@ def test_a_dev_ptmx_device_entry_is_accepted_and_the_link_stays(both):
     assert same(outputs(both, edit, "readlink /dev/ptmx")) == (0, "pts/ptmx\n")
 
 
+@pytest.mark.parametrize("flags", [(), ("--no-pivot",)], ids=["pivot", "no-pivot"])
+def test_a_nested_user_namespace_cannot_mount_proc(both, flags):
+    # the kernel lets a user namespace mount procfs only where a full one is already
+    # visible; with --no-pivot the host's stayed below the moved root until runc's
+    # msMoveRoot detached it (and a nested `unshare --mount-proc` got a fresh procfs)
+    script = "unshare -Umpf --mount-proc true 2>/dev/null && echo mounted || echo refused"
+    seen = {}
+    for name, rt, bundle in both:
+        bundle.sh(script)
+        result = rt.run_container(bundle, *flags)
+        seen[name] = (result.returncode, result.stdout)
+    assert same(seen) == (0, "refused\n")
+
+
 # --- cgroups ---------------------------------------------------------------------------------
 
 
