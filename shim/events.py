@@ -29,6 +29,7 @@ TOPICS = {
     "TaskResumed": "/tasks/resumed", "TaskCheckpointed": "/tasks/checkpointed",
 }
 RETRIES = 5
+PUBLISH_TIMEOUT = 10.0
 
 
 def pack(message):
@@ -78,15 +79,21 @@ class Publisher:
         if self.transport == "ttrpc" and self.ttrpc_address:
             self._forward(topic, event, when)
             return
-        import subprocess
+        import shutil
 
+        from ociruntime.libcontainer import monitor
+
+        # spawned and waited for through the monitor, the server's reaper: a wait of our
+        # own would race it (and read a failure as success, or ECHILD)
         argv = [self.binary, "--address", self.address, "publish", "--topic", topic,
                 "--namespace", self.namespace]
-        done = subprocess.run(argv, input=event.SerializeToString(), capture_output=True,
-                              timeout=10, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.decode(errors="replace").strip()
-                               or f"exit status {done.returncode}")
+        spawn = monitor.posix_spawner(shutil.which(self.binary) or self.binary, argv,
+                                      os.environ)
+        status, output = monitor.run(spawn, event.SerializeToString(), PUBLISH_TIMEOUT)
+        if status is None:
+            raise RuntimeError(f"{self.binary} publish: timed out after {PUBLISH_TIMEOUT}s")
+        if status:
+            raise RuntimeError(output.strip() or monitor.describe(status))
 
     def _forward(self, topic, event, when):
         from shim.ttrpc import Client

@@ -24,7 +24,7 @@ OOM_POLL = 1.0
 
 def serve(listener, path, root, namespace, containerd_address, publish_binary,
           ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT):
-    from ociruntime.libcontainer import cgroups
+    from ociruntime.libcontainer import cgroups, monitor
     from shim import ttrpc
     from shim.events import Publisher
     from shim.reaper import Reaper
@@ -35,6 +35,9 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     reaper = Reaper()
+    # every child the library or the server starts here (hooks, the publish binary, logging
+    # binaries) is started and waited for through the reaper: no wait races its waitpid(-1)
+    monitor.install(reaper)
     publisher = Publisher(namespace, containerd_address, publish_binary, ttrpc_address)
     service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), debug=debug)
     server = ttrpc.Server()

@@ -162,7 +162,7 @@ class TaskService:
     def _process_io(self, req):
         """A Create's or Exec's stdio (a logging binary learns the task and namespace)."""
         return ProcessIO(req.stdin, req.stdout, req.stderr, req.terminal, task_id=req.id,
-                         namespace=self.publisher.namespace, reaper=self.reaper)
+                         namespace=self.publisher.namespace)
 
     # --- lookups --------------------------------------------------------------------------
     def _task(self, task_id):
@@ -258,14 +258,10 @@ class TaskService:
 
     def _start_and_publish(self, task, proc):
         if not proc.exec_id:
-            try:
-                task.container.start()
-            except PyruncError:
-                # a failing startContainer or poststart hook: the runtime has killed and
-                # deleted the container, and may have reaped the init itself
-                proc.end_start()
-                self._settle_exit(task, proc)
-                raise
+            # a failing startContainer or poststart hook: the runtime kills and deletes the
+            # container; its exit reaches our reaper (the runtime never reaps a container
+            # process) and is published once this Start is done (Proc.exit_after_start)
+            task.container.start()
             proc.started = True
             self.publisher.publish(ev.TaskStart(container_id=task.id, pid=proc.pid))
             return pb.StartResponse(pid=proc.pid)
@@ -335,16 +331,6 @@ class TaskService:
                 threading.Thread(target=finish, name="exit", daemon=True).start)
         else:
             proc.exit_after_start(finish)
-
-    def _settle_exit(self, task, proc, timeout=2.0):
-        """Make sure a process the runtime killed gets its exit recorded and published,
-        even when the runtime's own wait reaped it before ours could."""
-        if proc.exited.wait(timeout):
-            return
-        from ociruntime.state import proc_stat
-
-        if proc_stat(proc.pid) is None and not proc.exited.is_set():
-            self._exited(task, proc, 128 + 9, time.time_ns())  # gone, reaped elsewhere
 
     def wait(self, req):
         _, proc = self._proc(req.id, req.exec_id)

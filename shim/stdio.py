@@ -59,7 +59,9 @@ def _high_fd(fd):
 class _Logger:
     """A logging binary (binary:// URI) serving one process's stdout and stderr."""
 
-    def __init__(self, uri, task_id, namespace, reaper):
+    def __init__(self, uri, task_id, namespace):
+        from ociruntime.libcontainer import monitor
+
         self.path = unquote(uri.path)
         args = []
         for key, value in parse_qsl(uri.query, keep_blank_values=True):
@@ -67,7 +69,7 @@ class _Logger:
         self.out_r, self.out_w = os.pipe2(os.O_CLOEXEC)
         self.err_r, self.err_w = os.pipe2(os.O_CLOEXEC)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        self.exited = threading.Event()
+        self.monitor = monitor.current()  # the server's reaper: its exit comes from there
         moved = []
         try:
             moved = [_high_fd(fd) for fd in (self.out_r, self.err_r, ready_w)]
@@ -77,15 +79,13 @@ class _Logger:
                        (os.POSIX_SPAWN_DUP2, null, 2)]
             actions += [(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(moved[:3])]
             try:
-                self.pid = os.posix_spawn(
+                self.pid = self.monitor.start(lambda: os.posix_spawn(
                     self.path, [self.path, *args],
                     {"CONTAINER_ID": task_id, "CONTAINER_NAMESPACE": namespace},
-                    file_actions=actions, setsid=True)
+                    file_actions=actions, setsid=True))
             except OSError as e:
                 raise StdioError(f"cannot start the logging binary {self.path}: "
                                  f"{e.strerror}") from None
-            if reaper is not None:
-                reaper.register(self.pid, lambda code, when: self.exited.set())
         except BaseException:
             os.close(ready_r)
             self.close_pipes()
@@ -117,25 +117,24 @@ class _Logger:
         import signal
 
         self.close_pipes()
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        if not self.exited.wait(LOGGER_STOP_TIMEOUT):
+        if self.monitor.wait(self.pid, 0) is not None:
+            return  # it has exited (and is reaped): its pid is no longer its own
+        for signum, timeout in ((signal.SIGTERM, LOGGER_STOP_TIMEOUT), (signal.SIGKILL, None)):
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, signum)
             except ProcessLookupError:
-                pass
+                pass  # exited and reaped just now: the wait below has its status
+            if self.monitor.wait(self.pid, timeout) is not None:
+                return
 
 
 class ProcessIO:
     def __init__(self, stdin="", stdout="", stderr="", terminal=False, task_id="",
-                 namespace="", reaper=None):
+                 namespace=""):
         self.paths = (stdin, stdout, stderr)
         self.terminal = terminal
         self.task_id = task_id
         self.namespace = namespace
-        self.reaper = reaper
         self._lock = threading.Lock()
         self._child_fds = []
         self._held = []  # the fifo ends the shim keeps open for the process's lifetime
@@ -195,7 +194,7 @@ class ProcessIO:
                                      | os.O_CLOEXEC, 0o644))
             return (self._stdin_fd(stdin, null), fd, fd)
         if scheme == "binary":
-            self._logger = _Logger(uri, self.task_id, self.namespace, self.reaper)
+            self._logger = _Logger(uri, self.task_id, self.namespace)
             return (null, self._logger.out_w, self._logger.err_w)
         raise StdioError(f"unknown STDIO scheme {scheme}")
 

@@ -97,40 +97,19 @@ def _spawn(hook, env, stdin, out, cwd):
 def run_one(hook, state, env=None, cwd=None):
     from ociruntime.libcontainer import monitor
 
-    mon = monitor.current()
     env = _environment(hook, env)
-    out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
-    read_end, write_end = os.pipe()
     try:
-        pid = mon.start(lambda: _spawn(hook, env, read_end, out, cwd))
+        status, output = monitor.run(lambda stdin, out: _spawn(hook, env, stdin, out, cwd),
+                                     state.encode(), hook.timeout or None)
     except (OSError, ValueError) as e:
         # ValueError: what is refused before the fork (a NUL byte somewhere)
-        os.close(read_end)
-        os.close(write_end)
-        os.close(out)
         what = getattr(e, "strerror", None) or e
         if isinstance(e, OSError) and e.filename == cwd and cwd is not None:
             what = f"working directory {cwd}: {what}"
         raise HookError(f"{hook.path}: {what}") from None
-    os.close(read_end)
-    try:
-        try:
-            os.write(write_end, state.encode())
-        except BrokenPipeError:
-            pass  # a hook need not read its stdin
-        os.close(write_end)
-        write_end = -1
-        status = mon.wait(pid, hook.timeout or None)  # the one wait (monitor.py)
-        if status is None:
-            os.kill(pid, 9)
-            mon.wait(pid)
-            raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
-        if status:
-            output = os.pread(out, 4096, 0).decode(errors="replace").strip()
-            how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-                   else f"exit status {os.WEXITSTATUS(status)}")
-            raise HookError(f"{hook.path}: {how}" + (f": {output}" if output else ""))
-    finally:
-        if write_end >= 0:
-            os.close(write_end)
-        os.close(out)
+    if status is None:
+        raise HookError(f"{hook.path}: timed out after {hook.timeout}s")
+    if status:
+        output = output.strip()
+        raise HookError(f"{hook.path}: {monitor.describe(status)}"
+                        + (f": {output}" if output else ""))

@@ -6,6 +6,7 @@ exactly once and the library never loses one to it (go-runc's Monitor is the mod
     pid = monitor.current().start(spawn)   # spawn() makes the child and returns its pid;
                                            # the pid is known before the child can be reaped
     status = monitor.current().wait(pid, timeout=None)   # a wait status; None on timeout
+    status, output = monitor.run(spawn, stdin, timeout)  # a program run to its end
 
 The CLI uses DIRECT (plain waitpid).  A long-lived caller installs its own with install();
 it is used in that process only: a forked child (the fork chain, a fork server's worker)
@@ -45,11 +46,11 @@ def _readable(fd, timeout):
     poller.register(fd, select.POLLIN)
     deadline = time.monotonic() + timeout
     while True:
-        left_ms = (deadline - time.monotonic()) * 1000
-        if left_ms <= 0:
-            return False
+        left_ms = max(0, (deadline - time.monotonic()) * 1000)
         if poller.poll(min(left_ms, 2**31 - 1)):
             return True
+        if not left_ms:
+            return False  # (a timeout of 0 still looks once)
 
 
 DIRECT = DirectMonitor()
@@ -79,3 +80,49 @@ def reap(pid):
         return current().wait(pid)
     except ChildProcessError:
         return None
+
+
+def run(spawn, stdin=b"", timeout=None):
+    """Run a program to its end through the monitor: spawn(stdin_fd, output_fd) starts it
+    with those as its fd 0 and its fds 1 and 2 and returns its pid (exec'd at once, by
+    posix_spawn or subprocess: no Python runs in the child, so this is safe in a threaded
+    process).  stdin is written to a pipe (the program need not read it).  Returns (wait
+    status, the first 4 KiB of its output); status None if it outlived timeout (it is
+    killed and reaped).  What spawn raises (OSError, ValueError) goes to the caller."""
+    mon = current()
+    out = os.memfd_create("pyrunc-output", os.MFD_CLOEXEC)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        try:
+            pid = mon.start(lambda: spawn(read_end, out))
+        finally:
+            os.close(read_end)
+        try:
+            os.write(write_end, stdin)
+        except BrokenPipeError:
+            pass
+        os.close(write_end)
+        write_end = -1
+        status = mon.wait(pid, timeout)
+        if status is None:
+            os.kill(pid, 9)
+            mon.wait(pid)
+        return status, os.pread(out, 4096, 0).decode(errors="replace")
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(out)
+
+
+def posix_spawner(path, argv, env):
+    """A spawn for run(): posix_spawn of path with run()'s stdin and output."""
+    return lambda stdin, out: os.posix_spawn(path, argv, env, file_actions=[
+        (os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+        (os.POSIX_SPAWN_DUP2, out, 2)])
+
+
+def describe(status):
+    """A wait status in words: "exit status N" or "killed by signal N"."""
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"

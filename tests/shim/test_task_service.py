@@ -381,7 +381,9 @@ def test_one_server_for_a_group_and_cleanup_after_it_is_killed(shim):
 
 def test_a_failing_start_hook_still_ends_in_an_exit(shim):
     """A failing startContainer hook makes Start fail and the runtime destroy the
-    container; Wait must still answer (the runtime may have reaped the init itself)."""
+    container; Wait answers with the init's own exit (its stage's failure or the
+    runtime's SIGKILL), which only the server's reaper sees (the runtime never reaps a
+    container process)."""
     cid, bundle = shim.bundle("sleep", "1000")
     bundle.config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
     bundle.write()
@@ -390,9 +392,32 @@ def test_a_failing_start_hook_still_ends_in_an_exit(shim):
     with pytest.raises(ttrpc.TTRPCError):
         shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
     waited = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
-    assert waited.exit_status != 0
+    assert waited.exit_status in (1, 128 + 9)
     shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
     lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+@pytest.mark.parametrize("phase", ["prestart", "createRuntime", "poststart"])
+def test_a_failing_hook_run_by_the_server_reports_its_own_exit_status(shim, phase):
+    """The server runs these hooks (a ttrpc thread, Create's or Start's runtime side) while
+    its reaper does waitpid(-1): the hook's status must reach the library through the
+    reaper (the process monitor), never a wait of its own that the reaper wins (ECHILD,
+    ProcessLookupError: most runs failed so before).  Several tasks, for the race."""
+    for _ in range(3):
+        cid, bundle = shim.bundle("sleep", "1000")
+        bundle.config["hooks"] = {phase: [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo refused >&2; exit 7"]}]}
+        bundle.write()
+        path = shim.start(cid, bundle)
+        with pytest.raises(ttrpc.TTRPCError) as failed:
+            _create(shim, path, cid, bundle)
+            shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+        assert "exit status 7: refused" in str(failed.value), failed.value
+        if phase == "poststart":  # the container was made, then destroyed by start
+            waited = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+            assert waited.exit_status == 128 + 9
+            shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+        lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
 def test_closeio_before_an_exec_starts_still_ends_its_stdin(shim):
