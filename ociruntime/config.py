@@ -135,7 +135,8 @@ class Root(Frozen):
 
 
 class IDMapping(Frozen):
-    """One line of a uid_map/gid_map: container_id, host_id, size (uint32 each)."""
+    """One line of a uid_map/gid_map: container_id, host_id (ids), size (>= 1); neither
+    range reaches 4294967295, and no two lines of a map overlap in either."""
 
     __slots__ = ("container_id", "host_id", "size")
 
@@ -403,6 +404,8 @@ _UINT32 = _bounds("uint32", 0, 2**32 - 1)
 _UINT64 = _bounds("uint64", 0, 2**64 - 1)
 # 2**32 - 1 is (uid_t)-1, which setuid/setgid/chown read as "no change", never a real id.
 _ID = _bounds("a uid or gid; 4294967295 is -1, no id", 0, 2**32 - 2)
+_ID_MAP_SIZE = _bounds("how many ids the line maps", 1, 2**32 - 1)
+ID_MAP_MAX_LINES = 340  # the kernel's UID_GID_MAP_MAX_EXTENTS
 # Linux device numbers: a 12-bit major and a 20-bit minor (MINORBITS in kdev_t.h).
 _MAJOR = _bounds("a Linux device major number", 0, 2**12 - 1)
 _MINOR = _bounds("a Linux device minor number", 0, 2**20 - 1)
@@ -682,11 +685,40 @@ def _root(f: _Fields) -> Root:
 
 
 def _id_mapping(f: _Fields) -> IDMapping:
-    return IDMapping(
-        container_id=f.integer("containerID", _UINT32, required=True),
-        host_id=f.integer("hostID", _UINT32, required=True),
-        size=f.integer("size", _UINT32, required=True),
+    """One line of a map, as the kernel takes it (map_write): neither range may reach
+    4294967295, which is -1, no id."""
+    mapping = IDMapping(
+        container_id=f.integer("containerID", _ID, required=True),
+        host_id=f.integer("hostID", _ID, required=True),
+        size=f.integer("size", _ID_MAP_SIZE, required=True),
     )
+    for key, first in (("containerID", mapping.container_id), ("hostID", mapping.host_id)):
+        if first + mapping.size - 1 > _ID[2]:
+            raise ConfigError(f.path_of("size"), f"the range from {key} {first} with size "
+                              f"{mapping.size} runs past {_ID[2]}, the highest id "
+                              f"({_ID[2] + 1} is -1, no id)")
+    return mapping
+
+
+def _id_mappings(f: _Fields, key: str):
+    """uidMappings or gidMappings: at most the kernel's 340 lines, and no two lines whose
+    container ranges, or whose host ranges, overlap (the kernel refuses the whole map)."""
+    mappings = f.records(key, _id_mapping)
+    path = f.path_of(key)
+    if len(mappings) > ID_MAP_MAX_LINES:
+        raise ConfigError(path, f"has {len(mappings)} entries; the kernel takes at most "
+                          f"{ID_MAP_MAX_LINES}")
+    for index, mapping in enumerate(mappings):
+        for earlier in range(index):
+            other = mappings[earlier]
+            for name, attr in (("containerID", "container_id"), ("hostID", "host_id")):
+                first, other_first = getattr(mapping, attr), getattr(other, attr)
+                if first < other_first + other.size and other_first < first + mapping.size:
+                    raise ConfigError(
+                        f"{path}[{index}]", f"its {name} range {first}..{first + mapping.size - 1}"
+                        f" overlaps that of {path}[{earlier}] "
+                        f"({other_first}..{other_first + other.size - 1})")
+    return mappings
 
 
 def clean_path(text: str) -> str:
@@ -729,8 +761,8 @@ def _mount(f: _Fields) -> Mount:
         source=f.string("source"),
         type=f.string("type"),
         options=f.strings("options"),
-        uid_mappings=f.records("uidMappings", _id_mapping),
-        gid_mappings=f.records("gidMappings", _id_mapping),
+        uid_mappings=_id_mappings(f, "uidMappings"),
+        gid_mappings=_id_mappings(f, "gidMappings"),
     )
     f.require_together("uidMappings", "gidMappings")
     is_bind = "bind" in mount.options or "rbind" in mount.options
@@ -1082,8 +1114,8 @@ def _memory_policy(f: _Fields) -> MemoryPolicy:
 def _linux(f: _Fields) -> Linux:
     linux = Linux(
         namespaces=f.records("namespaces", _namespace),
-        uid_mappings=f.records("uidMappings", _id_mapping),
-        gid_mappings=f.records("gidMappings", _id_mapping),
+        uid_mappings=_id_mappings(f, "uidMappings"),
+        gid_mappings=_id_mappings(f, "gidMappings"),
         time_offsets=f.record("timeOffsets", _time_offsets, default=_EMPTY_MAP),
         devices=f.records("devices", _device),
         net_devices=f.record_map("netDevices", _net_device),

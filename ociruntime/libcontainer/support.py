@@ -44,6 +44,7 @@ def check_supported(cfg, cgroup_v2):
         if bad:
             _refuse(f"mounts[{index}].options", f"{bad[0]!r} is not supported yet")
     linux = cfg.linux
+    _check_id_map_sizes(cfg)
     if linux.mount_label and _selinux_enabled():
         _refuse("linux.mountLabel", "SELinux labels are not supported yet")
     idmapped = any(m.uid_mappings or m.gid_mappings or "idmap" in m.options
@@ -76,6 +77,26 @@ def check_supported(cfg, cgroup_v2):
     # this host lacks (device rules on v2: an eBPF program, cgroups/devices_bpf.py)
     # a container without a mount namespace of its own mounts in the runtime's (as runc
     # does), chroots instead of pivot_root, and delete detaches those mounts
+
+
+def _check_id_map_sizes(cfg):
+    """The kernel takes a uid_map or gid_map in one write shorter than a page: 340 lines
+    of long ids are longer than that (the config's rules are the kernel's others)."""
+    import os
+
+    from ociruntime.libcontainer.namespaces import format_id_map
+
+    maps = [(f"linux.{key}", getattr(cfg.linux, attr))
+            for key, attr in (("uidMappings", "uid_mappings"), ("gidMappings", "gid_mappings"))]
+    for index, mount in enumerate(cfg.mounts):
+        maps += [(f"mounts[{index}].uidMappings", mount.uid_mappings),
+                 (f"mounts[{index}].gidMappings", mount.gid_mappings)]
+    page = os.sysconf("SC_PAGE_SIZE")
+    for path, mappings in maps:
+        size = len(format_id_map(mappings)) if len(mappings) > 80 else 0  # 80 lines fit
+        if size >= page:
+            _refuse(path, f"its {len(mappings)} lines are {size} bytes as a map, and the "
+                    f"kernel takes less than a page ({page} bytes)")
 
 
 def _apparmor_enabled():

@@ -58,6 +58,17 @@ def _rlimits(*entries):
     return [{"type": t, "soft": s, "hard": h} for t, s, h in entries]
 
 
+def _userns(uids=((0, 100000, 65536),), gids=((0, 100000, 65536),)):
+    """A mutation: a user namespace with these (containerID, hostID, size) maps."""
+    def lines(maps):
+        return [{"containerID": c, "hostID": h, "size": n} for c, h, n in maps]
+
+    def mutate(config):
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"].update(uidMappings=lines(uids), gidMappings=lines(gids))
+    return mutate
+
+
 BAD_CONFIGS = {
     # id: (mutation of the config dict, words the error line must contain)
     "ociVersion-foo": (lambda c: c.update(ociVersion="foo"), ["ociVersion", "foo"]),
@@ -85,6 +96,20 @@ BAD_CONFIGS = {
     "rootfsPropagation-foo": (lambda c: c["linux"].update(rootfsPropagation="foo"),
                               ["linux.rootfsPropagation", "foo"]),
     "args-empty": (lambda c: c["process"].update(args=[]), ["process.args"]),
+    # id maps the kernel refuses: one line before anything is made, not its EINVAL at the
+    # write of the child's map
+    "uidMappings-overlap": (_userns([(0, 100000, 65536), (1000, 300000, 10)]),
+                            ["linux.uidMappings[1]", "containerID range 1000..1009 overlaps"]),
+    "gidMappings-hosts-overlap": (_userns(gids=[(0, 100000, 10), (10, 100005, 10)]),
+                                  ["linux.gidMappings[1]", "hostID range", "overlaps"]),
+    "uidMappings-past-the-last-id": (_userns([(0, 4294967000, 65536)]),
+                                     ["linux.uidMappings[0].size", "runs past 4294967294"]),
+    "uidMappings-size-0": (_userns([(0, 100000, 0)]), ["linux.uidMappings[0].size", "got 0"]),
+    "gidMappings-341-lines": (_userns(gids=[(i, 100000 + i, 1) for i in range(341)]),
+                              ["linux.gidMappings", "at most 340"]),
+    "uidMappings-longer-than-a-page": (
+        _userns([(4294960000 + i, 4294960000 + i, 1) for i in range(200)]),
+        ["linux.uidMappings", "less than a page"]),
     "mount-without-destination": (lambda c: c["mounts"].append({"type": "tmpfs",
                                                                 "source": "tmpfs"}),
                                   ["mounts[", "destination"]),

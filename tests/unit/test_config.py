@@ -190,13 +190,16 @@ def node_at(doc, path):
 
 
 def changed(doc, path, value=None, delete=False):
-    """A deep copy of doc with the value at a "/"-separated path replaced (or deleted)."""
+    """A deep copy of doc with the value at a "/"-separated path replaced (or deleted);
+    an index one past an array's end appends."""
     doc = copy.deepcopy(doc)
     parent, _, last = path.rpartition("/")
     node = node_at(doc, parent)
     key = int(last) if isinstance(node, list) else last
     if delete:
         del node[key]
+    elif isinstance(node, list) and key == len(node):
+        node.append(value)
     else:
         node[key] = value
     return doc
@@ -353,7 +356,9 @@ ERRORS = [
     ("mounts/0/gidMappings", DELETE, "must come with uidMappings"),
     ("mounts/0/uidMappings", DELETE, "must come with gidMappings"),
     ("mounts/0/uidMappings/0/size", DELETE, "is required"),
-    ("mounts/0/uidMappings/0/hostID", -1, "uint32"),
+    ("mounts/0/uidMappings/0/hostID", -1, "0..4294967294"),
+    ("mounts/0/gidMappings/0/size", 0, "must be an integer in 1..4294967295"),
+    ("mounts/0/uidMappings/1", {"containerID": 65535, "hostID": 0, "size": 2}, "overlaps"),
     ("process/cwd", "tmp", 'must be an absolute path, got "tmp"'),
     ("process/cwd", DELETE, "is required"),
     ("process/args", [], "at least one entry"),
@@ -405,7 +410,23 @@ ERRORS = [
     ("linux/namespaces/1/type", "pid", '"pid" appears twice'),
     ("linux/namespaces/7/path", "netns/blue", "absolute path"),
     ("linux/uidMappings/0/containerID", DELETE, "is required"),
-    ("linux/gidMappings/0/size", "1", "uint32"),
+    ("linux/gidMappings/0/size", "1", "1..4294967295"),
+    ("linux/uidMappings/0/size", 0, "1..4294967295 (how many ids the line maps), got 0"),
+    ("linux/uidMappings/0/size", 2**32, "1..4294967295"),
+    ("linux/uidMappings/0/hostID", 2**32 - 1, "4294967295 is -1"),
+    ("linux/uidMappings/0/containerID", 2**32 - 1, "4294967295 is -1"),
+    # the kernel's map_write: a range may not reach 4294967295 (first + size wraps a u32)
+    ("linux/uidMappings/0/containerID", 2**32 - 32000, "the range from containerID "
+     "4294935296 with size 32000 runs past 4294967294", "linux.uidMappings[0].size"),
+    ("linux/gidMappings/0/hostID", 2**32 - 32000, "hostID 4294935296", "linux.gidMappings[0].size"),
+    ("linux/uidMappings/0", {"containerID": 1, "hostID": 0, "size": 2**32 - 1}, "runs past",
+     "linux.uidMappings[0].size"),
+    ("linux/uidMappings/1", {"containerID": 31999, "hostID": 50000, "size": 1},
+     "its containerID range 31999..31999 overlaps that of linux.uidMappings[0] (0..31999)"),
+    ("linux/gidMappings/1", {"containerID": 40000, "hostID": 0, "size": 1001},
+     "its hostID range 0..1000 overlaps that of linux.gidMappings[0] (1000..32999)"),
+    ("linux/uidMappings", [{"containerID": i, "hostID": 100000 + i, "size": 1} for i in range(341)],
+     "has 341 entries; the kernel takes at most 340"),
     ("linux/timeOffsets/boottime/nanosecs", -1, "uint32"),
     ("linux/timeOffsets/monotonic", 5, "must be an object"),
     ("linux/devices/0/type", "x", "must be one of c, b, u, p"),

@@ -9,9 +9,13 @@
 """
 
 import copy
+import errno
 import json
+import os
 import pathlib
+import shutil
 import string
+import subprocess
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -121,7 +125,22 @@ def config_documents(complete):
         + (f"-{'.'.join(pre)}" if pre else "") + (f"+{'.'.join(build)}" if build else ""),
         semver_numbers, semver_numbers, arrays(prerelease_ids), arrays(build_ids),
     )
-    id_mappings = arrays(obj({"containerID": u32, "hostID": u32, "size": u32}))
+    @st.composite
+    def id_mappings(draw):
+        """Lines the kernel takes: container ranges cut from the id space apart from each
+        other, their host ranges the same ones shifted (so also apart), none reaching
+        4294967295."""
+        count = draw(st.integers(int(complete), 1 if complete else 3))
+        cuts = sorted(draw(st.lists(st.integers(0, ID[1] + 1), min_size=2 * count,
+                                    max_size=2 * count, unique=True)))
+        ranges = [(cuts[2 * i], cuts[2 * i + 1] - cuts[2 * i]) for i in range(count)]
+        low = -ranges[0][0] if ranges else 0
+        high = ID[1] + 1 - (ranges[-1][0] + ranges[-1][1]) if ranges else 0
+        shift = draw(st.integers(low, high))
+        return [draw(obj({"containerID": st.just(first), "hostID": st.just(first + shift),
+                          "size": st.just(size)})) for first, size in ranges]
+
+    id_mappings = id_mappings()
     string_maps = maps(text)
     mounts = merged(
         obj({"destination": mount_destinations},
@@ -289,8 +308,8 @@ THROTTLES = [BLOCK_IO + (name, "*") for name in THROTTLE_NAMES]
 ID_MAPPINGS = [("mounts", "*", "uidMappings", "*"), ("mounts", "*", "gidMappings", "*"),
                ("linux", "uidMappings", "*"), ("linux", "gidMappings", "*")]
 INTEGER_RANGES = {
-    **{key: U32 for where in ID_MAPPINGS for key in fields(where, U32, "containerID", "hostID",
-                                                            "size")},
+    **{key: ID for where in ID_MAPPINGS for key in fields(where, ID, "containerID", "hostID")},
+    **{where + ("size",): (1, U32[1]) for where in ID_MAPPINGS},
     **fields(("process", "consoleSize"), U64, "height", "width"),
     **fields(("process", "user"), ID, "uid", "gid"),
     ("process", "user", "umask"): U32,
@@ -601,6 +620,9 @@ def is_parser_only_rule(error, doc):
     if error.problem.endswith("appears twice") or "inside /proc" in error.problem or (
             "only a procfs may be mounted on /proc" in error.problem):
         return True  # rules (1), (2), (3) and (7)
+    if ("runs past 4294967294" in error.problem and error.path.endswith(".size")) or (
+            " overlaps that of " in error.problem):
+        return True  # rules (8) and (9)
     try:
         value = value_at(doc, error.path)
     except (KeyError, IndexError, TypeError):
@@ -619,6 +641,64 @@ def test_parser_is_never_looser_than_the_schema(doc, config_schema):
         assert config_schema.is_valid(doc), "the parser accepts what the schema rejects"
     elif config_schema.is_valid(doc):
         assert is_parser_only_rule(error, doc), f"only the parser rejects it: {error}"
+
+
+# ids near the ends of the id space and of small ranges, where the kernel's rules bite
+map_numbers = (st.integers(0, 40) | st.integers(2**32 - 40, 2**32 + 1) | st.integers(-1, 2**32)
+               | st.sampled_from([0, 1, 2**31, 2**32 - 2, 2**32 - 1]))
+mapping_lists = st.lists(st.fixed_dictionaries(
+    {"containerID": map_numbers, "hostID": map_numbers, "size": map_numbers}), max_size=4)
+KERNEL_ORACLE = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def kernel_takes(lines):
+    """Whether the kernel takes these lines as a new user namespace's uid_map (one write,
+    as the runtime does)."""
+    text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lines)
+    child = subprocess.Popen(["unshare", "--user", "sh", "-c", "echo ready; read x"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        fd = os.open(f"/proc/{child.pid}/uid_map", os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())
+        except OSError as e:
+            assert e.errno == errno.EINVAL, e
+            return False
+        finally:
+            os.close(fd)
+        return True
+    finally:
+        child.stdin.close()
+        child.stdout.close()
+        child.wait()
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=mapping_lists)
+def test_id_mappings_parser_schema_and_kernel_agree(lines, config_schema):
+    """Generated uid mappings: the parser is never looser than the schema, refuses beyond
+    it only for overflowing or overlapping ranges (rules 8 and 9 of its $comment), and
+    takes exactly what the kernel's map_write takes (so a map is refused with one line
+    before anything is made, never by the kernel half-way through create)."""
+    doc = {"ociVersion": "1.2.0", "linux": {"uidMappings": lines}}
+    error = parser_accepts(doc)
+    if error is None:
+        assert config_schema.is_valid(doc), "the parser accepts what the schema rejects"
+    elif config_schema.is_valid(doc):
+        assert is_parser_only_rule(error, doc), f"only the parser rejects it: {error}"
+    numbers = [value for line in lines for value in line.values()]
+    if KERNEL_ORACLE and lines and all(0 <= value < 2**32 for value in numbers):
+        assert (error is None) == kernel_takes(lines), error
+
+
+def test_a_map_of_the_kernel_s_340_lines_and_no_more(config_schema):
+    lines = [{"containerID": i, "hostID": 1000 + i, "size": 1} for i in range(341)]
+    for count, accepted in ((340, True), (341, False)):
+        doc = {"ociVersion": "1.2.0", "linux": {"gidMappings": lines[:count]}}
+        assert (parser_accepts(doc) is None) == accepted == config_schema.is_valid(doc)
+        if KERNEL_ORACLE:
+            assert kernel_takes(lines[:count]) == accepted
 
 
 def test_repeated_types_are_the_parser_s_own_rules(config_schema):
