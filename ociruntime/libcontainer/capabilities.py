@@ -39,23 +39,30 @@ def own_permitted(field="CapPrm:"):
 
 
 def masks(caps, warn, new_userns=False):
-    """{set name: mask} for a Capabilities record; warn(msg) for names that are skipped.
+    """{set name: mask} for a Capabilities record; warn(msg) once for the names that are
+    skipped, all of them on one line (runc 1.1: "ignoring unknown or unavailable
+    capabilities: [...]", sorted, each name once whatever sets it is in).
     new_userns: the container gets a user namespace of its own, where it has every
     capability of the runtime's bounding set (an unprivileged caller has none permitted)."""
     limit = last_cap()
     have = own_permitted("CapBnd:" if new_userns else "CapPrm:")
     result = {}
+    unknown, lacking = set(), set()
     for set_name in SETS:
         mask = 0
         for name in getattr(caps, set_name) or ():
             bit = BITS.get(name)
             if bit is None or bit > limit:
-                warn(f"process.capabilities.{set_name}: unknown capability {name!r} ignored")
-                continue
-            if not have >> bit & 1:
-                warn(f"process.capabilities.{set_name}: {name} ignored: "
-                     "the runtime itself does not have it")
-                continue
-            mask |= 1 << bit
+                unknown.add(name)
+            elif not have >> bit & 1:
+                lacking.add(name)
+            else:
+                mask |= 1 << bit
         result[set_name] = mask
+    if unknown:
+        warn("process.capabilities: ignoring unknown or unavailable capabilities: "
+             f"[{' '.join(sorted(unknown))}]")
+    if lacking:
+        warn("process.capabilities: ignoring capabilities the runtime itself does not "
+             f"have: [{' '.join(sorted(lacking))}]")
     return result

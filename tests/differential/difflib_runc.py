@@ -16,6 +16,7 @@ Steps:
   "json-values" (same document after normalisation), "table" (same header, same row and
   column counts), "help" (same sections and flag names), "ignore".
   stderr modes: "shape" (empty on both sides or on neither; pyrunc's error is one line),
+  "lines" (as many lines on both sides: a warning that runc gives once, pyrunc too),
   "exact", "ignore".
   tty=True runs the command on a new pty (its controlling terminal) and reads its stdio
   from the master, as a user at a terminal.  background=True starts it and goes on; a
@@ -421,6 +422,9 @@ def compare_stderr(mode, a, b):
     if mode == "exact":
         assert a.stderr == b.stderr, "stderr differs"
         return
+    if mode == "lines":
+        assert len(a.stderr.splitlines()) == len(b.stderr.splitlines()), (
+            "stderr has another number of lines")
     assert bool(a.stderr.strip()) == bool(b.stderr.strip()), "stderr empty on one side only"
     if b.rc != 0 and b.stderr.strip():
         assert len(b.stderr.strip().splitlines()) == 1, "pyrunc's error is not one line"

@@ -243,6 +243,22 @@ SCENARIOS = [
     view("terminal", terminal=True), view("identity", terminal=True),
     *(view(name, exec_=True) for name in ("identity", "env", "caps", "cgroup")),
     view("terminal", terminal=True, exec_=True),
+    # names runc 1.1 does not know (or this kernel lacks): one warning, the rest applies
+    scenario(Cmd("run", "{id}", stderr="lines"),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", '
+             f'{json.dumps(VIEWS["caps"])}] | .process.capabilities.bounding += '
+             '["CAP_FOO", "cap_kill"] | .process.capabilities.effective += ["CAP_FOO"] | '
+             '.process.capabilities.ambient = ["CAP_BAR", "CAP_KILL"]',
+             name="caps-unknown-names"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("exec", "--cap", "CAP_FOO", "--cap", "CAP_SYS_ADMIN", "{id}", "sh", "-c",
+                 VIEWS["caps"], stderr="lines"),
+             jq=SLEEP, name="caps-unknown-names-exec"),
+    # capset(2) refuses an effective set beyond the permitted one: both fail, nothing left
+    scenario(Cmd("run", "{id}"), Cmd("list", "-q"),
+             jq='.process.terminal = false | .process.args = ["true"] | '
+             '.process.capabilities.effective += ["CAP_SYS_ADMIN"]',
+             name="caps-effective-beyond-permitted"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), Cmd("exec", "-t", "-d", "{id}", "true"),
              jq=SLEEP, name="exec-tty-detached-without-console-socket"),
 
