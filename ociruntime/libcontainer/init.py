@@ -49,8 +49,13 @@ def intermediate(sync, launch):
     """Join the cgroup and namespaces, create the new ones, fork the container init."""
     close_other_fds(launch.preserve_fds)
     for procs in launch.cgroup_procs:
-        with open(procs, "w") as f:
-            f.write("0")
+        # os calls, not open(): no text and buffer layers on create's path (3 syscalls a
+        # hierarchy instead of 6, and less Python)
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
     net_helper = helper = None
     if launch.config.linux.net_devices:
         from ociruntime.libcontainer.netdev import Helper as NetHelper
