@@ -103,6 +103,19 @@ def test_bad_config_is_invalid_config(runtime, bundle):
         Container(runtime.root, "../bad")
 
 
+def test_a_callers_migration_prime_is_used_and_waited_for(runtime, bundle):
+    """CreateOptions.primed: create uses the caller's started prime instead of its own,
+    and waits for it on every way out (here a config refused before any fork)."""
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]
+    bundle.write()
+    waited = []
+    opts = CreateOptions(bundle=bundle.path)
+    opts.primed = lambda: waited.append(True)
+    with pytest.raises(errors.InvalidConfig):
+        Container(runtime.root, runtime.new_id()).create(opts)
+    assert waited
+
+
 def test_every_type_is_a_pyrunc_error():
     """Code that catches PyruncError keeps catching every typed failure."""
     for cls in errors.BY_NAME.values():
