@@ -98,29 +98,24 @@ def prime_migration():
     period (~9 ms here); writes within the next period are fast.  Rewriting our own pid
     into the cgroup we are already in changes nothing but starts that wait while create
     parses the config and builds the container's cgroups; the child's real joins then take
-    a fraction of a millisecond each.  Returns a function that waits for it to finish (no
-    thread may outlive it: the runtime forks next)."""
+    a fraction of a millisecond each.  (A pid that names no process would move nothing at
+    all, but 6.18 looks the task up before it takes the lock: no wait is started.)  Only
+    the runtime's own process is written, and only into the cgroup the mount shows it in
+    (_own_procs_file).  Returns a function that waits for it to finish (no thread may
+    outlive it: the runtime forks next)."""
     import _thread
 
-    try:
-        with open("/proc/self/cgroup") as f:
-            first = f.readline().rstrip("\n").split(":", 2)
-    except OSError:
-        return lambda: None
-    hierarchy = "" if first[1] == "" else first[1].split(",")[0].replace("name=", "")
-    procs = (f"{CGROUP_ROOT}/{hierarchy}{first[2]}/cgroup.procs" if hierarchy
-             else f"{CGROUP_ROOT}{first[2]}/cgroup.procs")
-    if not host_is_v2() and not hierarchy:
-        procs = f"{CGROUP_ROOT}/unified{first[2]}/cgroup.procs"
     done = _thread.allocate_lock()
     done.acquire()
     pid = str(os.getpid())
 
     def write_own_pid():
         try:
-            with open(procs, "w") as f:
-                f.write(pid)
-        except OSError:
+            procs = _own_procs_file()
+            if procs is not None:
+                with open(procs, "w") as f:
+                    f.write(pid)
+        except (OSError, ValueError):
             pass  # only an optimisation
         finally:
             done.release()
@@ -132,6 +127,34 @@ def prime_migration():
         done.release()
 
     return wait
+
+
+def _own_procs_file():
+    """cgroup.procs of this process's cgroup in the first hierarchy /proc/self/cgroup
+    names, found through that hierarchy's mount (its root as runc maps it); None when no
+    mount shows that cgroup.  In a cgroup namespace with the host's cgroupfs mounted, say,
+    /proc/self/cgroup says "/" while the mount's root is the host's: joining the two names
+    the host's root cgroup, and the write would move the runtime out of its own."""
+    with open("/proc/self/cgroup") as f:
+        _, controllers, path = f.readline().rstrip("\n").split(":", 2)
+    wanted = set(controllers.split(",")) if controllers else None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if wanted is None:
+                if fields[sep + 1] != "cgroup2":
+                    continue
+            elif fields[sep + 1] != "cgroup" or not wanted <= set(fields[sep + 3].split(",")):
+                continue
+            root, point = fields[3], fields[4]
+            if "\\" in root + point:
+                return None  # an escaped name: not worth decoding for an optimisation
+            root = root.rstrip("/")
+            if path != root and not path.startswith(root + "/"):
+                return None  # the cgroup is not below what is mounted (e.g. "/.." roots)
+            return f"{point}{path[len(root):].rstrip('/')}/cgroup.procs"
+    return None
 
 
 def new_manager(cgroups_path, container_id):
