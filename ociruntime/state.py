@@ -70,14 +70,25 @@ def rfc3339_now():
 
 
 def write_atomic(path, data, mode=0o600):
-    """Write a file by temp + rename, so readers see the old or the new content, never half."""
+    """Write a file by temp + rename, so readers see the old or the new content, never half.
+    On failure the temp file goes too, and the OSError names path (not the temp file)."""
     tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data.encode() if isinstance(data, str) else data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    try:
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OSError(e.errno, e.strerror, path) from None
 
 
 class StateMissing(NotFound):

@@ -192,7 +192,7 @@ class Container:
             record.update(pid=pid, pid_start=stat[1])
             self.state.save(record)
             if opts.pid_file:
-                write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
+                write_pid_file(opts.pid_file, pid)
         except BaseException as error:
             pid = pid or getattr(error, "container_pid", None)
             if pid:
@@ -578,6 +578,15 @@ class Container:
         from ociruntime.libcontainer import cgroups
 
         return cgroups.from_record(self.state.record["cgroup"]).pids()
+
+
+def write_pid_file(path, pid):
+    """--pid-file of create, run and exec: the bare pid, atomically (an error names the
+    flag; the caller then undoes what the pid stands for, as runc does)."""
+    try:
+        write_atomic(os.path.abspath(path), str(pid), 0o644)
+    except OSError as e:
+        raise PyruncError(f"--pid-file {path}: {e.strerror}") from None
 
 
 def _raw_resources(bundle):

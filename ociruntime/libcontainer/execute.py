@@ -8,12 +8,13 @@ nothing in it can reach one through /proc/PID/exe (CVE-2019-5736).
 """
 
 import os
+import signal
 
 from ociruntime import log
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import namespaces
 from ociruntime.libcontainer import syscalls as sc
-from ociruntime.state import CREATED, PAUSED, RUNNING, proc_stat, write_atomic
+from ociruntime.state import CREATED, PAUSED, RUNNING, proc_stat
 
 
 class ExecOptions:
@@ -173,7 +174,16 @@ def exec_in(container, proc, opts):
             os.close(fd)
     opts.pid = pid
     if opts.pid_file:
-        write_atomic(os.path.abspath(opts.pid_file), str(pid), 0o644)
+        from ociruntime.libcontainer.container import write_pid_file
+
+        try:
+            write_pid_file(opts.pid_file, pid)
+        except PyruncError:
+            # as runc's terminate: an exec that failed leaves no process behind (ours to
+            # reap: we are its subreaper)
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+            raise
     if opts.detach:
         return 0
     from ociruntime.libcontainer.run import forward_signals, wait_for

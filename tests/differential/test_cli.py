@@ -376,6 +376,11 @@ SCENARIOS = [
              Cmd("exec", "--process", "{dir}/process.json", "{id}", "ignored", "args"),
              jq=SLEEP, name="create-pid-file-and-exec-process-json"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Host(lambda side: os.mkdir(side.expand("{dir}/taken"))),
+             Cmd("exec", "-d", "--pid-file", "{dir}/taken", "{id}", "sleep", "777"),
+             Cmd("ps", "{id}", stdout="table"),  # the exec'd sleep was killed
+             jq=SLEEP, name="exec-pid-file-unwritable"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              write_process_json(["X=1"]), Cmd("exec", "-p", "{dir}/process.json", "{id}"),
              jq=SLEEP, name="exec-process-json-without-path"),
     # without PATH in the env a bare program name is found nowhere (no default PATH), at

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from pyrunc_testlib import assert_error, assert_nothing_left
+from pyrunc_testlib import assert_error, assert_nothing_left, processes_of, read_or_none
 
 
 def nofile_hard():
@@ -145,6 +145,42 @@ def test_repeated_json_key(runtime, bundle):
     result = failed_create(runtime, bundle, text)
     assert_error(result, "root.readonly")
     assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_pid_file_that_cannot_be_written_leaves_nothing(runtime, bundle, scratch):
+    """--pid-file naming a directory: the rename fails after the container exists; the
+    container goes, and so does the temp file the pid was written to first."""
+    where = os.path.join(scratch.path, "pids")
+    os.mkdir(where)
+    target = os.path.join(where, "taken")
+    os.mkdir(target)
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime.run("create", "--bundle", bundle.path, "--pid-file", target, cid,
+                         check=False)
+    assert_error(result, f"--pid-file {target}: Is a directory")
+    assert_nothing_left(runtime, bundle, cid)
+    assert os.listdir(where) == ["taken"]
+
+
+def test_exec_pid_file_that_cannot_be_written_leaves_no_process(runtime, bundle, scratch):
+    """As runc: an exec whose --pid-file cannot be written kills the process it started
+    (it was running already), and leaves no temp file."""
+    bundle.set_args("sleep", "1000")
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    target = os.path.join(scratch.path, "taken")
+    os.mkdir(target)
+    for detach in (("-d",), ()):
+        result = runtime.run("exec", *detach, "--pid-file", target, cid, "sleep", "777",
+                             check=False)
+        assert_error(result, f"--pid-file {target}: Is a directory")
+        assert result.returncode == 255
+        left = [pid for pid, _ in processes_of(cid)
+                if "777" in (read_or_none(f"/proc/{pid}/cmdline") or "")]
+        assert not left, "the exec'd process outlived the failed exec"
+    assert not [name for name in os.listdir(scratch.path) if name.startswith("taken.tmp")]
+    runtime.delete(cid, "--force")
 
 
 # --- problems only the container process can find -------------------------------------------
