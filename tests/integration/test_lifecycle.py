@@ -4,6 +4,7 @@ outside with a busybox program whose output the test reads."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -365,6 +366,27 @@ def test_a_create_killed_before_its_first_record_does_not_block_the_id(runtime, 
     assert os.stat(left).st_mode & 0o777 == 0o700
     runtime.delete(cid, "--force")
     assert not os.path.exists(left)
+
+
+def test_create_killed_at_its_first_lock_does_not_block_the_id(runtime, bundle):
+    """The same with a real kill -9 at that instant: strace delivers SIGKILL at create's
+    first flock(2), which claim() makes on the new directory before any record."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace(1) is needed to kill create at its first flock")
+    bundle.write()
+    cid = runtime.new_id()
+    killed = subprocess.run(
+        [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=flock",
+         "-e", "inject=flock:signal=SIGKILL:when=1", runtime.binary, "--root", runtime.root,
+         "create", "--bundle", bundle.path, cid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL
+    assert os.listdir(os.path.join(runtime.root, cid)) == []
+    runtime.create(bundle, cid=cid, write=False)
+    assert runtime.status(cid) == "created"
+    runtime.delete(cid, "--force")
 
 
 def test_a_locked_directory_without_record_is_a_create_under_way(runtime, bundle):
