@@ -1,0 +1,43 @@
+"""containerd-shim-pyrunc-v2: a containerd runtime v2 shim over the pyrunc library.
+
+The process model, and why:
+
+    shim server (subreaper; threads: ttrpc accept + connections, events, housekeeping,
+    |            pty copies; the reaper in the main thread)
+    +-- fork server (forked at startup, before the first thread; single-threaded)
+    |   +-- worker (one per Create/Exec; a fork of the fork server; exits when answered)
+    |       +-- the fork chain (intermediate, exec stage), prestart/createRuntime hooks,
+    |           id-map helpers
+    +-- container inits and exec'd processes (reparented here), poststart/poststop hooks,
+        the publish binary, logging binaries (spawned here)
+
+- Nothing is forked from a process with other threads running Python.  A fork copies
+  only the forking thread: a lock another thread held at that instant (malloc's, the
+  import lock, a stream's) stays held in the child forever, and every fd the other
+  threads had open at that instant is copied into it, so pipes whose EOF someone waits
+  for stay open (concurrent Creates hung on it).  The server therefore forks its fork
+  server (shim.forkserver) first thing, with the library imported, and forks no Python
+  itself; Create and Exec are requests to the fork server (the request in a memfd, the
+  stdio fds and a reply socket by SCM_RIGHTS), which forks a worker for each, so requests
+  still run in parallel.  What the server itself starts is exec'd at once by
+  posix_spawn or subprocess (no Python runs in the child): poststart and poststop hooks,
+  the publish binary, logging binaries.
+- Every exit reaches exactly one waiter.  A worker runs the library with its plain
+  monitor (ociruntime.libcontainer.monitor, waitpid): it waits for its own children and
+  nobody else can reap them.  The container init and exec'd processes lose their parent
+  in the chain and end up the server's children (it is the subreaper): its reaper
+  (shim.reaper) gets their exits.  In the server the reaper is the library's monitor
+  too, so what the server starts is registered with the reaper before it can exit and
+  its status comes from the reaper, never from a wait racing it.  The library never
+  reaps a container process, so no exit status is ever invented.
+- Errors are typed (ociruntime.errors; a worker's cross the socket by type name) and
+  mapped to containerd's codes (shim.service.ERROR_CODES): NotFound, AlreadyExists,
+  FailedPrecondition (wrong state), InvalidArgument (config), Unavailable (host limits),
+  Unknown.
+
+The alternative, a single-threaded event loop for the whole server, would have meant
+rewriting ttrpc, events and stdio copying around one loop; a fork server changes only
+who forks.  Its cost is one more process per server, idle between requests and sharing
+the server's memory copy-on-write (gc.freeze() before the fork keeps the collector from
+writing to those pages): benchmarks/README.md has the figures.
+"""

@@ -1,9 +1,10 @@
 """containerd.task.v2.Task: the task service, over the runtime library in this process.
 
 Every call runs in its own ttrpc thread.  The runtime (ociruntime.libcontainer) is called
-directly: no pyrunc process per operation.  Its fork chain leaves each container init, and
-the exec stage each exec'd process, as this process's child (it is a subreaper), so the
-reaper (shim.reaper) sees every exit and completes the matching Proc.
+in-process (no pyrunc process per operation), except what forks: Create and Exec run in
+a worker of the fork server (shim.forkserver, shim/__init__.py).  Each container init and
+exec'd process ends up this process's child (it is a subreaper), so the reaper
+(shim.reaper) sees every exit and completes the matching Proc.
 """
 
 import os
@@ -57,7 +58,7 @@ class Proc:
         self.task_id = task_id
         self.exec_id = exec_id
         self.io = io
-        self.spec = spec  # an exec's Process
+        self.spec = spec  # an exec's Process (JSON, checked by Exec)
         self.pid = 0
         self.started = False
         self.exit_status = 0
@@ -107,12 +108,13 @@ class Task:
 
 
 class TaskService:
-    def __init__(self, root, reaper, publisher, cgroup_v2, debug=False):
+    def __init__(self, root, reaper, publisher, cgroup_v2, forkserver, debug=False):
         self.root = root
         self.reaper = reaper
         self.publisher = publisher
         self.cgroup_v2 = cgroup_v2
         self.debug = debug
+        self.forkserver = forkserver  # shim.forkserver: where containers are forked
         self.tasks = {}
         self.lock = threading.Lock()
         self.creating = set()
@@ -182,8 +184,6 @@ class TaskService:
 
     # --- create / start -------------------------------------------------------------------
     def create(self, req):
-        from ociruntime.libcontainer.container import Container, CreateOptions
-
         if req.checkpoint:
             raise _error(ttrpc.UNIMPLEMENTED, "checkpoint/restore is not supported")
         with self.lock:
@@ -191,20 +191,23 @@ class TaskService:
                 raise _error(ttrpc.ALREADY_EXISTS, f"task {req.id}: already exists")
             self.creating.add(req.id)
         try:
-            return self._create(req, Container, CreateOptions)
+            return self._create(req)
         finally:
             with self.lock:
                 self.creating.discard(req.id)
 
-    def _create(self, req, Container, CreateOptions):
-        opts = CreateOptions(bundle=req.bundle)
+    def _create(self, req):
+        from ociruntime.libcontainer.container import Container
+
+        request = {"op": "create", "root": self.root, "id": req.id, "bundle": req.bundle,
+                   "no_pivot": False, "no_new_keyring": False, "terminal": req.terminal}
         if req.options.type_url.endswith(RUNC_OPTIONS):
             from shim.proto import runc_options_pb2
 
             options = runc_options_pb2.Options()
             options.ParseFromString(req.options.value)
-            opts.no_pivot = options.no_pivot_root
-            opts.no_new_keyring = options.no_new_keyring
+            request["no_pivot"] = options.no_pivot_root
+            request["no_new_keyring"] = options.no_new_keyring
         mounted = 0
         rootfs = os.path.join(req.bundle, "rootfs")
         if req.rootfs:
@@ -215,11 +218,9 @@ class TaskService:
         io = self._process_io(req)
         masters = []
         try:
-            opts.stdio = io.child_fds()
-            if req.terminal:
-                opts.keep_console = masters.append
-            container = Container(self.root, req.id)
-            pid = container.create(opts)
+            # made by a worker of the fork server: nothing is forked here (shim/__init__.py)
+            reply, masters = self.forkserver.call(request, io.child_fds())
+            pid = reply["pid"]
         except BaseException:
             io.close()
             for fd in masters:
@@ -234,7 +235,7 @@ class TaskService:
             io.attach_console(masters[0])
         init = Proc(req.id, "", io)
         init.pid = pid
-        task = Task(req.id, req.bundle, container, init, mounted)
+        task = Task(req.id, req.bundle, Container(self.root, req.id), init, mounted)
         with self.lock:
             self.tasks[req.id] = task
         self.reaper.register(pid, lambda code, when: self._exited(task, init, code, when))
@@ -273,24 +274,18 @@ class TaskService:
         return pb.StartResponse(pid=pid)
 
     def _start_exec(self, task, proc):
-        from ociruntime.libcontainer.execute import ExecOptions, exec_in
-
-        opts = ExecOptions(detach=True)
-        masters = []
         try:
-            opts.stdio = proc.io.child_fds()
-            if proc.spec.terminal:
-                opts.keep_console = masters.append
-            exec_in(task.container, proc.spec, opts)
+            # started by a worker of the fork server: nothing is forked here
+            reply, masters = self.forkserver.call(
+                {"op": "exec", "root": self.root, "id": task.id, "spec": proc.spec.decode()},
+                proc.io.child_fds())
         except BaseException:
             proc.io.close()
-            for fd in masters:
-                os.close(fd)
             raise
         proc.io.after_spawn()
         if masters:
             proc.io.attach_console(masters[0])
-        proc.pid = opts.pid
+        proc.pid = reply["pid"]
         proc.started = True
         self.reaper.register(proc.pid, lambda code, when: self._exited(task, proc, code, when))
         return proc.pid
@@ -302,20 +297,23 @@ class TaskService:
         if task.init.exited.is_set():
             raise _error(ttrpc.FAILED_PRECONDITION, f"task {req.id} is not running")
         try:
-            spec = config.decode_process(req.spec.value)
+            config.decode_process(req.spec.value)  # a bad spec fails Exec, not its Start
         except config.ConfigError as e:
             raise _error(ttrpc.INVALID_ARGUMENT, f"exec {req.exec_id}: {e}") from None
         with task.lock:
             if req.exec_id in task.execs:
                 raise _error(ttrpc.ALREADY_EXISTS, f"process {req.exec_id}: already exists")
             io = self._process_io(req)
-            task.execs[req.exec_id] = Proc(task.id, req.exec_id, io, spec)
+            task.execs[req.exec_id] = Proc(task.id, req.exec_id, io, bytes(req.spec.value))
         self.publisher.publish(ev.TaskExecAdded(container_id=task.id, exec_id=req.exec_id))
 
     # --- exits ----------------------------------------------------------------------------
     def _exited(self, task, proc, code, when):
         """The reaper's callback (main thread).  A terminal's last output is flushed to its
-        fifo before the exit is known, off the reaper's thread."""
+        fifo before the exit is known, off the reaper's thread.  An exit during its Start
+        is finished by that Start once it has published (Proc.exit_after_start), still
+        under the task's lock: so finish() never takes that lock (nor blocks the reaper,
+        which the Start's poststart hooks wait on)."""
         def finish():
             if not proc.exec_id:
                 self._check_oom(task)  # an OOM kill of the init: before its exit event

@@ -108,14 +108,19 @@ def socket_of(pid):
 
 
 def top_level(pids):
-    """The pids whose parent is not among them (a server, not its forks)."""
-    def parent(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return int(f.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError):
-            return None
-    return [pid for pid in pids if parent(pid) not in pids]
+    """The pids whose parent is not among them (a server, not its fork server and that
+    one's workers); a pid gone meanwhile (a worker that has just exited) is none."""
+    return [pid for pid in pids if (parent := parent_pid(pid)) is not None
+            and parent not in pids]
+
+
+def parent_pid(pid):
+    """pid's parent (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError):
+        return None
 
 
 def _cmdline(pid):

@@ -1,0 +1,235 @@
+"""The fork server: the one process the shim forks containers from.
+
+Forking Python from a process with other threads is unsafe.  The child has only the
+forking thread: a lock another thread held at that instant (the allocator's, the import
+lock, a stream's) stays held in it forever; and it holds a copy of every fd the other
+threads had open at that instant, among them the ends of other creates' pipes, whose EOF
+then never comes (a user namespace helper waiting for its parent to close a pipe hung
+so: two concurrent Creates' helpers each held the other's write end).  The shim server
+has threads (ttrpc connections, events, housekeeping, pty copies), so it never forks a
+container chain itself.  At startup, with the library imported and before its first
+thread, it forks this server, which stays single-threaded (multiprocessing's forkserver
+is the model).
+
+A Create or Exec (in a ttrpc thread of the server) is one request: a datagram on the
+control socketpair carrying, by SCM_RIGHTS, a fresh reply socket, a memfd with the request
+(JSON, any size) and the process's stdio.  The fork server forks a worker per request (so
+requests run in parallel), closes its copies and goes back to its loop.  The worker, a
+single-threaded copy with nobody else's fds, runs Container.create or execute.exec_in with
+the library's plain monitor: it waits for its own children (the fork chain's
+intermediate and exec stage, prestart and createRuntime hooks, id-map helpers), raced by
+nobody.  It answers {"pid": N} (a terminal's pty master by SCM_RIGHTS) or {"error": text,
+"kind": the error's type}, and exits.
+
+Exits: the container init's parent (the intermediate) exits during create; neither the
+fork server nor a create's worker is a subreaper, so the init is reparented to the shim
+server, the subreaper, whose reaper gets its exit.  An exec'd process's parent (the exec
+stage) exits too; exec makes its caller, the worker, a subreaper, so the process is the
+worker's child until the worker exits a moment later, then the server's (a process that
+exited meanwhile is handed over as a zombie, and the server is notified).  The kernel reaps
+the workers (SIGCHLD ignored here).  The fork server dies with the server (its parent
+death signal, and EOF on the control socket), and a worker with the fork server.
+"""
+
+import array
+import gc
+import os
+import signal
+import socket
+import threading
+
+from ociruntime import errors, jsonlite
+from ociruntime.libcontainer import syscalls as sc
+
+_SCM = socket.SOL_SOCKET, socket.SCM_RIGHTS
+MAX_REPLY = 1 << 16
+
+
+def _send(sock, data, fds=()):
+    anc = [(*_SCM, array.array("i", fds).tobytes())] if fds else []
+    sock.sendmsg([data], anc)
+
+
+def _recv(sock, size, max_fds):
+    data, anc, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(4 * max_fds))
+    fds = array.array("i")
+    for level, kind, payload in anc:
+        if (level, kind) == _SCM:
+            fds.frombytes(payload[:len(payload) - len(payload) % 4])
+    return data, list(fds)
+
+
+def _warm_up():
+    """Import what the workers run, once, before the fork: each worker starts warm and
+    the modules' memory is shared with the server."""
+    from ociruntime import config  # noqa: F401
+    from ociruntime.libcontainer import (  # noqa: F401
+        capabilities,
+        cgroups,
+        container,
+        execute,
+        hooks,
+        init,
+        procattrs,
+        process,
+        rootfs,
+    )
+
+
+class ForkServer:
+    """The server's handle on its fork server; call() is safe from any thread."""
+
+    def __init__(self, close_in_child=()):
+        _warm_up()
+        if threading.active_count() != 1:
+            raise RuntimeError("the fork server must be forked before any thread starts")
+        # what exists now is shared with the fork server copy-on-write: out of the
+        # collector's reach, no collection in either process writes to those pages
+        gc.freeze()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server_pid = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:
+            parent.close()
+            for fd in close_in_child:
+                os.close(fd)
+            _serve(child, server_pid)  # never returns
+        child.close()
+        self.sock = parent
+
+    def call(self, request, stdio):
+        """Run request ({"op": "create" or "exec", ...}) in a worker with stdio as the
+        process's fds 0-2: (reply, received fds), or the worker's error, typed."""
+        payload = os.memfd_create("pyrunc-request", os.MFD_CLOEXEC)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            try:
+                os.write(payload, jsonlite.dumps(request).encode())
+                _send(self.sock, b"request", (theirs.fileno(), payload, *stdio))
+            finally:
+                theirs.close()
+                os.close(payload)
+            data, received = _recv(mine, MAX_REPLY, 1)
+        finally:
+            mine.close()
+        if not data:
+            raise errors.Internal(f"{request['op']}: the fork server's worker died")
+        reply = jsonlite.loads(data)
+        if "error" in reply:
+            for fd in received:
+                os.close(fd)
+            raise errors.BY_NAME.get(reply.get("kind"), errors.Internal)(reply["error"])
+        return reply, received
+
+    def close(self):
+        self.sock.close()
+
+
+def _serve(sock, server_pid):
+    """The fork server's loop (single-threaded).  Never returns."""
+    code = 0
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != server_pid:
+            os._exit(0)  # the server died before the death signal was armed
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
+        while True:
+            data, fds = _recv(sock, 64, 5)
+            if not data:
+                break  # the server is gone
+            try:
+                pid = os.fork()
+            except OSError as e:  # out of pids or memory: this request fails, not the server
+                _answer_error(socket.socket(fileno=os.dup(fds[0])), e)
+                pid = -1
+            if pid == 0:
+                sock.close()
+                _work(fds, os.getppid())  # never returns
+            for fd in fds:
+                os.close(fd)
+    except BaseException as e:
+        code = 1
+        _log(f"fork server: {type(e).__name__}: {e}")
+    os._exit(code)
+
+
+def _log(line):
+    try:
+        os.write(2, f"shim: {line}\n".encode())
+    except OSError:
+        pass
+
+
+def _work(fds, fork_server_pid):
+    """A worker: run one request, answer on its reply socket, exit."""
+    # first: the worker waits for its own children (SIG_IGN would have them reaped)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    code = 0
+    reply_sock = socket.socket(fileno=fds[0])
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != fork_server_pid:
+            os._exit(1)
+        request = jsonlite.loads(_read_all(fds[1]))
+        stdio = tuple(fds[2:5])
+        pid, console = (_create if request["op"] == "create" else _exec)(request, stdio)
+        _send(reply_sock, jsonlite.dumps({"pid": pid}).encode(),
+              (console,) if console is not None else ())
+    except BaseException as e:
+        code = 1
+        _answer_error(reply_sock, e)
+    os._exit(code)
+
+
+def _answer_error(reply_sock, e):
+    """Send e, as a typed error, on reply_sock (and close it)."""
+    if isinstance(e, errors.PyruncError):
+        error = e
+    elif isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        error = errors.from_os_error(e, f"{e.strerror or e}{where}")
+    else:
+        error = errors.Internal(f"internal error: {type(e).__name__}: {e}")
+    text = str(error)[:MAX_REPLY // 2]
+    try:
+        with reply_sock:
+            _send(reply_sock, jsonlite.dumps({"error": text,
+                                              "kind": errors.type_name(error)}).encode())
+    except OSError as e:
+        _log(f"cannot answer ({e}): {text}")
+
+
+def _read_all(fd):
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _create(request, stdio):
+    from ociruntime.libcontainer.container import Container, CreateOptions
+
+    opts = CreateOptions(bundle=request["bundle"], no_pivot=request["no_pivot"],
+                         no_new_keyring=request["no_new_keyring"])
+    opts.stdio = stdio
+    masters = []
+    if request["terminal"]:
+        opts.keep_console = masters.append
+    pid = Container(request["root"], request["id"]).create(opts)
+    return pid, masters[0] if masters else None
+
+
+def _exec(request, stdio):
+    from ociruntime import config
+    from ociruntime.libcontainer.container import Container
+    from ociruntime.libcontainer.execute import ExecOptions, exec_in
+
+    spec = config.decode_process(request["spec"].encode())
+    opts = ExecOptions(detach=True)
+    opts.stdio = stdio
+    masters = []
+    if spec.terminal:
+        opts.keep_console = masters.append
+    exec_in(Container(request["root"], request["id"]), spec, opts)
+    return opts.pid, masters[0] if masters else None
