@@ -117,7 +117,7 @@ def config_documents(complete):
         numbers = {"major": majors, "minor": minors}
         required = {"type": st.just(kind), "path": text, **({} if kind == "p" else numbers)}
         optional = {**(numbers if kind == "p" else {}), "fileMode": st.integers(0, 511),
-                    "uid": u32, "gid": u32}
+                    "uid": ids, "gid": ids}
         return obj(required, optional)
 
     versions = st.builds(
@@ -324,7 +324,7 @@ INTEGER_RANGES = {
     ("linux", "timeOffsets", "*", "nanosecs"): U32,
     ("linux", "devices", "*", "major"): MAJOR,
     ("linux", "devices", "*", "minor"): MINOR,
-    **fields(("linux", "devices", "*"), U32, "uid", "gid"),
+    **fields(("linux", "devices", "*"), ID, "uid", "gid"),
     ("linux", "devices", "*", "fileMode"): (0, 511),
     ("linux", "resources", "devices", "*", "major"): MAJOR,
     ("linux", "resources", "devices", "*", "minor"): MINOR,
