@@ -11,6 +11,9 @@ The process model, and why:
     +-- container inits and exec'd processes (reparented here), poststart/poststop hooks,
         the publish binary, logging binaries (spawned here)
 
+  (The server of one task's own group has no fork server: it spawns each worker, a fresh
+  interpreter, itself; see below.)
+
 - Nothing is forked from a process with other threads running Python.  A fork copies
   only the forking thread: a lock another thread held at that instant (malloc's, the
   import lock, a stream's) stays held in the child forever, and every fd the other
@@ -37,7 +40,13 @@ The process model, and why:
 
 The alternative, a single-threaded event loop for the whole server, would have meant
 rewriting ttrpc, events and stdio copying around one loop; a fork server changes only
-who forks.  Its cost is one more process per server, idle between requests and sharing
-the server's memory copy-on-write (gc.freeze() before the fork keeps the collector from
-writing to those pages): benchmarks/README.md has the figures.
+who forks.  Its cost is one more process per server, idle between requests, sharing the
+server's memory copy-on-write; but every page the server writes afterwards (a refcount
+is a write) is then held twice, ~4 MiB PSS (gc.freeze() before the fork at least keeps
+the collector from writing to all of them).  A pod's or namespace's server pays that
+once for all its containers.  The server of a single task (its own group, idle timeout
+0: the default for a container outside a pod) would pay it per container, +40%, for a
+Create and a few Execs: it spawns each worker instead (posix_spawn of a fresh
+interpreter, waited for through the reaper), which costs ~30 ms per request and no
+memory in between (shim.forkserver.Spawner).  benchmarks/README.md has the figures.
 """

@@ -19,19 +19,23 @@ single-threaded copy with nobody else's fds, runs Container.create or execute.ex
 the library's plain monitor: it waits for its own children (the fork chain's
 intermediate and exec stage, prestart and createRuntime hooks, id-map helpers), raced by
 nobody.  It answers {"pid": N} (a terminal's pty master by SCM_RIGHTS) or {"error": text,
-"kind": the error's type}, and exits.
+"kind": the error's type}, and exits.  The server of a single task keeps no fork server
+(its cost, in shim/__init__.py, would be per container): a Spawner starts the same
+worker as a fresh interpreter by posix_spawn, through the server's process monitor.
 
 Exits: the container init's parent (the intermediate) exits during create; neither the
 fork server nor a create's worker is a subreaper, so the init is reparented to the shim
-server, the subreaper, whose reaper gets its exit.  An exec'd process's parent (the exec
-stage) exits too; exec makes its caller, the worker, a subreaper, so the process is the
-worker's child until the worker exits a moment later, then the server's (a process that
-exited meanwhile is handed over as a zombie, and the server is notified).  The kernel reaps
-the workers (SIGCHLD ignored here).  The fork server dies with the server (its parent
-death signal, and EOF on the control socket), and a worker with the fork server.
+server, the subreaper, whose reaper gets its exit (and a spawned worker's own).  An
+exec'd process's parent (the exec stage) exits too; exec makes its caller, the worker, a
+subreaper, so the process is the worker's child until the worker exits a moment later,
+then the server's (one that exited meanwhile is handed over as a zombie, and the server
+is notified).  The kernel reaps the fork server's workers (SIGCHLD ignored there).  The
+fork server dies with the server (its parent death signal, and EOF on the control
+socket), and a worker with its parent.
 """
 
 import array
+import fcntl
 import gc
 import os
 import signal
@@ -100,29 +104,81 @@ class ForkServer:
     def call(self, request, stdio):
         """Run request ({"op": "create" or "exec", ...}) in a worker with stdio as the
         process's fds 0-2: (reply, received fds), or the worker's error, typed."""
-        payload = os.memfd_create("pyrunc-request", os.MFD_CLOEXEC)
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            try:
-                os.write(payload, jsonlite.dumps(request).encode())
-                _send(self.sock, b"request", (theirs.fileno(), payload, *stdio))
-            finally:
-                theirs.close()
-                os.close(payload)
-            data, received = _recv(mine, MAX_REPLY, 1)
-        finally:
-            mine.close()
-        if not data:
-            raise errors.Internal(f"{request['op']}: the fork server's worker died")
-        reply = jsonlite.loads(data)
-        if "error" in reply:
-            for fd in received:
-                os.close(fd)
-            raise errors.BY_NAME.get(reply.get("kind"), errors.Internal)(reply["error"])
-        return reply, received
+        return _exchange(request, lambda reply_fd, payload: _send(
+            self.sock, b"request", (reply_fd, payload, *stdio)))
 
     def close(self):
         self.sock.close()
+
+
+class Spawner:
+    """Workers as fresh interpreters, for the server of one task (shim/__init__.py): no
+    process is kept between its few requests (a fork server costs ~4 MiB PSS per server,
+    the pages the server dirties after the fork), at ~30 ms more per Create or Exec.
+    posix_spawn (no Python runs in the child) is safe from the threaded server; the
+    worker is its child, started and waited for through the server's process monitor."""
+
+    def call(self, request, stdio):
+        import sys
+
+        from ociruntime.libcontainer import monitor
+
+        mon = monitor.current()
+        pids = []
+
+        def start(reply_fd, payload):
+            # the worker's fds 3-7: reply socket, request, the process's stdio (0-2 stay
+            # the server's: its log); moved above 7 first so no dup2 overwrites a source
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+                    for fd in (reply_fd, payload, *stdio)]
+            try:
+                argv = [sys.executable, "-I", "-c",
+                        f"from shim.forkserver import spawned; spawned({os.getpid()})"]
+                pids.append(mon.start(lambda: os.posix_spawn(
+                    sys.executable, argv, os.environ,
+                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3 + i)
+                                  for i, fd in enumerate(high)])))
+            finally:
+                for fd in high:
+                    os.close(fd)
+        try:
+            return _exchange(request, start)
+        finally:
+            if pids:
+                mon.wait(pids[0])
+
+    def close(self):
+        pass
+
+
+def _exchange(request, deliver):
+    """Hand request to a worker (deliver(reply socket fd, request memfd) passes both on),
+    then read its answer."""
+    payload = os.memfd_create("pyrunc-request", os.MFD_CLOEXEC)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        try:
+            os.write(payload, jsonlite.dumps(request).encode())
+            deliver(theirs.fileno(), payload)
+        finally:
+            theirs.close()
+            os.close(payload)
+        data, received = _recv(mine, MAX_REPLY, 1)
+    finally:
+        mine.close()
+    if not data:
+        raise errors.Internal(f"{request['op']}: the shim's worker died")
+    reply = jsonlite.loads(data)
+    if "error" in reply:
+        for fd in received:
+            os.close(fd)
+        raise errors.BY_NAME.get(reply.get("kind"), errors.Internal)(reply["error"])
+    return reply, received
+
+
+def spawned(server_pid):
+    """A Spawner's worker: its request on fds 3-7 (Spawner.call).  Never returns."""
+    _work([3, 4, 5, 6, 7], server_pid)
 
 
 def _serve(sock, server_pid):
@@ -160,7 +216,7 @@ def _log(line):
         pass
 
 
-def _work(fds, fork_server_pid):
+def _work(fds, parent_pid):
     """A worker: run one request, answer on its reply socket, exit."""
     # first: the worker waits for its own children (SIG_IGN would have them reaped)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -168,8 +224,8 @@ def _work(fds, fork_server_pid):
     reply_sock = socket.socket(fileno=fds[0])
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != fork_server_pid:
-            os._exit(1)
+        if os.getppid() != parent_pid:
+            os._exit(1)  # its parent died before the death signal was armed
         request = jsonlite.loads(_read_all(fds[1]))
         stdio = tuple(fds[2:5])
         pid, console = (_create if request["op"] == "create" else _exec)(request, stdio)

@@ -27,14 +27,19 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     from ociruntime.libcontainer import cgroups, monitor
     from shim import ttrpc
     from shim.events import Publisher
-    from shim.forkserver import ForkServer
+    from shim.forkserver import ForkServer, Spawner
     from shim.reaper import Reaper
     from shim.service import SERVICE, TaskService
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     # the process model (shim/__init__.py): before the first thread, fork the
-    # single-threaded fork server that every container comes from
-    forkserver = ForkServer(close_in_child=(listener.fileno(),))
+    # single-threaded fork server that every container comes from; the server of one
+    # task's own group (idle timeout 0: no other task finds it) spawns its few workers
+    # instead and keeps no process for them
+    if idle_timeout:
+        workers = ForkServer(close_in_child=(listener.fileno(),))
+    else:
+        workers = Spawner()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -43,7 +48,7 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     # binaries) is started and waited for through the reaper: no wait races its waitpid(-1)
     monitor.install(reaper)
     publisher = Publisher(namespace, containerd_address, publish_binary, ttrpc_address)
-    service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), forkserver,
+    service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), workers,
                           debug=debug)
     server = ttrpc.Server()
     server.register_service(SERVICE, service.handlers())
@@ -56,7 +61,7 @@ def serve(listener, path, root, namespace, containerd_address, publish_binary,
     sys.stderr.flush()
     reaper.run(stop)
     server.shutdown(timeout=5.0)
-    forkserver.close()
+    workers.close()
     publisher.close()
     sys.stderr.write("shim: exiting\n")
     return 0

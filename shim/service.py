@@ -2,7 +2,7 @@
 
 Every call runs in its own ttrpc thread.  The runtime (ociruntime.libcontainer) is called
 in-process (no pyrunc process per operation), except what forks: Create and Exec run in
-a worker of the fork server (shim.forkserver, shim/__init__.py).  Each container init and
+a worker process (shim.forkserver, shim/__init__.py).  Each container init and
 exec'd process ends up this process's child (it is a subreaper), so the reaper
 (shim.reaper) sees every exit and completes the matching Proc.
 """
@@ -108,13 +108,13 @@ class Task:
 
 
 class TaskService:
-    def __init__(self, root, reaper, publisher, cgroup_v2, forkserver, debug=False):
+    def __init__(self, root, reaper, publisher, cgroup_v2, workers, debug=False):
         self.root = root
         self.reaper = reaper
         self.publisher = publisher
         self.cgroup_v2 = cgroup_v2
         self.debug = debug
-        self.forkserver = forkserver  # shim.forkserver: where containers are forked
+        self.workers = workers  # shim.forkserver's: where containers are forked
         self.tasks = {}
         self.lock = threading.Lock()
         self.creating = set()
@@ -218,8 +218,8 @@ class TaskService:
         io = self._process_io(req)
         masters = []
         try:
-            # made by a worker of the fork server: nothing is forked here (shim/__init__.py)
-            reply, masters = self.forkserver.call(request, io.child_fds())
+            # made by a worker (shim.forkserver): nothing is forked here (shim/__init__.py)
+            reply, masters = self.workers.call(request, io.child_fds())
             pid = reply["pid"]
         except BaseException:
             io.close()
@@ -275,8 +275,8 @@ class TaskService:
 
     def _start_exec(self, task, proc):
         try:
-            # started by a worker of the fork server: nothing is forked here
-            reply, masters = self.forkserver.call(
+            # started by a worker (shim.forkserver): nothing is forked here
+            reply, masters = self.workers.call(
                 {"op": "exec", "root": self.root, "id": task.id, "spec": proc.spec.decode()},
                 proc.io.child_fds())
         except BaseException:

@@ -11,7 +11,9 @@ import json
 import os
 import threading
 
+import pytest
 from google.protobuf import any_pb2
+from shimlib import wait_until
 from test_task_service import PROCESS_TYPE, SERVICE, Shim
 
 import pyrunc_testlib as lib
@@ -85,8 +87,11 @@ def _lifecycle(shim, path, cid, bundle):
         client.close()
 
 
+@pytest.mark.parametrize("grouped", [True, False], ids=["fork-server", "spawned-workers"])
 def test_parallel_tasks_with_hooks_and_user_namespaces(scratch, pyrunc_bin, default_config,
-                                                       busybox_rootfs):
+                                                       busybox_rootfs, grouped):
+    """grouped: the server of a group (a pod's), whose workers come from its fork server;
+    else the first task's own server, which spawns them (shim/__init__.py)."""
     shim = Shim(scratch, pyrunc_bin, default_config, busybox_rootfs)
     try:
         tasks = []
@@ -94,6 +99,8 @@ def test_parallel_tasks_with_hooks_and_user_namespaces(scratch, pyrunc_bin, defa
             cid, bundle = shim.bundle("sleep", "1000")
             os.rmdir(bundle.rootfs)  # a copy of its own: Create sends no rootfs mount
             lib.copy_rootfs(busybox_rootfs, bundle.rootfs)
+            if grouped:
+                bundle.config["annotations"] = {"io.containerd.runc.v2.group": "stress"}
             _configure(bundle, scratch, index)
             tasks.append((cid, bundle))
         path = shim.start(*tasks[0])  # one server for all (any server serves any task)
@@ -113,6 +120,9 @@ def test_parallel_tasks_with_hooks_and_user_namespaces(scratch, pyrunc_bin, defa
         assert not any(t.is_alive() for t in threads), "a call hung"
         assert not failures, "\n".join(failures)
         assert len(shim.servers()) == 1
+        # the server, and its fork server if grouped (the workers exit when they answer)
+        wait_until(lambda: len(lib.processes_of(shim.address)) == (2 if grouped else 1),
+                   "the server (and its fork server) alone")
         with open(os.path.join(shim.root, "shim.log")) as f:
             log = f.read()
         assert "Traceback" not in log and "No child processes" not in log, log
