@@ -37,13 +37,22 @@ class DirectMonitor:
 
 
 def _readable(fd, timeout):
-    """Whether fd is readable within timeout seconds; poll(2) takes an int of milliseconds
-    (~24.8 days), so a longer timeout waits in slices."""
+    import select
+
+    return _ready(fd, select.POLLIN, timeout)
+
+
+def _ready(fd, events, timeout):
+    """Whether fd has one of the poll events within timeout seconds (None: no limit);
+    poll(2) takes an int of milliseconds (~24.8 days), so a longer timeout waits in
+    slices."""
     import select
     import time
 
     poller = select.poll()
-    poller.register(fd, select.POLLIN)
+    poller.register(fd, events)
+    if timeout is None:
+        return bool(poller.poll())
     deadline = time.monotonic() + timeout
     while True:
         left_ms = max(0, (deadline - time.monotonic()) * 1000)
@@ -89,6 +98,8 @@ def run(spawn, stdin=b"", timeout=None):
     process).  stdin is written to a pipe (the program need not read it).  Returns (wait
     status, the first 4 KiB of its output); status None if it outlived timeout (it is
     killed and reaped).  What spawn raises (OSError, ValueError) goes to the caller."""
+    import time
+
     mon = current()
     out = os.memfd_create("pyrunc-output", os.MFD_CLOEXEC)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -97,13 +108,14 @@ def run(spawn, stdin=b"", timeout=None):
             pid = mon.start(lambda: spawn(read_end, out))
         finally:
             os.close(read_end)
-        try:
-            os.write(write_end, stdin)
-        except BrokenPipeError:
-            pass
+        deadline = None if timeout is None else time.monotonic() + timeout
+        written = _feed(write_end, stdin, deadline)
         os.close(write_end)
         write_end = -1
-        status = mon.wait(pid, timeout)
+        status = None
+        if written:
+            status = mon.wait(pid, None if deadline is None
+                              else max(0, deadline - time.monotonic()))
         if status is None:
             os.kill(pid, 9)
             mon.wait(pid)
@@ -112,6 +124,33 @@ def run(spawn, stdin=b"", timeout=None):
         if write_end >= 0:
             os.close(write_end)
         os.close(out)
+
+
+def _feed(fd, data, deadline):
+    """Write data to the program's stdin pipe, never past deadline (monotonic; None: no
+    limit): a program that does not read a stdin larger than the pipe must not hold its
+    timeout off.  False when the deadline came first; a program that exits or closes
+    its stdin unread is fed (EPIPE)."""
+    import select
+    import time
+
+    view = memoryview(data)
+    os.set_blocking(fd, False)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BrokenPipeError:
+            return True
+        except BlockingIOError:
+            pass
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        # POLLOUT once there is room, POLLERR once the reader is gone
+        if not _ready(fd, select.POLLOUT, left):
+            return False
+    return True
 
 
 def posix_spawner(path, argv, env):

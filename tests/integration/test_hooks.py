@@ -136,3 +136,16 @@ def test_failing_poststart_hook_only_warns_before_1_3(runtime, bundle):
     assert runtime.status(created.cid) == "running"
     runtime.delete(created.cid, "--force")
     assert_nothing_left(runtime, bundle, created.cid)
+
+
+def test_timeout_holds_for_a_hook_that_never_reads_a_big_state(runtime, bundle):
+    # regression: the state was written to the hook's stdin pipe before the timeout's
+    # wait began; a state larger than the pipe (annotations) against a hook that never
+    # reads blocked create in that write for as long as the hook lived
+    bundle.config["hooks"] = {
+        "createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "600"], "timeout": 1}]}
+    bundle.config["annotations"] = {"org.example.big": "x" * (1 << 20)}
+    bundle.sh("echo should not run")
+    result = runtime.create(bundle, check=False)
+    assert_error(result, "hooks.createRuntime[0]", "timed out after 1s")
+    assert_nothing_left(runtime, bundle, result.cid)
