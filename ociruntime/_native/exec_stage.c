@@ -50,7 +50,9 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <limits.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -630,6 +632,43 @@ static void fatal_signals_while_parked(void)
     }
 }
 
+static long monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000L + now.tv_nsec / 1000000;
+}
+
+/* Write the state to the hook's stdin, no longer than its timeout (seconds, 0: none): a
+ * hook need not read it, and a state larger than the pipe must not hold the timeout off.
+ * Returns the milliseconds spent. */
+static long feed_hook(int fd, const char *data, long timeout)
+{
+    long start = monotonic_ms();
+    size_t left = data ? strlen(data) : 0;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    while (left) {
+        ssize_t n = write(fd, data, left);
+        if (n > 0) {
+            data += n;
+            left -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            break; /* EPIPE: the hook is gone or closed its stdin */
+        long spent = monotonic_ms() - start;
+        if (timeout > 0 && spent >= timeout * 1000)
+            break;
+        long wait_ms = timeout > 0 ? timeout * 1000 - spent : -1;
+        struct pollfd p = {fd, POLLOUT, 0};
+        /* POLLOUT once there is room, POLLERR once the reader is gone; a filter that
+         * refuses poll: the blocking write, as before */
+        if (poll(&p, 1, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms) < 0 && errno != EINTR)
+            fcntl(fd, F_SETFL, 0);
+    }
+    return monotonic_ms() - start;
+}
+
 /* Run one startContainer hook with the state JSON on its stdin; 0 or an error text. */
 static const char *run_hook(struct hook *h, char *err, size_t errlen)
 {
@@ -650,14 +689,12 @@ static const char *run_hook(struct hook *h, char *err, size_t errlen)
     }
     close(pipefd[0]);
     signal(SIGPIPE, SIG_IGN);
-    if (plan.hook_state && write(pipefd[1], plan.hook_state, strlen(plan.hook_state)) < 0) {
-        /* a hook need not read its stdin */
-    }
+    long waited_ms = feed_hook(pipefd[1], plan.hook_state, h->timeout);
     close(pipefd[1]);
     signal(SIGPIPE, SIG_DFL);
     int status;
     struct timespec tick = {0, 1000000};
-    for (long waited_ms = 0;; waited_ms++) {
+    for (;; waited_ms++) {
         pid_t r = waitpid(pid, &status, h->timeout > 0 ? WNOHANG : 0);
         if (r == pid)
             break;

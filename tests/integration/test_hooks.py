@@ -149,3 +149,17 @@ def test_timeout_holds_for_a_hook_that_never_reads_a_big_state(runtime, bundle):
     result = runtime.create(bundle, check=False)
     assert_error(result, "hooks.createRuntime[0]", "timed out after 1s")
     assert_nothing_left(runtime, bundle, result.cid)
+
+
+def test_start_container_timeout_holds_for_a_hook_that_never_reads_a_big_state(runtime,
+                                                                              bundle):
+    # the same in the exec stage (C): its write of the state came before the timed wait
+    bundle.config["hooks"] = {
+        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "600"], "timeout": 1}]}
+    bundle.config["annotations"] = {"org.example.big": "x" * (1 << 20)}
+    bundle.sh("echo should not run")
+    created = runtime.create(bundle)
+    result = runtime.start(created.cid, check=False)
+    assert_error(result, "hooks.startContainer[0]", "timed out after 1s")
+    assert "should not run" not in runtime.program_output(created.cid)
+    assert_nothing_left(runtime, bundle, created.cid)
