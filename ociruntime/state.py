@@ -367,13 +367,21 @@ class _Held:
         self.state, self.timeout, self.fd, self.acquired = state, timeout, -1, False
 
     def __enter__(self):
-        self.fd = _open_dir(self.state.dir, self.state.id)
-        try:
-            self.acquired = _flock(self.fd, self.timeout)
-        except BaseException:
+        # the directory locked must still be the one at the path: while we waited, a
+        # delete may have removed it and a create made and locked a new one, whose
+        # container is not ours to touch without its own lock
+        for _ in range(_CLAIM_TRIES):
+            self.fd = _open_dir(self.state.dir, self.state.id)
+            try:
+                self.acquired = _flock(self.fd, self.timeout)
+                if not self.acquired or _still_at(self.fd, self.state.dir):
+                    return self
+            except BaseException:
+                os.close(self.fd)
+                raise
             os.close(self.fd)
-            raise
-        return self
+            self.fd = -1
+        raise NotFound(f"container {self.state.id!r} does not exist")
 
     def __exit__(self, *exc):
         os.close(self.fd)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from datetime import datetime
 
 import pytest
@@ -404,6 +405,68 @@ def test_a_locked_directory_without_record_is_a_create_under_way(runtime, bundle
         assert os.listdir(os.path.join(runtime.root, cid)) == []
     finally:
         os.close(fd)
+
+
+def _waiting_on(pid, directory):
+    """Whether process pid waits in flock(2) for the lock of directory (/proc/locks:
+    a blocked request is a '->' line naming the waiter's pid and the inode)."""
+    try:
+        inode = os.stat(directory).st_ino
+    except FileNotFoundError:
+        return False
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if "->" in fields and fields[fields.index("->") + 4] == str(pid):
+                if fields[fields.index("->") + 5].split(":")[2] == str(inode):
+                    return True
+    return False
+
+
+def test_an_operation_waiting_for_a_lock_acts_on_the_directory_it_locked(runtime,
+                                                                        bundle):
+    """delete waits for the container's lock; meanwhile the directory is removed and a
+    create of the id makes a new one and locks it.  The lock delete gets at last is the
+    old directory's: it must take the new one's before it touches anything there (it
+    removed the live create's directory, which had no record yet)."""
+    import fcntl
+
+    created = runtime.create(bundle)
+    path = os.path.join(runtime.root, created.cid)
+    moved = path + "-moved"
+    old = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    new = -1
+    deleting = None
+    try:
+        fcntl.flock(old, fcntl.LOCK_EX)
+        deleting = subprocess.Popen(
+            [runtime.binary, "--root", runtime.root, "delete", created.cid],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + TIMEOUT
+        while not _waiting_on(deleting.pid, path):
+            assert deleting.poll() is None and time.monotonic() < deadline
+        os.rename(path, moved)
+        os.mkdir(path, 0o700)  # a live create's first instant: locked, no record yet
+        new = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(new, fcntl.LOCK_EX)
+        os.close(old)
+        old = -1
+        while not _waiting_on(deleting.pid, path):
+            assert os.path.isdir(path), "delete removed the live create's directory"
+            assert deleting.poll() is None, "delete went on under the old lock"
+            assert time.monotonic() < deadline
+    finally:
+        for fd in (old, new):
+            if fd >= 0:
+                os.close(fd)
+        if deleting is not None:
+            deleting.wait(timeout=TIMEOUT)
+            deleting.stderr.close()
+        if os.path.isdir(moved):
+            shutil.rmtree(path, ignore_errors=True)
+            os.rename(moved, path)
+    runtime.delete(created.cid)
+    assert not os.path.exists(path)
 
 
 @pytest.mark.parametrize("stale", [False, True])
