@@ -130,7 +130,7 @@ def main(argv=None):
         required = [n for n in names if not n.startswith("[")]
         if len(positionals) < len(required):
             raise UsageError(f"{command}: {required[len(positionals)]} is required", command)
-        if len(positionals) > len(names) and not names[-1].endswith("...]"):
+        if len(positionals) > len(names) and not (names and names[-1].endswith("...]")):
             raise UsageError(f"{command}: too many arguments: {' '.join(positionals)}",
                              command)
         root = gflags.get("root") or _default_root()

@@ -388,3 +388,13 @@ def test_preserve_fds_out_of_range_is_a_usage_error(runtime, bundle, count):
                          check=False)
     assert_error(result, "--preserve-fds")
     assert_nothing_left(runtime, bundle, cid)
+
+
+@pytest.mark.parametrize("op", ["list", "spec", "features"])
+def test_an_argument_to_a_command_that_takes_none_is_a_usage_error(runtime, scratch, op):
+    """As runc's checkArgs(0, exactArgs): one error line, the command's help, exit 1 (it
+    was a traceback: these commands name no argument at all)."""
+    result = runtime.run(op, "extra", check=False, cwd=scratch.path)
+    assert_error(result, op, "extra")
+    assert "Incorrect Usage" in result.stdout
+    assert not os.path.exists(os.path.join(scratch.path, "config.json"))
