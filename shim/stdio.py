@@ -100,7 +100,10 @@ class _Logger:
         try:
             import select
 
-            select.select([ready_r], [], [], LOGGER_READY_TIMEOUT)
+            # poll, not select: a shim serving many tasks has fds above FD_SETSIZE
+            poller = select.poll()
+            poller.register(ready_r, select.POLLIN)
+            poller.poll(LOGGER_READY_TIMEOUT * 1000)
         finally:
             os.close(ready_r)
 
