@@ -25,6 +25,7 @@ from ociruntime.libcontainer import syscalls as sc
 from ociruntime.libcontainer.mountopts import MountOptions
 
 _AT_FDCWD = -100
+_FDS_PER_MESSAGE = 253  # the kernel's SCM_MAX_FD
 
 
 def wanted(mount):
@@ -194,10 +195,15 @@ class Helper:
                 mnt = os.open(f"/proc/{target}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
                 user = os.open(f"/proc/{target}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
                 sc.setns(mnt, sc.CLONE_NEWNS)
-                made = _make_all(self.items, user, 3)
-                indexes = ",".join(str(i) for i in made).encode()
-                sock.sendmsg([b"ok:" + indexes], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                   array.array("i", made.values()))])
+                made = list(_make_all(self.items, user, 3).items())
+                # SCM_RIGHTS carries at most SCM_MAX_FD fds a message: "more:" batches,
+                # then the "ok:" one
+                for start in range(0, max(len(made), 1), _FDS_PER_MESSAGE):
+                    batch = made[start:start + _FDS_PER_MESSAGE]
+                    head = b"ok:" if start + _FDS_PER_MESSAGE >= len(made) else b"more:"
+                    fds = array.array("i", (fd for _, fd in batch))
+                    sock.sendmsg([head + ",".join(str(i) for i, _ in batch).encode()],
+                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)] if fds else [])
                 code = 0
             except PyruncError as e:
                 sock.send(b"error:" + str(e).encode())
@@ -210,25 +216,32 @@ class Helper:
         import array
         import socket
 
+        fds = array.array("i")
+        indexes = []
         try:
             self.sock.send(str(target_pid).encode())
-            count = len(self.items)
-            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * count))
+            space = socket.CMSG_SPACE(4 * min(len(self.items), _FDS_PER_MESSAGE))
+            while True:
+                data, anc, _, _ = self.sock.recvmsg(65536, space)
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(payload[:len(payload) - len(payload) % 4])
+                if not data.startswith(b"more:"):
+                    break
+                indexes += data[5:].decode().split(",")
         finally:
             self.sock.close()
             monitor.reap(self.pid)
-        fds = array.array("i")
-        for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % 4])
         if not data.startswith(b"ok:"):
             for fd in fds:
                 os.close(fd)
             text = data.decode(errors="replace")
             raise PyruncError(text[6:] if text.startswith("error:") else
                               "idmapped mounts: the helper died")
+        if len(data) > 3:
+            indexes += data[3:].decode().split(",")
         result = {}
-        for index, fd in zip(data[3:].decode().split(","), fds, strict=True):
+        for index, fd in zip(indexes, fds, strict=True):
             if fd < self.min_fd:
                 moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, self.min_fd)
                 os.close(fd)

@@ -143,6 +143,26 @@ def test_user_namespace_with_mappings(runtime, bundle):
     assert lines[7] == "2"  # the default devices work in a user namespace too
 
 
+
+def test_user_namespace_with_more_bind_mounts_than_one_message_carries(runtime, bundle,
+                                                                         scratch):
+    """The bind sources of a container with a user namespace come from a helper over
+    SCM_RIGHTS, at most 253 fds (SCM_MAX_FD) a message: 300 were "idmapped mounts:
+    Invalid argument"."""
+    set_namespaces(bundle, "user", "pid", "network", "ipc", "uts", "mount")
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    source = os.path.join(scratch.path, "source")
+    os.mkdir(source)
+    with open(os.path.join(source, "file"), "w") as f:
+        f.write("x")
+    for n in range(300):
+        os.mkdir(os.path.join(bundle.rootfs, "mnt", f"m{n}"))
+        bundle.mount(f"/mnt/m{n}", "bind", source, ["bind", "ro"])
+    out = runtime.sh(bundle, "cat /mnt/m0/file /mnt/m299/file; echo; "
+                             "grep -c ' /mnt/m' /proc/mounts")
+    assert out.splitlines() == ["xx", "300"]
+
 def test_time_namespace_offsets(runtime, bundle):
     if not os.path.exists("/proc/self/ns/time"):
         pytest.skip("kernel without time namespaces")
