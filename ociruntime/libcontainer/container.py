@@ -429,8 +429,8 @@ class Container:
             if force:
                 # as runc: an engine cleaning up after a failed create (podman) or a crash
                 # retries `delete --force`; a container already gone is no error then.
-                # A cgroup named after it may be left by an older pyrunc's crashed create.
-                _remove_default_cgroup(self.id)
+                # Nothing else is touched: a cgroup of the default name (the id under the
+                # caller's, as runc names it) is someone else's when we have no record
                 return
             raise NotFound(f"container {self.id!r} does not exist")
         with st.locked(timeout=FORCE_LOCK_WAIT if force else None) as held:
@@ -611,8 +611,8 @@ def _merge_resources(saved, new):
 
 
 def _remove_default_cgroup(container_id):
-    """Kill what is in the cgroup pyrunc names after this id by default (/pyrunc-<id>)
-    and remove it: left over when a create crashed before it could record it."""
+    """Kill what is in the cgroup pyrunc names after this id by default (<id> under the
+    caller's cgroup) and remove it: for a container whose record is damaged."""
     from ociruntime.libcontainer import cgroups
 
     try:

@@ -4,11 +4,18 @@ path), a non-zero exit, and nothing left behind.  Also what must NOT be an error
 import json
 import os
 import resource
+import subprocess
 from datetime import datetime
 
 import pytest
 
-from pyrunc_testlib import assert_error, assert_nothing_left, processes_of, read_or_none
+from pyrunc_testlib import (
+    CGROUP_ROOT,
+    assert_error,
+    assert_nothing_left,
+    processes_of,
+    read_or_none,
+)
 
 
 def nofile_hard():
@@ -398,3 +405,27 @@ def test_an_argument_to_a_command_that_takes_none_is_a_usage_error(runtime, scra
     assert_error(result, op, "extra")
     assert "Incorrect Usage" in result.stdout
     assert not os.path.exists(os.path.join(scratch.path, "config.json"))
+
+
+def test_force_delete_of_unknown_container_leaves_a_cgroup_of_that_name_alone(runtime,
+                                                                              scratch):
+    """The cgroup a container gets by default is named after its id under the caller's
+    (runc's name too): one of that name there, while pyrunc has no such container, is
+    someone else's (runc's container, a service).  delete --force killed what ran in it
+    and removed it."""
+    cid = runtime.new_id()
+    with open("/proc/self/cgroup") as f:
+        own = next(line.rstrip("\n").split(":", 2)[2] for line in f
+                   if "pids" in line.split(":")[1].split(","))
+    directory = os.path.join(CGROUP_ROOT, "pids", own.lstrip("/"), cid)
+    os.mkdir(directory)
+    scratch.add_finalizer(lambda: os.rmdir(directory) if os.path.isdir(directory) else None)
+    sleeper = subprocess.Popen(["sleep", "1000"])
+    scratch.add_finalizer(sleeper.wait)
+    scratch.add_finalizer(sleeper.kill)
+    with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+        f.write(str(sleeper.pid))
+    result = runtime.run("delete", "--force", cid, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert sleeper.poll() is None, "delete --force killed a process it never started"
+    assert os.path.isdir(directory)

@@ -346,8 +346,7 @@ def test_state_records_carry_a_version_old_ones_are_read_future_ones_refused(run
 
 def test_delete_force_clears_every_partial_state(runtime, make_bundle):
     """delete --force works on what a crash can leave: a state directory without
-    state.json, a record whose lock another process holds, a cgroup with a live process and
-    no state directory at all."""
+    state.json, a record whose lock another process holds."""
     bundle = sleeper(make_bundle)
     # a state dir without state.json (plain delete too)
     for flags in ((), ("--force",)):
@@ -373,15 +372,5 @@ def test_delete_force_clears_every_partial_state(runtime, make_bundle):
         holder.kill()
         holder.wait()
     lib.assert_nothing_left(runtime, bundle, cid)
-    # a cgroup with a live process, the state directory gone
-    cid = runtime.create(bundle).cid
-    runtime.start(cid)
-    runtime.wait_output(cid, "started")
-    pid = runtime.state(cid)["pid"]
-    for name in os.listdir(os.path.join(runtime.root, cid)):
-        os.unlink(os.path.join(runtime.root, cid, name))
-    os.rmdir(os.path.join(runtime.root, cid))
-    assert lib.container_cgroup_dirs(cid)
-    runtime.delete(cid, "--force")
-    runtime.wait_exit(pid)
-    lib.assert_nothing_left(runtime, bundle, cid)
+    # (a cgroup of the container's name with no state directory at all is not ours to
+    # kill: test_errors' test_force_delete_of_unknown_container_leaves_a_cgroup_...)
