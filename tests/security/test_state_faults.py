@@ -7,6 +7,7 @@ capability into a parked container with no procfs, hunting for a host directory 
 old and future state records.  After each, `delete --force` must leave nothing behind.
 """
 
+import fcntl
 import json
 import os
 import random
@@ -357,20 +358,14 @@ def test_delete_force_clears_every_partial_state(runtime, make_bundle):
     # a live container whose lock is held by someone else (a wedged pyrunc)
     cid = runtime.create(bundle).cid
     runtime.start(cid)
-    holder = subprocess.Popen(
-        ["flock", os.path.join(runtime.root, cid), "sleep", "600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # held here (flock(1) holding it left its `sleep` behind when killed)
+    holder = os.open(os.path.join(runtime.root, cid), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(200):
-            if subprocess.run(["flock", "-n", os.path.join(runtime.root, cid), "true"],
-                              check=False).returncode != 0:
-                break
-            time.sleep(0.01)
+        fcntl.flock(holder, fcntl.LOCK_EX)
         result = runtime.delete(cid, "--force")
         assert "lock" in result.stderr
     finally:
-        holder.kill()
-        holder.wait()
+        os.close(holder)
     lib.assert_nothing_left(runtime, bundle, cid)
     # (a cgroup of the container's name with no state directory at all is not ours to
     # kill: test_errors' test_force_delete_of_unknown_container_leaves_a_cgroup_...)
