@@ -230,7 +230,7 @@ SCENARIOS = [
     scenario(Cmd("run", "{id}", differs=Differs(
         "runc needs a controlling terminal to relay the pty (it opens /dev/tty); pyrunc "
         "relays it to whatever stdio it has", lambda runc, pyrunc: (
-            runc.rc == 1 and pyrunc.rc == 0 and pyrunc.stdout == "hello\n"))),
+            runc.rc == 1 and pyrunc.rc == 0 and pyrunc.stdout == "hello\r\n"))),
              jq='.process.args = ["echo", "hello"]', name="terminal-foreground-without-a-tty"),
     scenario(Cmd("run", "{id}", background=True), WaitStatus("running"),
              Cmd("kill", "{id}", "KILL"), Wait(), Cmd("list", "-q"),
@@ -435,3 +435,11 @@ def test_harness_sees_a_difference(differential):
     do not compare equal."""
     with pytest.raises(AssertionError, match="differ"):
         differential(Scenario("self-check", (Host(lambda side: os.path.basename(side.dir)),)))
+
+
+def test_harness_fails_a_differs_check_that_returns_false(differential):
+    """A Differs check that returns False (a lambda of comparisons) fails the scenario: it
+    is not taken as a pass because it raised nothing."""
+    with pytest.raises(AssertionError, match="not as recorded"):
+        differential(Scenario("self-check-differs", (Host(lambda side: side.name, differs=Differs(
+            "the sides' names", lambda runc, pyrunc: runc == pyrunc)),)))
