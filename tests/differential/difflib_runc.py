@@ -13,14 +13,16 @@ Steps:
 - Cmd(args...): one command; tokens {id} {id2} {bundle} {root} {dir} are replaced.
   stdout modes: "exact" (after normalisation), "json" (same keys, types and layout),
   "json-top" (the same, two levels deep: stats whose zero fields runc omits),
-  "json-values" (same document after normalisation), "table" (same header, same row and
-  column counts), "help" (same sections and flag names), "ignore".
+  "json-values" (same document after normalisation), "json-lines" (a JSON document a
+  line, as many or not: the same kinds of line, by their keys and "type"), "table" (same
+  header, same row and column counts), "help" (same sections and flag names), "ignore".
   stderr modes: "shape" (empty on both sides or on neither; pyrunc's error is one line),
   "lines" (as many lines on both sides: a warning that runc gives once, pyrunc too),
   "exact", "ignore".
   tty=True runs the command on a new pty (its controlling terminal) and reads its stdio
   from the master, as a user at a terminal.  background=True starts it and goes on; a
-  later Wait() collects and compares it.
+  later Wait() collects and compares it.  fds=(path, ...) opens each file (expanded) as
+  fd 3, 4, ... of the command, as a caller of --preserve-fds passes them.
 - WaitStatus(status): poll `state` until the container has that status.
 - File(path, mode): compare a file both sides left ("exists", "exact", "log-text" and
   "log-json": each line's keys and level, "log-levels": the kinds of lines).
@@ -32,6 +34,7 @@ import json
 import os
 import re
 import select
+import shlex
 import socket
 import subprocess
 import threading
@@ -75,6 +78,7 @@ class Cmd:
     background: bool = False
     differs: Differs | None = None
     timeout: float = TIMEOUT
+    fds: tuple = ()
 
     def __init__(self, *args, **kw):
         object.__setattr__(self, "args", tuple(args))
@@ -188,6 +192,14 @@ class SideRun:
         return [self.binary, "--root", self.root, *map(self.expand, step.global_args),
                 *map(self.expand, step.args)]
 
+    def spawn_argv(self, step, argv):
+        """argv, behind a shell that opens step.fds as fds 3, 4, ... when there are any."""
+        if not step.fds:
+            return argv
+        opens = " ".join(f"{3 + i}<{shlex.quote(self.expand(path))}"
+                         for i, path in enumerate(step.fds))
+        return ["/bin/sh", "-c", f'exec {opens} "$@"', "sh", *argv]
+
     def result(self, argv, rc, out, err):
         return Result(rc, self.normalise(out), self.normalise(err), tuple(argv), out, err)
 
@@ -200,8 +212,9 @@ class SideRun:
         n = len(os.listdir(self.dir))
         with open(os.path.join(self.dir, f"{n}.out"), "w+b") as out, \
                 open(os.path.join(self.dir, f"{n}.err"), "w+b") as err:
-            proc = subprocess.run(argv, cwd=self.bundle, input=(step.input or "").encode(),
-                                  stdout=out, stderr=err, timeout=step.timeout, check=False)
+            proc = subprocess.run(self.spawn_argv(step, argv), cwd=self.bundle,
+                                  input=(step.input or "").encode(), stdout=out, stderr=err,
+                                  timeout=step.timeout, check=False)
             texts = []
             for f in (out, err):
                 f.seek(0)
@@ -212,7 +225,8 @@ class SideRun:
         argv = self.argv(step)
         out = open(os.path.join(self.dir, f"bg{len(self.background)}.out"), "w+b")
         err = open(os.path.join(self.dir, f"bg{len(self.background)}.err"), "w+b")
-        proc = subprocess.Popen(argv, cwd=self.bundle, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(self.spawn_argv(step, argv), cwd=self.bundle,
+                                stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err)
         self.background.append((argv, proc, out, err))
 
@@ -321,6 +335,19 @@ def receive_console(name="console.sock", text=None):
     return Host(start)
 
 
+def first_output_line():
+    """A step: wait until the latest background command has printed a whole line."""
+    def wait(side):
+        out = side.background[-1][2]
+        deadline = time.monotonic() + TIMEOUT
+        while b"\n" not in os.pread(out.fileno(), 65536, 0):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{side.name}: no output line from the background "
+                                     "command")
+            time.sleep(0.02)
+    return Host(wait)
+
+
 def console_output():
     """A step: what the container wrote to the terminal the oldest receiver took."""
     return Host(lambda side: side.normalise(side.receivers.pop(0).output()))
@@ -361,6 +388,15 @@ def _json_values(value):
     if isinstance(value, list):
         return [_json_values(v) for v in value]
     return value
+
+
+def json_line_kinds(text):
+    """The kinds of line of a stream of JSON documents (events): keys and "type"."""
+    try:
+        docs = [json.loads(line) for line in text.splitlines()]
+    except ValueError as e:
+        raise AssertionError(f"a line is not JSON: {e}") from None
+    return sorted({(tuple(sorted(d)), d.get("type")) for d in docs})
 
 
 def table_shape(text):
@@ -412,6 +448,9 @@ def compare_stdout(mode, a, b):
             assert _json_values(ja) == _json_values(jb), "JSON values differ"
         assert json_layout(a.stdout) == json_layout(b.stdout), (
             f"JSON layout differs: {json_layout(a.stdout)} vs {json_layout(b.stdout)}")
+    elif mode == "json-lines":
+        assert json_line_kinds(a.stdout) == json_line_kinds(b.stdout), (
+            f"JSON lines differ: {json_line_kinds(a.stdout)} vs {json_line_kinds(b.stdout)}")
     elif mode == "table":
         assert table_shape(a.stdout) == table_shape(b.stdout), "table differs"
     elif mode == "help":

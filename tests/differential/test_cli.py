@@ -67,6 +67,46 @@ def view(name, terminal=False, exec_=False):
                     name=f"view-{name}-{where}" + ("-tty" if terminal else ""))
 
 
+# the fds a program has: what --preserve-fds passed (3, 4) and nothing else
+FD_VIEW = "cat /proc/self/fd/3 /proc/self/fd/4 2>&1; ls /proc/self/fd | tr '\\n' ' '; echo"
+
+
+def write_file(path, text):
+    """A step: path (expanded) written with text."""
+    def write(side):
+        with open(side.expand(path), "w") as f:
+            f.write(text)
+    return Host(write)
+
+
+def both_fail(rc, text):
+    """runc fails too (exit rc; for its own reason), pyrunc with one line mentioning text."""
+    refusal = runc_refusal(rc, text)
+
+    def check(runc, pyrunc):
+        assert runc.rc == rc, runc.describe()
+        refusal(runc, pyrunc)
+    return check
+
+
+KMEM = ("kernel memory limits: runc 1.1 ignores them with a warning; pyrunc applies "
+        "kernelTCP and refuses kernel where the kernel ignores memory.kmem.limit_in_bytes "
+        "(Linux >= 5.16): config.md, a setting that cannot be applied is an error")
+
+
+def kmem_differs(rc, text):
+    """runc warns and ignores the limit (exit 0); pyrunc applies it (rc 0, nothing said) or
+    refuses it in one line naming text (rc 1)."""
+    def check(runc, pyrunc):
+        assert runc.rc == 0 and "Kernel memory settings are ignored" in runc.stderr, (
+            runc.describe())
+        if rc:
+            runc_refusal(rc, text)(runc, pyrunc)
+        else:
+            assert pyrunc.rc == 0 and not pyrunc.stderr, pyrunc.describe()
+    return check
+
+
 def runc_refusal(rc=1, text=None):
     """pyrunc fails (exit rc) with one error line, mentioning text, where runc does not."""
     def check(runc, pyrunc):
@@ -86,7 +126,7 @@ def cgroup_dir(side, controller):
     raise AssertionError(f"{side.name}: no {controller} cgroup for {side.ids[0]}")
 
 
-def cgroup_files(*names):
+def cgroup_files(*names, differs=None):
     """A step: the contents of the container's cgroup files, "controller/file" each."""
     def read(side):
         out = []
@@ -95,7 +135,7 @@ def cgroup_files(*names):
             with open(os.path.join(cgroup_dir(side, controller), file)) as f:
                 out.append(f.read())
         return out
-    return Host(read)
+    return Host(read, differs)
 
 
 def write_process_json(env):
@@ -422,6 +462,91 @@ SCENARIOS = [
     scenario(Cmd("run", "--keep", "{id}"), Cmd("state", "{id}", stdout="json-values"),
              Cmd("delete", "{id}"), jq='.process.terminal = false | .process.args = ["true"]',
              name="run-keep"),
+
+    # --- every other flag of runc's (test_coverage.py holds each one to a scenario) -----------
+    scenario(Cmd("h", stdout="help"), Cmd("h", "exec", stdout="help"), name="help-alias-h"),
+    scenario(Cmd("spec", "-b", "{dir}"), Host(_spec_text), name="spec-short-bundle"),
+    scenario(Cmd("run", "--detach", "--bundle", "{bundle}", "{id}", stdout="ignore"),
+             WaitStatus("running"), Cmd("list", "--quiet"),
+             Cmd("ps", "--format", "json", "{id}", stdout="json"),
+             Cmd("ps", "-f", "json", "{id}", "-ef", stdout="json"),
+             Cmd("ps", "{id}", "-e", "-o", "pid,user,args", stdout="table"),
+             Cmd("kill", "--all", "{id}", "KILL"), WaitStatus("stopped"),
+             Cmd("delete", "{id}"), Cmd("list", "--quiet"),
+             jq=SLEEP, name="long-flags-run-list-ps-kill"),
+    scenario(Cmd("run", "--no-pivot", "{id}"),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", '
+             f'{json.dumps(VIEWS["mounts"] + "; ls /")}]', name="run-no-pivot-view"),
+    scenario(write_file("{dir}/fd3", "three\n"), write_file("{dir}/fd4", "four\n"),
+             Cmd("run", "--preserve-fds", "2", "{id}", fds=("{dir}/fd3", "{dir}/fd4")),
+             Cmd("run", "{id}", fds=("{dir}/fd3",)),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", '
+             f'{json.dumps(FD_VIEW)}]', name="run-preserve-fds-view"),
+    scenario(write_file("{dir}/fd3", "three\n"),
+             Cmd("create", "--bundle", "{bundle}", "--no-pivot", "--no-new-keyring",
+                 "--preserve-fds", "1", "{id}", fds=("{dir}/fd3",)),
+             Cmd("start", "{id}"), WaitStatus("stopped"),
+             File("{bundle}/rootfs/out", "exact"), Cmd("delete", "{id}"),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", '
+             f'{json.dumps("{ " + FD_VIEW + "; } >/out 2>&1")}]',
+             name="create-long-flags"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             write_file("{dir}/fd3", "three\n"),
+             Cmd("exec", "--user", "1000:1000", "--additional-gids", "5", "{id}", "id"),
+             Cmd("exec", "-c", "CAP_SYS_ADMIN", "{id}", "grep", "CapBnd", "/proc/self/status"),
+             Cmd("exec", "--detach", "{id}", "sleep", "1"),
+             Cmd("exec", "--tty", "{id}", "sh", "-c", "tty; echo tty-done", tty=True),
+             Cmd("exec", "--preserve-fds", "1", "{id}", "sh", "-c", FD_VIEW,
+                 fds=("{dir}/fd3",)),
+             # into a paused container the process starts frozen: exec returns once resumed
+             Cmd("pause", "{id}"),
+             Cmd("exec", "--ignore-paused", "{id}", "echo", "ran", background=True),
+             Cmd("state", "{id}", stdout="json-values"),
+             Cmd("resume", "{id}"), Wait(),
+             jq=SLEEP, name="exec-long-flags"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("update", "--memory-reservation", "32m", "--cpuset-mems", "0",
+                 "--blkio-weight", "300", "--cpu-rt-period", "900000", "--cpu-rt-runtime", "0",
+                 "{id}"),
+             cgroup_files("memory/memory.soft_limit_in_bytes", "cpuset/cpuset.mems",
+                          "cpu/cpu.rt_period_us", "cpu/cpu.rt_runtime_us"),
+             Cmd("update", "--kernel-memory", "64m", "{id}", differs=Differs(
+                 KMEM, kmem_differs(1, "memory.kernel"))),
+             Cmd("update", "--kernel-memory-tcp", "64m", "{id}", differs=Differs(
+                 KMEM, kmem_differs(0, ""))),
+             cgroup_files("memory/memory.kmem.tcp.limit_in_bytes", differs=Differs(
+                 KMEM, lambda runc, pyrunc: pyrunc == [f"{64 << 20}\n"] != runc)),
+             Cmd("update", "--l3-cache-schema", "L3:0=f", "{id}"),
+             Cmd("update", "--mem-bw-schema", "MB:0=70", "{id}"),
+             Cmd("update", "--resources", "-", "--pids-limit", "5", "{id}",
+                 input='{"pids": {"limit": 66}}'),
+             cgroup_files("pids/pids.max"),
+             jq=SLEEP, name="update-other-flags"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("events", "--interval", "100ms", "{id}", background=True),
+             dl.first_output_line(),
+             Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"), Cmd("delete", "{id}"),
+             Wait(stdout="json-lines"), jq=SLEEP, name="events-stream"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("checkpoint", "--image-path", "{dir}/img", "--work-path", "{dir}/work",
+                 "--parent-path", "{dir}/parent", "--leave-running", "--tcp-established",
+                 "--ext-unix-sk", "--shell-job", "--lazy-pages", "--status-fd", "5",
+                 "--page-server", "127.0.0.1:1", "--file-locks", "--pre-dump",
+                 "--manage-cgroups-mode", "soft", "--empty-ns", "network", "--auto-dedup",
+                 "{id}", differs=Differs("no CRIU support", both_fail(1, "CRIU"))),
+             Cmd("state", "{id}", stdout="json-values"),
+             jq=SLEEP, name="checkpoint-every-flag"),
+    scenario(Cmd("restore", "--console-socket", "{dir}/console.sock", "--image-path",
+                 "{dir}/img", "--work-path", "{dir}/work", "--tcp-established",
+                 "--ext-unix-sk", "--shell-job", "--file-locks", "--manage-cgroups-mode",
+                 "soft", "--bundle", "{bundle}", "--detach", "--pid-file", "{dir}/pid",
+                 "--no-subreaper", "--no-pivot", "--empty-ns", "network", "--auto-dedup",
+                 "--lazy-pages", "--lsm-profile", "apparmor:x", "--lsm-mount-context", "x",
+                 "{id}", differs=Differs("no CRIU support", both_fail(1, "CRIU"))),
+             Cmd("restore", "-b", "{bundle}", "-d", "{id}", differs=Differs(
+                 "no CRIU support", both_fail(1, "CRIU"))),
+             Cmd("list", "-q"), File("{dir}/pid"),
+             jq=SLEEP, name="restore-every-flag"),
 ]
 
 
