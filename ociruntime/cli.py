@@ -522,6 +522,8 @@ def cmd_events(root, flags, args):
     if flags.get("stats"):
         emit("stats", manager.stats())
         return
+    # as runc: the stream goes on while the container is stopped (its cgroup is still
+    # there to read) and ends when it is deleted (runc: the OOM notifier's cgroup is gone)
     ooms = manager.oom_kills() or 0
     next_stats = time.monotonic() + interval
     while True:
@@ -532,10 +534,13 @@ def cmd_events(root, flags, args):
             for _ in range(count - ooms):
                 emit("oom")
             ooms = count
-        if not container.state.exists() or container.status() == STOPPED:
+        if not container.state.exists():
             return
         if time.monotonic() >= next_stats:
-            emit("stats", manager.stats())
+            stats = manager.stats()
+            if not container.state.exists():  # deleted while read: nothing to report
+                return
+            emit("stats", stats)
             next_stats += interval
 
 

@@ -77,7 +77,8 @@ def test_memory_limit_oom_kills_a_hog(runtime, bundle):
 
 def test_memory_files_and_oom_event(runtime, bundle):
     """The limits land in the memory files; the hog's death raises oom_kill, which
-    `events` reports as an "oom" event, and events ends when the container stops."""
+    `events` reports as an "oom" event, and events ends when the container is deleted
+    (as runc: a stopped container's cgroup is still there to watch)."""
     cgroups_path = f"/{ID_PREFIX}mem-{os.urandom(6).hex()}"
     bundle.linux["cgroupsPath"] = cgroups_path
     resources(bundle)["memory"] = {"limit": 32 * MiB, "swap": 48 * MiB,
@@ -100,18 +101,23 @@ def test_memory_files_and_oom_event(runtime, bundle):
                                  "--interval", "1h", cid], stdout=out, stderr=subprocess.STDOUT)
     try:
         runtime.start(cid)
-        proc.wait(timeout=30)  # the hog is killed, the container stops, events ends
+        deadline = time.monotonic() + 30
+        while runtime.status(cid) != "stopped" or "\n" not in open(events).read():
+            assert time.monotonic() < deadline, "no oom event, or the container lives"
+            time.sleep(0.05)
+        assert proc.poll() is None  # the container stopped: events goes on
+        oom_control = dict(line.split() for line in read(f"{d}/memory.oom_control")
+                           .splitlines())
+        assert int(oom_control["oom_kill"]) >= 1
+        runtime.delete(cid)
+        assert proc.wait(timeout=30) == 0  # deleted: events ends
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     with open(events) as f:
         lines = [json.loads(line) for line in f.read().splitlines()]
-    assert proc.returncode == 0
     assert lines == [{"type": "oom", "id": cid}]
-    oom_control = dict(line.split() for line in read(f"{d}/memory.oom_control").splitlines())
-    assert int(oom_control["oom_kill"]) >= 1
-    runtime.delete(cid)
     assert not os.path.exists(d)
     assert_nothing_left(runtime, bundle, cid)
 
@@ -234,7 +240,8 @@ def test_events_stats_reports_memory_pids_cpu(runtime, bundle):
     assert data["cpu"]["usage"]["total"] > 0
     assert {"kernel", "user"} <= set(data["cpu"]["usage"])
     assert len(data["cpu"]["usage"]["percpu"]) == os.cpu_count()
-    # streaming: one stats line per interval until the container stops
+    # streaming: one stats line per interval, on while the container is stopped, until it
+    # is deleted (as runc)
     out_path = os.path.join(runtime.scratch.out, "events.json")
     with open(out_path, "w") as out:
         proc = subprocess.Popen([runtime.binary, "--root", runtime.root, "events",
@@ -245,15 +252,24 @@ def test_events_stats_reports_memory_pids_cpu(runtime, bundle):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         runtime.kill(cid, "KILL")
+        while runtime.status(cid) != "stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stopped_at = open(out_path).read().count("\n")
+        while open(out_path).read().count("\n") < stopped_at + 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert_error(runtime.run("events", "--stats", cid, check=False), "not running")
+        assert_error(runtime.run("events", "--interval", "0s", cid, check=False),
+                     "interval")
+        runtime.delete(cid)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     events = [json.loads(line) for line in open(out_path).read().splitlines()]
-    assert len(events) >= 2 and all(e["type"] == "stats" for e in events)
-    assert_error(runtime.run("events", "--stats", cid, check=False), "not running")
-    assert_error(runtime.run("events", "--interval", "0s", cid, check=False), "interval")
+    assert len(events) >= 4 and all(e["type"] == "stats" for e in events)
 
 
 def test_absolute_cgroups_path_lands_under_each_mount_and_delete_removes_it(runtime, bundle):

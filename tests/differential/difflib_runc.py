@@ -335,16 +335,21 @@ def receive_console(name="console.sock", text=None):
     return Host(start)
 
 
-def first_output_line():
-    """A step: wait until the latest background command has printed a whole line."""
+def output_lines(n):
+    """A step: wait until the latest background command has printed n more whole lines
+    than it had; "exited" when it ends before that."""
     def wait(side):
-        out = side.background[-1][2]
+        _argv, proc, out, _err = side.background[-1]
+        start = os.pread(out.fileno(), 1 << 20, 0).count(b"\n")
         deadline = time.monotonic() + TIMEOUT
-        while b"\n" not in os.pread(out.fileno(), 65536, 0):
+        while os.pread(out.fileno(), 1 << 20, 0).count(b"\n") < start + n:
+            if proc.poll() is not None:
+                return "exited"
             if time.monotonic() > deadline:
-                raise AssertionError(f"{side.name}: no output line from the background "
-                                     "command")
+                raise AssertionError(f"{side.name}: fewer than {n} more lines from "
+                                     f"{' '.join(_argv)}")
             time.sleep(0.02)
+        return f"{n} more lines"
     return Host(wait)
 
 

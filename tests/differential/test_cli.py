@@ -524,8 +524,10 @@ SCENARIOS = [
              jq=SLEEP, name="update-other-flags"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              Cmd("events", "--interval", "100ms", "{id}", background=True),
-             dl.first_output_line(),
-             Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"), Cmd("delete", "{id}"),
+             dl.output_lines(1),
+             Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"),
+             dl.output_lines(2),  # the stream goes on while the container is stopped
+             Cmd("delete", "{id}"),  # and ends when it is deleted
              Wait(stdout="json-lines"), jq=SLEEP, name="events-stream"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              Cmd("checkpoint", "--image-path", "{dir}/img", "--work-path", "{dir}/work",
