@@ -240,7 +240,7 @@ SCENARIOS = [
         Cmd("exec", "{id}", "nosuchprogram"),
         Cmd("pause", "{id}"), Cmd("state", "{id}", stdout="json-values"),
         Cmd("resume", "{id}"),
-        Cmd("events", "--stats", "{id}", stdout="ignore"),
+        Cmd("events", "--stats", "{id}", stdout="json-top"),
         Cmd("update", "--pids-limit", "50", "{id}"),
         Cmd("create", "{id}", stdout="ignore"),
         Cmd("delete", "{id}"),

@@ -1,7 +1,8 @@
 """Cgroup statistics in the shape `runc events --stats` prints (runc's types.Stats).
 
-Field names and the omission of zero values follow runc's JSON tags (`omitempty` and
-`omitzero`), so tools written against runc's output read ours.
+Field names and the omission of zero values follow runc 1.1.5's JSON tags (`omitempty`:
+zero numbers, empty lists and maps go, structs stay), so tools written against runc's
+output read ours.
 """
 
 import os
@@ -62,13 +63,10 @@ def _zero_entry(entry):
 
 
 def _assemble(cpu_usage, throttling, cpuset, memory, pids, blkio, hugetlb):
-    cpu = {}
-    usage = _omit_empty(cpu_usage, always=("kernel", "user"))
-    if any(usage.values()):
-        cpu["usage"] = usage
-    throttling = _omit_empty(throttling)
-    if throttling:
-        cpu["throttling"] = throttling
+    # Go's omitempty never drops a struct: runc 1.1.5 always prints cpu.usage (with its
+    # kernel and user) and cpu.throttling, "{}" when nothing was throttled
+    cpu = {"usage": _omit_empty(cpu_usage, always=("kernel", "user")),
+           "throttling": _omit_empty(throttling)}
     return {
         "cpu": cpu,
         "cpuset": cpuset,
