@@ -94,6 +94,13 @@ KMEM = ("kernel memory limits: runc 1.1 ignores them with a warning; pyrunc appl
         "(Linux >= 5.16): config.md, a setting that cannot be applied is an error")
 
 
+def later_flag(runc, pyrunc):
+    """runc 1.1.5 does not know the flag (usage error, exit 1); pyrunc applies it."""
+    assert runc.rc == 1 and "flag provided but not defined" in runc.stdout + runc.stderr, (
+        runc.describe())
+    assert pyrunc.rc == 0 and not pyrunc.stderr, pyrunc.describe()
+
+
 def kmem_differs(rc, text):
     """runc warns and ignores the limit (exit 0); pyrunc applies it (rc 0, nothing said) or
     refuses it in one line naming text (rc 1)."""
@@ -521,6 +528,16 @@ SCENARIOS = [
              Cmd("update", "--resources", "-", "--pids-limit", "5", "{id}",
                  input='{"pids": {"limit": 66}}'),
              cgroup_files("pids/pids.max"),
+             *(Cmd("update", *flags, "{id}", differs=Differs(
+                 "later runc's update flags (and --cpu-shares for --cpu-share), hidden from "
+                 "the help: engines written for a newer runc pass them", later_flag))
+               for flags in (("--cpu-shares", "512"), ("--cpu-quota", "20000", "--cpu-burst",
+                                                       "1000"))),
+             cgroup_files("cpu/cpu.shares", "cpu/cpu.cfs_burst_us", differs=Differs(
+                 "as above", lambda runc, pyrunc: pyrunc == ["512\n", "1000\n"] != runc)),
+             Cmd("update", "--cpu-idle", "1", "{id}", differs=Differs("as above", later_flag)),
+             cgroup_files("cpu/cpu.idle", differs=Differs(
+                 "as above", lambda runc, pyrunc: pyrunc == ["1\n"] != runc)),
              jq=SLEEP, name="update-other-flags"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              Cmd("events", "--interval", "100ms", "{id}", background=True),
