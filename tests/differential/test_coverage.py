@@ -4,8 +4,13 @@ reason.
 The list comes from runc itself (`runc --help`, `runc CMD --help`) plus what its help
 hides (HIDDEN, read from runc 1.1.5's source), so a flag a later runc adds shows up here
 as uncovered.  A scenario covers a flag when one of its Cmd steps passes it to that
-command (long and short names count apart: scripts use both)."""
+command (long and short names count apart: scripts use both).
 
+And the record of what differs on purpose agrees with the suite: every scenario with a
+Differs step is a row of conformance/CHECKLIST.md's table, every scenario a row names
+exists, and README's usage table has as many rows."""
+
+import os
 import re
 import subprocess
 
@@ -141,3 +146,47 @@ def test_exemptions_are_still_needed(coverage):
     stale = sorted(set(EXEMPT) - (wanted - used), key=str)
     assert not stale, f"EXEMPT entries runc no longer has or a scenario now covers: {stale}"
 
+
+
+# --- the record of the differences: conformance/CHECKLIST.md and README's table agree with
+# the scenarios that assert one
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DIFFERS_TITLE = "## Where pyrunc differs from runc on purpose"
+
+
+def _table_rows(text, after):
+    """The rows of the first markdown table after the line starting with `after`."""
+    lines = text[text.index(after):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2:]:  # past the header and its |---| line
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def _read(*path):
+    with open(os.path.join(REPO, *path)) as f:
+        return f.read()
+
+
+def test_every_asserted_difference_is_recorded_and_every_record_is_a_scenario():
+    rows = _table_rows(_read("conformance", "CHECKLIST.md"), DIFFERS_TITLE)
+    named = {name for row in rows for name in re.findall(r"`([a-z0-9-]+)`", row[-1])}
+    ids = {p.id for p in test_cli.SCENARIOS}
+    differing = {p.id for p in test_cli.SCENARIOS
+                 if any(getattr(step, "differs", None) for step in p.values[0].steps)}
+    assert not named - ids, f"CHECKLIST.md names scenarios there are not: {named - ids}"
+    assert not differing - named, (
+        f"scenarios asserting a difference that CHECKLIST.md does not list: "
+        f"{differing - named}")
+
+
+def test_readme_table_has_the_checklists_rows():
+    checklist = _table_rows(_read("conformance", "CHECKLIST.md"), DIFFERS_TITLE)
+    readme = _table_rows(_read("README.md"), "Where pyrunc differs from runc on purpose")
+    assert len(readme) == len(checklist), (
+        "README's usage table and CHECKLIST.md's list other differences: "
+        f"{[r[0] for r in readme]} vs {[r[0] for r in checklist]}")
