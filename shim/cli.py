@@ -218,14 +218,11 @@ def cmd_serve(flags):
     """The server (exec'd by start): -socket fd:N:PATH is its listening socket,
     -state-root where the namespace's containers keep their runtime state, -idle-timeout
     how long it outlives its last task (0 for a task's own server)."""
-    import socket
-
     from shim.server import IDLE_TIMEOUT, serve
 
     _, fd, path = flags.get("socket").split(":", 2)
-    listener = socket.socket(fileno=int(fd))
     idle = float(flags.get("idle-timeout") or IDLE_TIMEOUT)
-    return serve(listener, path, flags.get("state-root"), namespace=flags.get("namespace"),
+    return serve(int(fd), path, flags.get("state-root"), namespace=flags.get("namespace"),
                  containerd_address=flags.get("address"),
                  publish_binary=flags.get("publish-binary"),
                  ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),

@@ -114,41 +114,83 @@ class ForkServer:
 class Spawner:
     """Workers as fresh interpreters, for the server of one task (shim/__init__.py): no
     process is kept between its few requests (a fork server costs ~4 MiB PSS per server,
-    the pages the server dirties after the fork), at ~30 ms more per Create or Exec.
-    posix_spawn (no Python runs in the child) is safe from the threaded server; the
-    worker is its child, started and waited for through the server's process monitor."""
+    the pages the server dirties after the fork).  posix_spawn (no Python runs in the
+    child) is safe from the threaded server; the worker is its child, started and waited
+    for through the server's process monitor.
+
+    The first worker is spawned at once (warm=True, at the server's start, before its own
+    imports): it imports the library while the server imports protobuf, on the other
+    core, and waits on a socket for the request, which is the task's Create; it comes
+    warm instead of costing an interpreter start and the library's imports (~30 ms) on
+    the Create's path.  Later requests (Execs) spawn a worker each, cold, as it would
+    cost a whole idle interpreter per container to keep one ready."""
+
+    def __init__(self, warm=False):
+        self._lock = threading.Lock()
+        self._warm = None  # (pid, socket) of the worker waiting for its request
+        if warm:
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                pid = self._spawn("warm", [theirs.fileno()])
+            except BaseException:
+                mine.close()
+                raise
+            finally:
+                theirs.close()
+            self._warm = pid, mine
 
     def call(self, request, stdio):
+        from ociruntime.libcontainer import monitor
+
+        with self._lock:
+            warm, self._warm = self._warm, None
+        pids = []
+
+        def start(reply_fd, payload):
+            fds = (reply_fd, payload, *stdio)
+            if warm is not None:
+                pids.append(warm[0])
+                try:
+                    _send(warm[1], b"request", fds)
+                    return
+                except OSError:  # it died waiting: a cold one instead
+                    pass
+            pids.append(self._spawn("spawned", fds))
+        try:
+            return _exchange(request, start)
+        finally:
+            if warm is not None:
+                warm[1].close()
+            for pid in pids:
+                monitor.current().wait(pid)
+
+    @staticmethod
+    def _spawn(entry, fds):
+        """posix_spawn `entry(server pid)` of this module in a fresh interpreter with fds
+        as its fds 3, 4, ... (0-2 stay the server's: its log), through the monitor; its
+        pid.  No site (-S): the server's own sys.path is handed down, ~3 ms less."""
         import sys
 
         from ociruntime.libcontainer import monitor
 
-        mon = monitor.current()
-        pids = []
-
-        def start(reply_fd, payload):
-            # the worker's fds 3-7: reply socket, request, the process's stdio (0-2 stay
-            # the server's: its log); moved above 7 first so no dup2 overwrites a source
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-                    for fd in (reply_fd, payload, *stdio)]
-            try:
-                argv = [sys.executable, "-I", "-c",
-                        f"from shim.forkserver import spawned; spawned({os.getpid()})"]
-                pids.append(mon.start(lambda: os.posix_spawn(
-                    sys.executable, argv, os.environ,
-                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3 + i)
-                                  for i, fd in enumerate(high)])))
-            finally:
-                for fd in high:
-                    os.close(fd)
+        # moved above the targets first, so that no dup2 overwrites a source
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(fds)) for fd in fds]
         try:
-            return _exchange(request, start)
+            argv = [sys.executable, "-I", "-S", "-c",
+                    f"import sys; sys.path[:] = {sys.path!r}; "
+                    f"from shim.forkserver import {entry}; {entry}({os.getpid()})"]
+            return monitor.current().start(lambda: os.posix_spawn(
+                sys.executable, argv, os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(high)]))
         finally:
-            if pids:
-                mon.wait(pids[0])
+            for fd in high:
+                os.close(fd)
 
     def close(self):
-        pass
+        with self._lock:
+            warm, self._warm = self._warm, None
+        if warm is not None:
+            warm[1].close()  # its EOF: it exits
 
 
 def _exchange(request, deliver):
@@ -179,6 +221,27 @@ def _exchange(request, deliver):
 def spawned(server_pid):
     """A Spawner's worker: its request on fds 3-7 (Spawner.call).  Never returns."""
     _work([3, 4, 5, 6, 7], server_pid)
+
+
+def warm(server_pid):
+    """A Spawner's warm worker: the library's container module imported first (Create's;
+    an Exec imports the rest itself), then its one request from the socket on fd 3, as a
+    fork server's.  Never returns."""
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != server_pid:
+            os._exit(0)  # the server died before the death signal was armed
+        from ociruntime.libcontainer import container  # noqa: F401  (what Create runs)
+
+        sock = socket.socket(fileno=3)
+        data, fds = _recv(sock, 64, 5)
+        sock.close()
+    except BaseException as e:
+        _log(f"warm worker: {type(e).__name__}: {e}")
+        os._exit(1)
+    if not data:
+        os._exit(0)  # the server is gone, or never needed it
+    _work(fds, server_pid)
 
 
 def _serve(sock, server_pid):

@@ -22,31 +22,39 @@ IDLE_TIMEOUT = float(os.environ.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30"))
 OOM_POLL = 1.0
 
 
-def serve(listener, path, root, namespace, containerd_address, publish_binary,
+def serve(listener_fd, path, root, namespace, containerd_address, publish_binary,
           ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT):
-    from ociruntime.libcontainer import cgroups, monitor
-    from shim import ttrpc
-    from shim.events import Publisher
+    from ociruntime.libcontainer import monitor
     from shim.forkserver import ForkServer, Spawner
     from shim.reaper import Reaper
-    from shim.service import SERVICE, TaskService
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    os.set_inheritable(listener_fd, False)  # start's hand-over is done: no child gets it
+    reaper = Reaper()
+    # every child the library or the server starts here (hooks, the publish binary, logging
+    # binaries, workers) is started and waited for through the reaper: no wait races its
+    # waitpid(-1)
+    monitor.install(reaper)
     # the process model (shim/__init__.py): before the first thread, fork the
     # single-threaded fork server that every container comes from; the server of one
     # task's own group (idle timeout 0: no other task finds it) spawns its few workers
-    # instead and keeps no process for them
+    # instead and keeps no process for them, the first (its Create's) at once, so that it
+    # starts while this server imports what follows
     if idle_timeout:
-        workers = ForkServer(close_in_child=(listener.fileno(),))
+        workers = ForkServer(close_in_child=(listener_fd,))
     else:
-        workers = Spawner()
+        workers = Spawner(warm=True)
+    import socket
+
+    from ociruntime.libcontainer import cgroups
+    from shim import ttrpc
+    from shim.events import Publisher
+    from shim.service import SERVICE, TaskService
+
+    listener = socket.socket(fileno=listener_fd)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    reaper = Reaper()
-    # every child the library or the server starts here (hooks, the publish binary, logging
-    # binaries) is started and waited for through the reaper: no wait races its waitpid(-1)
-    monitor.install(reaper)
     publisher = Publisher(namespace, containerd_address, publish_binary, ttrpc_address)
     service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), workers,
                           debug=debug)

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 from google.protobuf import any_pb2
-from shimlib import top_level
+from shimlib import _cmdline, parent_pid, top_level, wait_until
 
 import pyrunc_testlib as lib
 from shim import ttrpc
@@ -346,6 +346,32 @@ def test_a_bad_config_fails_and_leaves_nothing(shim):
     with pytest.raises(ttrpc.TTRPCError) as err:
         shim.call(path, "Checkpoint", pb.CheckpointTaskRequest(id=cid))
     assert err.value.code == ttrpc.UNIMPLEMENTED
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def _warm_workers(server):
+    """The server's children that are a Spawner's warm worker (shim.forkserver.warm)."""
+    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+            and parent_pid(int(pid)) == server
+            and "from shim.forkserver import warm" in _cmdline(int(pid))]
+
+
+def test_a_tasks_own_server_spawns_its_creates_worker_before_the_create(shim):
+    """A task's own server spawns the worker of its Create at its start (it imports the
+    library while the server imports protobuf): waiting before the Create, gone after
+    it, and the task it made runs to its exit."""
+    cid, bundle = shim.bundle("sh", "-c", "exit 3")
+    path = shim.start(cid, bundle)
+    [server] = shim.servers()
+    wait_until(lambda: _warm_workers(server), "the server's warm worker")
+    [worker] = _warm_workers(server)
+    created = _create(shim, path, cid, bundle)
+    assert created.pid > 0
+    assert worker not in _warm_workers(server), "the warm worker made the Create and left"
+    shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    waited = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    assert waited.exit_status == 3
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
     lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
