@@ -473,3 +473,34 @@ def test_closeio_before_an_exec_starts_still_ends_its_stdin(shim):
     shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
     shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
     lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def test_delete_with_nothing_to_clean_finds_the_server_by_the_bundles_address(shim):
+    """`delete`, which containerd runs after every task, takes the server's socket from
+    the address file start wrote: it removes a dead server's socket, and neither parses
+    the spec nor imports hashlib to find it."""
+    import socket as socketlib
+
+    bundle = os.path.join(shim.scratch.path, "deleted-bundle")
+    os.mkdir(bundle)  # no config.json: only the address file names the server
+    dead = f"/run/containerd/s/pyrunc-test-{uuid.uuid4().hex}"
+    with socketlib.socket(socketlib.AF_UNIX) as s:
+        s.bind(dead)  # bound, never listening, closed: a dead server's socket
+    try:
+        with open(os.path.join(bundle, "address"), "w") as f:
+            f.write("unix://" + dead)
+        done = subprocess.run(
+            [sys.executable, "-I", "-X", "importtime", SHIM, "-namespace", shim.namespace,
+             "-address", shim.address, "-id", "gone", "delete"],
+            cwd=bundle, capture_output=True, timeout=lib.TIMEOUT, check=True)
+        response = pb.DeleteResponse()
+        response.ParseFromString(done.stdout)
+        assert response.exit_status == 137
+        assert not os.path.exists(dead), "the dead server's socket is removed"
+        imported = [line.rsplit("|", 1)[-1].strip()
+                    for line in done.stderr.decode().splitlines() if "|" in line]
+        assert "shim.cli" in imported
+        assert "hashlib" not in imported and "ociruntime.jsonlite" not in imported
+    finally:
+        if os.path.exists(dead):
+            os.unlink(dead)
