@@ -9,11 +9,9 @@ the SIGKILL the container got, as runc's shim reports).
 import os
 import time
 
-from google.protobuf import timestamp_pb2
-
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.container import Container
-from shim.proto import shim_pb2
+from shim import messages
 from shim.rootfs import unmount_all
 
 KILLED = 128 + 9
@@ -32,8 +30,6 @@ def delete_after_crash(bundle, task_id, root):
     except PyruncError as e:
         os.write(2, f"shim delete {task_id}: {e}\n".encode())
     unmount_all(os.path.join(bundle, "rootfs"))
-    now = time.time_ns()
-    return shim_pb2.DeleteResponse(
-        pid=pid, exit_status=KILLED,
-        exited_at=timestamp_pb2.Timestamp(seconds=now // 10**9, nanos=now % 10**9),
-    ).SerializeToString()
+    return messages.DeleteResponse(pid=pid, exit_status=KILLED,
+                                   exited_at=messages.timestamp(time.time_ns())
+                                   ).SerializeToString()

@@ -13,7 +13,7 @@ containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.
       Version.
 
 `start` is on every container's critical path, so this module imports only what that
-needs; the daemon (shim.server) loads the runtime and protobuf after the fork.
+needs; the daemon (shim.server) loads the runtime after the fork.
 """
 
 import os
@@ -242,7 +242,7 @@ def cmd_delete(flags):
         data = delete_after_crash(bundle, task_id, root)
     else:
         # containerd runs this after every disconnect, also after a clean delete: with
-        # nothing left to clean, answer without loading the runtime or protobuf
+        # nothing left to clean, answer without loading the runtime
         data = _killed_response()
     _remove_dead_socket(_recorded_address(bundle)
                         or socket_address(flags.get("address"), flags.get("namespace"),

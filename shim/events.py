@@ -18,9 +18,7 @@ import sys
 import threading
 import time
 
-from google.protobuf import any_pb2, timestamp_pb2
-
-from shim.proto import events_service_pb2
+from shim import messages
 
 TOPICS = {
     "TaskCreate": "/tasks/create", "TaskStart": "/tasks/start", "TaskExit": "/tasks/exit",
@@ -32,9 +30,7 @@ RETRIES = 5
 PUBLISH_TIMEOUT = 10.0
 
 
-def pack(message):
-    """An event as containerd's typeurl packs it: type_url is the full message name."""
-    return any_pb2.Any(type_url=message.DESCRIPTOR.full_name, value=message.SerializeToString())
+pack = messages.pack
 
 
 class Publisher:
@@ -100,10 +96,9 @@ class Publisher:
 
         if self._client is None:
             self._client = Client(self.ttrpc_address)
-        stamp = timestamp_pb2.Timestamp(seconds=when // 1_000_000_000,
-                                        nanos=when % 1_000_000_000)
-        request = events_service_pb2.ForwardRequest(envelope=events_service_pb2.Envelope(
-            timestamp=stamp, namespace=self.namespace, topic=topic, event=event))
+        request = messages.ForwardRequest(envelope=messages.Envelope(
+            timestamp=messages.timestamp(when), namespace=self.namespace, topic=topic,
+            event=event))
         self._client.call("containerd.services.events.ttrpc.v1.Events", "Forward",
                           request.SerializeToString(), timeout=5.0,
                           metadata=(("containerd-namespace-ttrpc", self.namespace),))

@@ -119,7 +119,7 @@ class Spawner:
     for through the server's process monitor.
 
     The first worker is spawned at once (warm=True, at the server's start, before its own
-    imports): it imports the library while the server imports protobuf, on the other
+    imports): it imports the library while the server imports the rest, on the other
     core, and waits on a socket for the request, which is the task's Create; it comes
     warm instead of costing an interpreter start and the library's imports (~30 ms) on
     the Create's path.  Later requests (Execs) spawn a worker each, cold, as it would

@@ -12,24 +12,19 @@ import sys
 import threading
 import time
 
-from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
-
 from ociruntime import errors
 from ociruntime.errors import PyruncError, WrongState
+from shim import messages as pb
 from shim import ttrpc
-from shim.proto import events_pb2 as ev
-from shim.proto import shim_pb2 as pb
-from shim.proto import task_pb2
 from shim.stdio import ProcessIO, StdioError
+
+ev = pb  # the events' messages (containerd.events) are there too
 
 SERVICE = "containerd.task.v2.Task"
 RUNC_OPTIONS = "containerd.runc.v1.Options"
-STATUS_NAMES = {"created": task_pb2.CREATED, "running": task_pb2.RUNNING,
-                "stopped": task_pb2.STOPPED, "paused": task_pb2.PAUSED}
-
-
-def _timestamp(ns):
-    return timestamp_pb2.Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+STATUS_NAMES = {"created": pb.CREATED, "running": pb.RUNNING, "stopped": pb.STOPPED,
+                "paused": pb.PAUSED}
+_timestamp = pb.timestamp
 
 
 def _error(code, message):
@@ -90,8 +85,8 @@ class Proc:
 
     def status(self):
         if self.exited.is_set():
-            return task_pb2.STOPPED
-        return task_pb2.RUNNING if self.started else task_pb2.CREATED
+            return pb.STOPPED
+        return pb.RUNNING if self.started else pb.CREATED
 
 
 class Task:
@@ -158,7 +153,7 @@ class TaskService:
                 raise _error(ttrpc.INVALID_ARGUMENT, f"{name}: {e}") from None
             except OSError as e:
                 raise _error(error_code(errors.from_os_error(e, "")), f"{name}: {e}") from None
-            return (response or empty_pb2.Empty()).SerializeToString()
+            return (response or pb.Empty()).SerializeToString()
         return handler
 
     def _process_io(self, req):
@@ -202,10 +197,7 @@ class TaskService:
         request = {"op": "create", "root": self.root, "id": req.id, "bundle": req.bundle,
                    "no_pivot": False, "no_new_keyring": False, "terminal": req.terminal}
         if req.options.type_url.endswith(RUNC_OPTIONS):
-            from shim.proto import runc_options_pb2
-
-            options = runc_options_pb2.Options()
-            options.ParseFromString(req.options.value)
+            options = pb.RuncOptions.FromString(req.options.value)
             request["no_pivot"] = options.no_pivot_root
             request["no_new_keyring"] = options.no_new_keyring
         mounted = 0
@@ -340,7 +332,7 @@ class TaskService:
     def state(self, req):
         task, proc = self._proc(req.id, req.exec_id)
         status = proc.status()
-        if not req.exec_id and status != task_pb2.STOPPED:
+        if not req.exec_id and status != pb.STOPPED:
             try:
                 status = STATUS_NAMES.get(task.container.load().status(), status)
             except PyruncError:
@@ -354,16 +346,13 @@ class TaskService:
 
     def pids(self, req):
         task = self._task(req.id)
-        from shim.proto import runc_options_pb2
-
         by_pid = {p.pid: p.exec_id for p in task.execs.values() if p.pid}
         out = pb.PidsResponse()
         for pid in task.container.load().pids():
-            info = out.processes.add(pid=pid)
+            info = pb.ProcessInfo(pid=pid)
             if pid in by_pid:
-                details = runc_options_pb2.ProcessDetails(exec_id=by_pid[pid])
-                info.info.CopyFrom(any_pb2.Any(type_url=details.DESCRIPTOR.full_name,
-                                               value=details.SerializeToString()))
+                info.info = pb.pack(pb.ProcessDetails(exec_id=by_pid[pid]))
+            out.processes.append(info)
         return out
 
     def stats(self, req):
