@@ -7,6 +7,7 @@ difference."""
 
 import json
 import os
+import subprocess
 
 import difflib_runc as dl
 import pytest
@@ -46,8 +47,14 @@ VIEWS = {
     "dev": "ls -ln /dev | cut -c1-10,30- | tr -s ' '",
     "cgroup": "cut -d: -f2- /proc/self/cgroup | sort",
     "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
+    "stdio": "for fd in 0 1 2; do readlink /proc/$$/fd/$fd; done | cut -d: -f1",
 }
-KNOWN = {}  # view: reason, for a difference not on purpose (a strict xfail); none left
+KNOWN = {  # view: reason, for a difference not on purpose (a strict xfail)
+    "stdio": "in the foreground without a terminal runc gives the program pipes and copies "
+             "them to its own stdio (setupProcessPipes); pyrunc passes its stdio on, so the "
+             "program sees the caller's files (/proc/self/fd names their host paths) and "
+             "what it writes to a tmpfs file is charged to its memory cgroup",
+}
 
 
 def view(name, terminal=False, exec_=False):
@@ -77,6 +84,19 @@ def write_file(path, text):
         with open(side.expand(path), "w") as f:
             f.write(text)
     return Host(write)
+
+
+def jq_in_place(path, program):
+    """A step: `jq PROGRAM path > tmp && mv tmp path`, as scripts edit runc's spec."""
+    def edit(side):
+        target = side.expand(path)
+        with open(target) as f:
+            out = subprocess.run(["jq", program], stdin=f, capture_output=True, text=True,
+                                 check=True, timeout=dl.TIMEOUT).stdout
+        with open(target + ".tmp", "w") as f:
+            f.write(out)
+        os.replace(target + ".tmp", target)
+    return Host(edit)
 
 
 def both_fail(rc, text):
@@ -288,7 +308,7 @@ SCENARIOS = [
     # --- what the container sees ----------------------------------------------------------
     *(view(name) for name in VIEWS if name != "terminal"),
     view("terminal", terminal=True), view("identity", terminal=True),
-    *(view(name, exec_=True) for name in ("identity", "env", "caps", "cgroup")),
+    *(view(name, exec_=True) for name in ("identity", "env", "caps", "cgroup", "stdio")),
     view("terminal", terminal=True, exec_=True),
     # names runc 1.1 does not know (or this kernel lacks): one warning, the rest applies
     scenario(Cmd("run", "{id}", stderr="lines"),
@@ -546,6 +566,40 @@ SCENARIOS = [
              dl.output_lines(2),  # the stream goes on while the container is stopped
              Cmd("delete", "{id}"),  # and ends when it is deleted
              Wait(stdout="json-lines"), jq=SLEEP, name="events-stream"),
+    # config kernel memory limits: runc warns and ignores both
+    scenario(Cmd("run", "{id}", differs=Differs(KMEM, kmem_differs(0, ""))),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", "cat '
+             '/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes"] | '
+             '.linux.resources.memory.kernelTCP = 67108864', name="config-kernel-tcp-memory"),
+    scenario(Cmd("run", "{id}", differs=Differs(KMEM, kmem_differs(1, "memory.kernel"))),
+             Cmd("list", "-q"),
+             jq='.process.terminal = false | .process.args = ["true"] | '
+             '.linux.resources.memory.kernel = 67108864', name="config-kernel-memory"),
+    # a whole script as people write them: each runtime's own `spec`, edited with jq, a
+    # detached container on a terminal an engine-like receiver holds, then exec, ps,
+    # events, update, kill and delete
+    scenario(Host(lambda side: os.remove(side.expand("{bundle}/config.json"))),
+             Cmd("spec"),
+             jq_in_place("{bundle}/config.json", '.process.args = ["sh", "-c", "echo up; '
+                         'exec sleep 1000"] | .hostname = "scripted" | '
+                         '.linux.resources.pids = {"limit": 64}'),
+             receive_console(),
+             Cmd("run", "-d", "--console-socket", "{dir}/console.sock", "--pid-file",
+                 "{dir}/pid", "{id}"),
+             WaitStatus("running"),
+             # before any exec: what an exec writes to our files is charged to the
+             # container's memory cgroup by pyrunc (memory.cache; KNOWN["stdio"])
+             Cmd("events", "--stats", "{id}", stdout="json-top"),
+             Cmd("exec", "{id}", "sh", "-c", "hostname; cat /sys/fs/cgroup/pids/pids.max"),
+             Cmd("exec", "-e", "X=1", "{id}", "sh", "-c", "echo $X"),
+             Cmd("ps", "{id}", stdout="table"),
+             Cmd("update", "--pids-limit", "32", "--memory", "128m", "{id}"),
+             Cmd("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max",
+                 "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+             Cmd("kill", "{id}", "KILL"), WaitStatus("stopped"),
+             console_output(),
+             Cmd("delete", "{id}"), Cmd("list", "-q"),
+             name="script-spec-jq-console-exec-ps-events-update"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              Cmd("checkpoint", "--image-path", "{dir}/img", "--work-path", "{dir}/work",
                  "--parent-path", "{dir}/parent", "--leave-running", "--tcp-established",
