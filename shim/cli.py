@@ -27,7 +27,7 @@ class Flags:
     """Go `flag` package syntax: -name value, -name=value, --name, bare booleans."""
 
     STRINGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket",
-               "state-root", "idle-timeout")
+               "state-root", "idle-timeout", "warm-worker")
     BOOLS = ("debug", "v", "version")
 
     def __init__(self, argv):
@@ -202,7 +202,7 @@ def _daemon(flags, listener, path, bundle, group):
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
         if group.startswith("task:"):  # no other task finds this server: no lingering
-            argv += ["-idle-timeout", "0"]
+            argv += ["-idle-timeout", "0", "-warm-worker", _spawn_warm_worker()]
         if "debug" in flags.bools:
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
@@ -214,10 +214,31 @@ def _daemon(flags, listener, path, bundle, group):
     os._exit(1)
 
 
+def _spawn_warm_worker():
+    """posix_spawn the Create's worker of a task's own server (shim.forkserver.warm) just
+    before this process execs the server: its interpreter and imports then run beside the
+    server's, ~15 ms sooner than the server could spawn it.  The server (this pid after
+    the exec) is its parent; "PID:FD", FD the server's end of their socket."""
+    import _socket  # not socket: its imports would delay the server's exec
+
+    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    try:
+        argv = [sys.executable, "-I", "-S", "-c",
+                f"import sys; sys.path[:] = {sys.path!r}; "
+                f"from shim.forkserver import warm; warm({os.getpid()})"]
+        pid = os.posix_spawn(sys.executable, argv, os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
+    finally:
+        theirs.close()
+    os.set_inheritable(mine.fileno(), True)
+    return f"{pid}:{mine.detach()}"
+
+
 def cmd_serve(flags):
     """The server (exec'd by start): -socket fd:N:PATH is its listening socket,
     -state-root where the namespace's containers keep their runtime state, -idle-timeout
-    how long it outlives its last task (0 for a task's own server)."""
+    how long it outlives its last task (0 for a task's own server), -warm-worker PID:FD
+    the Create's worker start spawned for it (_spawn_warm_worker)."""
     from shim.server import IDLE_TIMEOUT, serve
 
     _, fd, path = flags.get("socket").split(":", 2)
@@ -226,7 +247,8 @@ def cmd_serve(flags):
                  containerd_address=flags.get("address"),
                  publish_binary=flags.get("publish-binary"),
                  ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
-                 debug="debug" in flags.bools, idle_timeout=idle)
+                 debug="debug" in flags.bools, idle_timeout=idle,
+                 warm_worker=flags.get("warm-worker"))
 
 
 def cmd_delete(flags):

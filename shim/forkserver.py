@@ -119,16 +119,23 @@ class Spawner:
     for through the server's process monitor.
 
     The first worker is spawned at once (warm=True, at the server's start, before its own
-    imports): it imports the library while the server imports the rest, on the other
-    core, and waits on a socket for the request, which is the task's Create; it comes
-    warm instead of costing an interpreter start and the library's imports (~30 ms) on
-    the Create's path.  Later requests (Execs) spawn a worker each, cold, as it would
-    cost a whole idle interpreter per container to keep one ready."""
+    imports; warm=(pid, fd): start spawned it just before exec'ing the server): it imports
+    the library while the server starts, on the other core, and waits on a socket for
+    the request, which is the task's Create; it comes warm instead of costing an
+    interpreter start and the library's imports (~30 ms) on the Create's path.  Later
+    requests (Execs) spawn a worker each, cold, as it would cost a whole idle interpreter
+    per container to keep one ready."""
 
     def __init__(self, warm=False):
         self._lock = threading.Lock()
         self._warm = None  # (pid, socket) of the worker waiting for its request
-        if warm:
+        if isinstance(warm, tuple):  # our child already: its exit is ours to reap
+            from ociruntime.libcontainer import monitor
+
+            pid, fd = warm
+            os.set_inheritable(fd, False)
+            self._warm = monitor.current().start(lambda: pid), socket.socket(fileno=fd)
+        elif warm:
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 pid = self._spawn("warm", [theirs.fileno()])

@@ -23,7 +23,7 @@ OOM_POLL = 1.0
 
 
 def serve(listener_fd, path, root, namespace, containerd_address, publish_binary,
-          ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT):
+          ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT, warm_worker=""):
     from ociruntime.libcontainer import monitor
     from shim.forkserver import ForkServer, Spawner
     from shim.reaper import Reaper
@@ -38,12 +38,13 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     # the process model (shim/__init__.py): before the first thread, fork the
     # single-threaded fork server that every container comes from; the server of one
     # task's own group (idle timeout 0: no other task finds it) spawns its few workers
-    # instead and keeps no process for them, the first (its Create's) at once, so that it
-    # starts while this server imports what follows
+    # instead and keeps no process for them; the first (its Create's) starts with the
+    # server: spawned by start before its exec ("PID:FD"), else here, before what follows
     if idle_timeout:
         workers = ForkServer(close_in_child=(listener_fd,))
     else:
-        workers = Spawner(warm=True)
+        workers = Spawner(warm=tuple(map(int, warm_worker.split(":"))) if warm_worker
+                          else True)
     import socket
 
     from ociruntime.libcontainer import cgroups

@@ -357,14 +357,16 @@ def _warm_workers(server):
 
 
 def test_a_tasks_own_server_spawns_its_creates_worker_before_the_create(shim):
-    """A task's own server spawns the worker of its Create at its start (it imports the
-    library while the server imports protobuf): waiting before the Create, gone after
-    it, and the task it made runs to its exit."""
+    """The worker of a task's own server's Create starts with the server (start spawns it
+    before it execs the server: it imports the library while the server starts): waiting
+    before the Create, gone after it, and the task it made runs to its exit."""
     cid, bundle = shim.bundle("sh", "-c", "exit 3")
     path = shim.start(cid, bundle)
     [server] = shim.servers()
     wait_until(lambda: _warm_workers(server), "the server's warm worker")
     [worker] = _warm_workers(server)
+    # spawned by start just before it exec'd the server, handed over by its pid
+    assert f"-warm-worker {worker}:" in _cmdline(server)
     created = _create(shim, path, cid, bundle)
     assert created.pid > 0
     assert worker not in _warm_workers(server), "the warm worker made the Create and left"
