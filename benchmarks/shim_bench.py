@@ -22,7 +22,8 @@ Then:
    ((PSS with M - PSS with 1) / (M - 1)).
 
 Figures are reported, never asserted. Everything is removed at the end, on error too.
-Run as root after .ci/setup: `python3 benchmarks/shim_bench.py [--runs N] [--containers M]`.
+Run as root after .ci/setup: `python3 benchmarks/shim_bench.py [--runs N] [--containers M]`;
+`--baseline CHECKOUT` adds its shim as mode `baseline`, for a before/after in one run.
 """
 
 import argparse
@@ -59,14 +60,14 @@ MODES = {
 
 
 class Containerd:
-    def __init__(self, workdir, extra_env=None):
+    def __init__(self, workdir, extra_env=None, repo=REPO):
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.address = os.path.join(workdir, "containerd.sock")
         self.namespace = f"bench-{uuid.uuid4().hex[:8]}"
         with open(os.path.join(workdir, "config.toml"), "w") as f:
             f.write(enginelib.CONTAINERD_CONFIG.format(d=workdir))
-        env = dict(os.environ, PATH=os.path.join(REPO, ".venv", "bin") + ":"
+        env = dict(os.environ, PATH=os.path.join(repo, ".venv", "bin") + ":"
                    + os.environ.get("PATH", ""), **(extra_env or {}))
         self.log = open(os.path.join(workdir, "containerd.log"), "wb")
         self.proc = subprocess.Popen(["containerd", "--config",
@@ -205,8 +206,14 @@ def main(argv=None):
     parser.add_argument("--modes", "--runtimes", default=",".join(MODES),
                         help="comma-separated, of: " + ", ".join(MODES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", metavar="CHECKOUT",
+                        help="also mode 'baseline': another checkout's shim (its .venv, "
+                        "after its .ci/setup), one server per container, interleaved")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
+    if args.baseline:
+        MODES["baseline"] = ("pyrunc", (), {})
+        modes.insert(0, "baseline")
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise SystemExit(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
@@ -222,9 +229,11 @@ def main(argv=None):
         cds = {}
         for mode in modes:  # one containerd per environment
             env = MODES[mode][2]
-            key = tuple(sorted(env.items()))
+            repo = os.path.abspath(args.baseline) if mode == "baseline" else REPO
+            key = (repo, *sorted(env.items()))
             if key not in daemons:
-                daemons[key] = Containerd(os.path.join(workdir, f"cd{len(daemons)}"), env)
+                daemons[key] = Containerd(os.path.join(workdir, f"cd{len(daemons)}"), env,
+                                          repo)
                 daemons[key].ctr("images", "import", "--all-platforms", tar)
             cds[mode] = daemons[key]
         samples = time_runs(cds, modes, args.runs, args.warmup)
