@@ -160,11 +160,14 @@ def exec_in(container, proc, opts):
         # a subreaper, so that the exec'd process (whose parent, the stage, exits after
         # reporting its pid) comes back to us to be waited for, or reaped after a failure
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        pipes = foreground_pipes(proc.terminal, opts.detach, opts.stdio)
         try:
             pid = process.spawn(child_main, on_console=console_master,
                                 min_fd=3 + opts.preserve_fds, on_seccomp=seccomp_listener,
-                                stdio=opts.stdio)
-        except PyruncError as error:
+                                stdio=pipes.child if pipes else opts.stdio)
+        except BaseException as error:
+            if pipes:
+                pipes.close()
             failed = getattr(error, "container_pid", None)
             if failed:
                 _reap(failed)
@@ -173,27 +176,45 @@ def exec_in(container, proc, opts):
         for fd in owned:
             os.close(fd)
     opts.pid = pid
-    if opts.pid_file:
-        from ociruntime.libcontainer.container import write_pid_file
+    try:
+        if pipes:
+            pipes.started(pid)
+        if opts.pid_file:
+            from ociruntime.libcontainer.container import write_pid_file
 
-        try:
-            write_pid_file(opts.pid_file, pid)
-        except PyruncError:
-            # as runc's terminate: an exec that failed leaves no process behind (ours to
-            # reap: we are its subreaper)
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-            raise
-    if opts.detach:
-        return 0
-    from ociruntime.libcontainer.run import forward_signals, wait_for
+            try:
+                write_pid_file(opts.pid_file, pid)
+            except PyruncError:
+                # as runc's terminate: an exec that failed leaves no process behind (ours
+                # to reap: we are its subreaper)
+                os.kill(pid, signal.SIGKILL)
+                _reap(pid)
+                raise
+        if opts.detach:
+            return 0
+        from ociruntime.libcontainer.run import forward_signals, wait_for
 
-    forward_signals(pid)
-    if relayed:
-        from ociruntime.libcontainer.console import relay
+        forward_signals(pid)
+        if relayed:
+            from ociruntime.libcontainer.console import relay
 
-        relay(relayed[0], pid)
-    return wait_for(pid)
+            relay(relayed[0], pid)
+        elif pipes:
+            pipes.relay(pid)
+        return wait_for(pid)
+    finally:
+        if pipes:
+            pipes.close()
+
+
+def foreground_pipes(terminal, detach, stdio):
+    """stdio.Pipes for a foreground process without a terminal whose caller gave no stdio
+    of its own (the shim does), as runc's run and exec; None otherwise."""
+    if terminal or detach or stdio is not None:
+        return None
+    from ociruntime.libcontainer.stdio import Pipes
+
+    return Pipes()
 
 
 def parse_sub_cgroups(values):

@@ -30,21 +30,35 @@ def run(container, opts, detach=False, keep=False):
     masters = []
     if not opts.console_socket:
         opts.keep_console = masters.append  # a terminal config: we relay the pty
-    pid = container.create(opts)
-    try:
-        forward_signals(pid)
-        container.start()
-        if masters:
-            from ociruntime.libcontainer.console import relay
+    # without a terminal the program gets pipes we copy (with one, the pty replaces them)
+    from ociruntime.libcontainer.execute import foreground_pipes
 
-            relay(masters[0], pid)
-        status = wait_for(pid)
-    except BaseException:
+    pipes = foreground_pipes(False, False, opts.stdio)
+    if pipes:
+        opts.stdio = pipes.child
+    try:
+        pid = container.create(opts)
         try:
-            container.delete(force=True)
-        except Exception:
-            pass
-        raise
+            if pipes:
+                pipes.started(pid)
+            forward_signals(pid)
+            container.start()
+            if masters:
+                from ociruntime.libcontainer.console import relay
+
+                relay(masters[0], pid)
+            elif pipes:
+                pipes.relay(pid)
+            status = wait_for(pid)
+        except BaseException:
+            try:
+                container.delete(force=True)
+            except Exception:
+                pass
+            raise
+    finally:
+        if pipes:
+            pipes.close()
     if not keep:
         container.delete(force=True)
     return status

@@ -49,12 +49,7 @@ VIEWS = {
     "terminal": "tty; stty size 2>&1; ls -l /dev/console 2>&1 | cut -c1-10",
     "stdio": "for fd in 0 1 2; do readlink /proc/$$/fd/$fd; done | cut -d: -f1",
 }
-KNOWN = {  # view: reason, for a difference not on purpose (a strict xfail)
-    "stdio": "in the foreground without a terminal runc gives the program pipes and copies "
-             "them to its own stdio (setupProcessPipes); pyrunc passes its stdio on, so the "
-             "program sees the caller's files (/proc/self/fd names their host paths) and "
-             "what it writes to a tmpfs file is charged to its memory cgroup",
-}
+KNOWN = {}  # view: reason, for a difference not on purpose (a strict xfail); none left
 
 
 def view(name, terminal=False, exec_=False):
@@ -287,6 +282,26 @@ SCENARIOS = [
              jq=SLEEP, name="run-detached-then-exec"),
 
     # --- foreground run -----------------------------------------------------------------------
+    # stdin goes through: read, not read at all (1 MiB: more than a pipe holds), cut short
+    scenario(Cmd("run", "{id}", input="hello\n"),
+             Cmd("run", "{id}2", input="x" * (1 << 20)),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", '
+             '"read -r line && echo got $line; ls -l /proc/$$/fd/ | grep -c pipe"]',
+             ids=2, name="run-stdin"),
+    scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
+             Cmd("exec", "{id}", "head", "-c", "5", input="y" * (1 << 20)),
+             Cmd("exec", "{id}", "true", input="y" * (1 << 20)),
+             Cmd("exec", "{id}", "sh", "-c", "wc -c; echo err >&2", input="z" * 100000,
+                 stderr="exact"),
+             jq=SLEEP, name="exec-stdin"),
+    # in a user namespace the pipes belong to the container's root: it can reopen them
+    scenario(Cmd("run", "{id}", input="in\n"),
+             jq='.process.terminal = false | .process.args = ["sh", "-c", "echo out > '
+             '/dev/stdout; echo err > /dev/stderr; head -n1 /dev/stdin; stat -c %u:%g '
+             '/proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2"] | .linux.namespaces += '
+             '[{"type": "user"}] | .linux.uidMappings = [{"containerID": 0, "hostID": '
+             '100000, "size": 65536}] | .linux.gidMappings = .linux.uidMappings',
+             name="run-stdio-in-a-user-namespace"),
     scenario(Cmd("run", "{id}"), jq='.process.terminal = false | .process.args = '
              '["sh", "-c", "echo out; echo err >&2; exit 3"]', name="run-foreground-status"),
     scenario(Cmd("run", "{id}", tty=True),
@@ -587,12 +602,10 @@ SCENARIOS = [
              Cmd("run", "-d", "--console-socket", "{dir}/console.sock", "--pid-file",
                  "{dir}/pid", "{id}"),
              WaitStatus("running"),
-             # before any exec: what an exec writes to our files is charged to the
-             # container's memory cgroup by pyrunc (memory.cache; KNOWN["stdio"])
-             Cmd("events", "--stats", "{id}", stdout="json-top"),
              Cmd("exec", "{id}", "sh", "-c", "hostname; cat /sys/fs/cgroup/pids/pids.max"),
              Cmd("exec", "-e", "X=1", "{id}", "sh", "-c", "echo $X"),
              Cmd("ps", "{id}", stdout="table"),
+             Cmd("events", "--stats", "{id}", stdout="json-top"),
              Cmd("update", "--pids-limit", "32", "--memory", "128m", "{id}"),
              Cmd("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max",
                  "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
