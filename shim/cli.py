@@ -196,13 +196,14 @@ def _daemon(flags, listener, path, bundle, group):
         os.close(null)
         os.close(log)
         os.chdir("/")
-        os.set_inheritable(listener.fileno(), True)
         argv = [sys.executable, "-I", os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
         if group.startswith("task:"):  # no other task finds this server: no lingering
+            # (spawned while the listener is still close-on-exec: the worker never has it)
             argv += ["-idle-timeout", "0", "-warm-worker", _spawn_warm_worker()]
+        os.set_inheritable(listener.fileno(), True)
         if "debug" in flags.bools:
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))

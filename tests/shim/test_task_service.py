@@ -367,6 +367,10 @@ def test_a_tasks_own_server_spawns_its_creates_worker_before_the_create(shim):
     [worker] = _warm_workers(server)
     # spawned by start just before it exec'd the server, handed over by its pid
     assert f"-warm-worker {worker}:" in _cmdline(server)
+    # one socket, its own on fd 3: not the server's listener (start's, inheritable)
+    sockets = [fd for fd in os.listdir(f"/proc/{worker}/fd")
+               if os.readlink(f"/proc/{worker}/fd/{fd}").startswith("socket:")]
+    assert sockets == ["3"]
     created = _create(shim, path, cid, bundle)
     assert created.pid > 0
     assert worker not in _warm_workers(server), "the warm worker made the Create and left"
