@@ -189,21 +189,30 @@ class Rootfs:
 
     def _bind(self, entry, opts, dest, source_fd=None):
         """source_fd: an O_PATH handle of the source opened by the host's root (a user
-        namespace, see idmap.source_items), else the path is walked here."""
+        namespace, see idmap.source_items), else the source is opened here, once: its
+        type, the /proc rule and the mount all look at that one handle, so the path
+        cannot be swapped between them."""
         source = entry.source or ""
         if not source.startswith("/"):
             source = os.path.join(self.bundle, source)
+        own = None
+        if source_fd is None:
+            try:
+                own = source_fd = os.open(source, _O_PATH)
+            except OSError as e:
+                raise PyruncError(f"bind source {source}: {e.strerror}") from None
         try:
-            st = os.fstat(source_fd) if source_fd is not None else os.stat(source)
-        except OSError as e:
-            raise PyruncError(f"bind source {source}: {e.strerror}") from None
-        target = self.make(dest, stat.S_ISDIR(st.st_mode))
-        self._check_proc(target, dest, entry.type, True,
-                         source if source_fd is None else source_fd)
-        if source_fd is not None:
-            source = fd_path(source_fd)
+            self._bind_fd(source_fd, opts, dest, entry.type)
+        finally:
+            if own is not None:
+                os.close(own)
+
+    def _bind_fd(self, source_fd, opts, dest, fstype):
+        target = self.make(dest, stat.S_ISDIR(os.fstat(source_fd).st_mode))
+        self._check_proc(target, dest, fstype, True, source_fd)
         try:
-            sc.mount(source, fd_path(target), None, opts.flags & (sc.MS_BIND | sc.MS_REC))
+            sc.mount(fd_path(source_fd), fd_path(target), None,
+                     opts.flags & (sc.MS_BIND | sc.MS_REC))
         finally:
             os.close(target)
         rest = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)

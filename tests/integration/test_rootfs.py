@@ -4,6 +4,8 @@ read-only paths, rootfsPropagation, --no-pivot, and symlinks that try to leave t
 Mostly observed through the container's own /proc/self/mountinfo."""
 
 import os
+import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -12,6 +14,7 @@ from pyrunc_testlib import (
     MS_BIND,
     MS_REC,
     MS_SHARED,
+    TIMEOUT,
     assert_error,
     assert_nothing_left,
     mount,
@@ -60,6 +63,38 @@ def test_bind_with_bundle_relative_source(runtime, bundle):
         f.write("from the bundle\n")
     bundle.mount("/data", "none", "data", ["bind", "ro"])
     assert runtime.sh(bundle, "cat /data/hello.txt") == "from the bundle\n"
+
+
+def test_a_bind_source_is_looked_up_once_and_mounted_from_that_handle(runtime, bundle,
+                                                                      scratch):
+    """The source of a bind is opened once (O_PATH) and its type, the /proc rule and the
+    mount all use that handle: a path walked again for each could be swapped in between
+    (a symlink planted after the check).  strace shows every syscall naming the path."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace(1) is needed to see the syscalls that name the source")
+    src = os.path.join(scratch.path, f"bind-source-{os.urandom(4).hex()}")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("seen\n")
+    bundle.mount("/data", "none", src, ["bind", "ro"])
+    bundle.sh("cat /data/f")
+    bundle.write()
+    cid = runtime.new_id()
+    trace = os.path.join(scratch.path, "trace")
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-s", "4096", "-o", trace, "-e", "trace=%file,mount",
+         runtime.binary, "--root", runtime.root, "run", "--bundle", bundle.path, cid],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    runtime.delete(cid, "--force", check=False)
+    assert done.returncode == 0 and done.stdout == "seen\n", (done.returncode, done.stderr)
+    with open(trace) as f:
+        naming = [line for line in f if f'"{src}"' in line]
+    assert len(naming) == 1 and "O_PATH" in naming[0], naming
+    with open(trace) as f:
+        mounts = [line for line in f if "mount(" in line and "MS_BIND" in line
+                  and "/proc/self/fd/" in line.split(",")[0]]
+    assert mounts, "no bind mounted from a handle"
 
 
 def test_bind_versus_rbind(runtime, bundle, scratch):
