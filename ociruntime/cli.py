@@ -444,7 +444,7 @@ def _resources_from_flags(flags):
         doc["memory"] = memory
     if cpu:
         doc["cpu"] = cpu
-    if "pids-limit" in flags:
+    if flags.get("pids-limit"):  # 0 leaves the limit as it is, as runc 1.1's update
         doc["pids"] = {"limit": flags["pids-limit"]}
     if flags.get("blkio-weight"):
         doc["blockIO"] = {"weight": flags["blkio-weight"]}
