@@ -286,7 +286,7 @@ SCENARIOS = [
     scenario(Cmd("run", "{id}", input="hello\n"),
              Cmd("run", "{id}2", input="x" * (1 << 20)),
              jq='.process.terminal = false | .process.args = ["sh", "-c", '
-             '"read -r line && echo got $line; ls -l /proc/$$/fd/ | grep -c pipe"]',
+             '"read -r line && echo got $line; ls -l /proc/$$/fd/[012] | grep -c pipe"]',
              ids=2, name="run-stdin"),
     scenario(Cmd("run", "-d", "{id}", stdout="ignore"), WaitStatus("running"),
              Cmd("exec", "{id}", "head", "-c", "5", input="y" * (1 << 20)),
