@@ -86,6 +86,8 @@ def relay(master, pid):
     import termios
     import tty
 
+    from ociruntime.libcontainer.stdio import drain
+
     stdin_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_tty else None
     if stdin_tty:
@@ -117,22 +119,9 @@ def relay(master, pid):
                     os.write(master, data)
                 else:
                     poller.unregister(0)  # stdin closed: keep reading the pty
-        _drain(master)
+        drain(master, 1)
     finally:
         os.close(pidfd)
         os.close(master)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-
-
-def _drain(master):
-    """Whatever the program wrote just before it exited."""
-    os.set_blocking(master, False)
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            return
-        if not data:
-            return
-        os.write(1, data)

@@ -88,7 +88,7 @@ class Pipes:
                         else:
                             poller.register(0, select.POLLIN)
             for fd, target in outputs.items():
-                _drain(fd, target)
+                drain(fd, target)
         finally:
             os.close(pidfd)
 
@@ -105,9 +105,9 @@ def _read(fd):
         return b""
 
 
-def _drain(fd, target):
-    """What the program wrote just before it exited (a process it left may hold the pipe:
-    only what is there now)."""
+def drain(fd, target):
+    """Copy what the program wrote just before it exited from fd (a pipe or a pty master)
+    to target; a process it left may hold fd open, so only what is there now."""
     os.set_blocking(fd, False)
     while True:
         try:
