@@ -62,3 +62,17 @@ def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
     mods = imported(runtime, "delete", created)
     assert not mods & NEVER, mods & NEVER
     assert runtime.run("state", created, check=False).returncode != 0
+
+
+def test_run_imports_no_enum_or_json(runtime, bundle):
+    """run (create, start, wait, delete in one call) imports the config model and the fork
+    chain, but not signal/socket/json and the enum, functools, collections they bring:
+    execute's `signal` (for foreground_pipes) cost every run ~5 ms."""
+    bundle.set_args("true")
+    bundle.write()
+    cid = runtime.new_id()
+    mods = imported(runtime, "run", "-b", bundle.path, cid)
+    assert "ociruntime.config" in mods
+    heavy = NEVER - {"_cffi_backend", "ociruntime.config", "ociruntime.libcontainer.init",
+                     "ociruntime.libcontainer.hooks"}
+    assert not mods & (heavy | {"signal", "socket", "selectors"}), mods & (heavy | {"signal"})
