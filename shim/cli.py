@@ -196,7 +196,7 @@ def _daemon(flags, listener, path, bundle, group):
         os.close(null)
         os.close(log)
         os.chdir("/")
-        argv = [sys.executable, "-I", os.path.abspath(sys.argv[0]),
+        argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]

@@ -42,3 +42,15 @@ def test_shim_ignores_pythonpath(injected):
     assert result.returncode == 0, result.stderr
     assert "Version" in result.stdout
     assert not mark.exists(), "the shim imported a sitecustomize.py from PYTHONPATH"
+
+
+@pytest.mark.parametrize("name", ["pyrunc", "containerd-shim-pyrunc-v2"])
+def test_installed_launchers_are_isolated_and_skip_site(name):
+    """pip rewrites the #! line without its flags; .ci/setup puts `-IS` back on both (the
+    shim's is the same launcher under another name), or every call would pay for site
+    and, worse, honour PYTHONPATH as root."""
+    script = REPO / ".venv" / "bin" / name
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (.ci/setup installs it)")
+    first = script.read_text().splitlines()[0]
+    assert first.startswith("#!") and first.endswith(" -IS"), first
