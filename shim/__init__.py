@@ -48,7 +48,8 @@ once for all its containers.  The server of a single task (its own group, idle t
 0: the default for a container outside a pod) would pay it per container, +40%, for a
 Create and a few Execs: it spawns each worker instead (posix_spawn of a fresh
 interpreter, waited for through the reaper), which costs ~30 ms per request and no
-memory in between (shim.forkserver.Spawner).  The first, its Create's, is spawned as the
-server starts and waits warm for the request, its start-up off the Create's path.
+memory in between (shim.forkserver.Spawner).  The first, its Create's, is forked by
+`start` (single-threaded, just before it execs the server) and waits warm for the
+request, its imports off the Create's path.
 benchmarks/README.md has the figures.
 """

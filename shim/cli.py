@@ -201,8 +201,7 @@ def _daemon(flags, listener, path, bundle, group):
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
         if group.startswith("task:"):  # no other task finds this server: no lingering
-            # (spawned while the listener is still close-on-exec: the worker never has it)
-            argv += ["-idle-timeout", "0", "-warm-worker", _spawn_warm_worker()]
+            argv += ["-idle-timeout", "0", "-warm-worker", _fork_warm_worker(listener)]
         os.set_inheritable(listener.fileno(), True)
         if "debug" in flags.bools:
             argv.append("-debug")
@@ -215,22 +214,34 @@ def _daemon(flags, listener, path, bundle, group):
     os._exit(1)
 
 
-def _spawn_warm_worker():
-    """posix_spawn the Create's worker of a task's own server (shim.forkserver.warm) just
-    before this process execs the server: its interpreter and imports then run beside the
-    server's, ~15 ms sooner than the server could spawn it.  The server (this pid after
-    the exec) is its parent; "PID:FD", FD the server's end of their socket."""
+def _fork_warm_worker(listener):
+    """Fork the Create's worker of a task's own server (shim.forkserver.warm) just before
+    this process execs the server: it imports the library beside the server's start-up
+    and waits for the request.  A fork, not a fresh interpreter: this process (start's
+    daemon child) has no threads, and the worker skips an interpreter's start-up (~10 ms
+    of CPU on the container's path).  The server (this pid after the exec) is its parent;
+    "PID:FD", FD the server's end of their socket.  The worker keeps only its end, on fd
+    3, and stdio: never the server's listener."""
     import _socket  # not socket: its imports would delay the server's exec
 
     mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    try:
-        argv = [sys.executable, "-I", "-S", "-c",
-                f"import sys; sys.path[:] = {sys.path!r}; "
-                f"from shim.forkserver import warm; warm({os.getpid()})"]
-        pid = os.posix_spawn(sys.executable, argv, os.environ,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
-    finally:
-        theirs.close()
+    server = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            listener.close()
+            mine.close()
+            if theirs.fileno() != 3:
+                os.dup2(theirs.fileno(), 3)
+                theirs.close()
+            else:
+                theirs.detach()
+            from shim.forkserver import warm
+
+            warm(server)  # never returns
+        finally:
+            os._exit(1)
+    theirs.close()
     os.set_inheritable(mine.fileno(), True)
     return f"{pid}:{mine.detach()}"
 
@@ -239,7 +250,7 @@ def cmd_serve(flags):
     """The server (exec'd by start): -socket fd:N:PATH is its listening socket,
     -state-root where the namespace's containers keep their runtime state, -idle-timeout
     how long it outlives its last task (0 for a task's own server), -warm-worker PID:FD
-    the Create's worker start spawned for it (_spawn_warm_worker)."""
+    the Create's worker start forked for it (_fork_warm_worker)."""
     from shim.server import IDLE_TIMEOUT, serve
 
     _, fd, path = flags.get("socket").split(":", 2)

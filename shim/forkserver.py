@@ -119,7 +119,7 @@ class Spawner:
     for through the server's process monitor.
 
     The first worker is spawned at once (warm=True, at the server's start, before its own
-    imports; warm=(pid, fd): start spawned it just before exec'ing the server): it imports
+    imports; warm=(pid, fd): start forked it just before exec'ing the server): it imports
     the library while the server starts, on the other core, and waits on a socket for
     the request, which is the task's Create; it comes warm instead of costing an
     interpreter start and the library's imports (~30 ms) on the Create's path.  Later

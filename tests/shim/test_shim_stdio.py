@@ -126,4 +126,7 @@ def test_a_missing_logging_binary_is_one_clear_error(containerd, tmp_path):
     assert f"cannot start the logging binary {missing}: No such file or directory" in \
         out.stderr, out
     assert name not in c.tasks()
-    assert not lib.processes_of(name) and not lib.container_cgroup_dirs(name)
+    # the task's own server (and the Create's worker start forked with the task's id in
+    # its command line, never given the request) go once containerd shuts the server down
+    wait_until(lambda: not lib.processes_of(name), f"the processes of {name} to go")
+    assert not lib.container_cgroup_dirs(name)

@@ -350,14 +350,14 @@ def test_a_bad_config_fails_and_leaves_nothing(shim):
 
 
 def _warm_workers(server):
-    """The server's children that are a Spawner's warm worker (shim.forkserver.warm)."""
+    """The server's children that are a Spawner's warm worker (shim.forkserver.warm):
+    forked by start, so with start's command line."""
     return [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
-            and parent_pid(int(pid)) == server
-            and "from shim.forkserver import warm" in _cmdline(int(pid))]
+            and parent_pid(int(pid)) == server and _cmdline(int(pid)).endswith(" start")]
 
 
-def test_a_tasks_own_server_spawns_its_creates_worker_before_the_create(shim):
-    """The worker of a task's own server's Create starts with the server (start spawns it
+def test_a_tasks_own_server_forks_its_creates_worker_before_the_create(shim):
+    """The worker of a task's own server's Create starts with the server (start forks it
     before it execs the server: it imports the library while the server starts): waiting
     before the Create, gone after it, and the task it made runs to its exit."""
     cid, bundle = shim.bundle("sh", "-c", "exit 3")
@@ -365,7 +365,7 @@ def test_a_tasks_own_server_spawns_its_creates_worker_before_the_create(shim):
     [server] = shim.servers()
     wait_until(lambda: _warm_workers(server), "the server's warm worker")
     [worker] = _warm_workers(server)
-    # spawned by start just before it exec'd the server, handed over by its pid
+    # forked by start just before it exec'd the server, handed over by its pid
     assert f"-warm-worker {worker}:" in _cmdline(server)
     # one socket, its own on fd 3: not the server's listener (start's, inheritable)
     sockets = [fd for fd in os.listdir(f"/proc/{worker}/fd")
