@@ -492,6 +492,9 @@ def cmd_events(root, flags, args):
     if container.status() == STOPPED:
         raise PyruncError(f"container with id {container.id} is not running")
     manager = container.cgroup_manager()
+    from ociruntime.libcontainer.run import collect_cycles_again
+
+    collect_cycles_again()  # the stream may go on for days
 
     def emit(kind, data=None):
         event = {"type": kind, "id": container.id}
@@ -608,6 +611,9 @@ def pretty_json(value, indent="", unit="  "):
 
 
 if __name__ == "__main__":
+    import gc
+
     from ociruntime.procexit import exit_process
 
+    gc.disable()  # as the launcher (see ociruntime/_bin/pyrunc)
     exit_process(main())

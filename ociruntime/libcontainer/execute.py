@@ -191,8 +191,9 @@ def exec_in(container, proc, opts):
                 raise
         if opts.detach:
             return 0
-        from ociruntime.libcontainer.run import forward_signals, wait_for
+        from ociruntime.libcontainer.run import collect_cycles_again, forward_signals, wait_for
 
+        collect_cycles_again()
         forward_signals(pid)
         if relayed:
             from ociruntime.libcontainer.console import relay

@@ -41,6 +41,7 @@ def run(container, opts, detach=False, keep=False):
         try:
             if pipes:
                 pipes.started(pid)
+            collect_cycles_again()
             forward_signals(pid)
             container.start()
             if masters:
@@ -62,6 +63,18 @@ def run(container, opts, detach=False, keep=False):
     if not keep:
         container.delete(force=True)
     return status
+
+
+def collect_cycles_again():
+    """The launcher turns the cyclic garbage collector off (a one-shot call frees its
+    memory at exit); a call that waits for a program (run or exec in the foreground,
+    events) may live for days, so it collects again from here on, with everything made so
+    far frozen (never scanned: its imports and the create are not garbage)."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def forward_signals(pid):
