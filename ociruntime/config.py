@@ -1188,8 +1188,8 @@ def _decode(data: bytes, name: str = "config.json", root: str = ""):
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - data.rfind(b"\n", 0, err.start)
         raise ConfigError("", f"{name} is not valid UTF-8 (line {line} column {column})") from None
-    # jsonlite drives the C scanner directly: `import json` (re, enum) would cost more than
-    # this whole module.  Its errors are json.JSONDecodeError, imported on that path only.
+    # jsonlite, not json: `import json` (re, enum) would cost more than this whole module.
+    # Its errors are json.JSONDecodeError, json being imported on that path only.
     from ociruntime import jsonlite
 
     repeats = []

@@ -11,8 +11,8 @@ behind.  runc 1.1.5 refuses or survives every one of them.
   rootfs.Rootfs._check_proc.
 - device rules with access "" or a negative number (they became "rwm" and "*"), device
   numbers the kernel has no room for: config._MAJOR/_MINOR, _device_access_problem.
-- JSON the private scanner choked on (syntax error in the middle, deep nesting, huge
-  integers): jsonlite.loads falls back to json.loads for its verdict.
+- JSON the reader choked on (syntax error in the middle, deep nesting, huge integers):
+  jsonlite.loads refuses each with a JSONDecodeError worded as json.loads words it.
 - strings no system call can carry (NUL, lone surrogates): config._text_problem.
 - a child's error text that was cut inside a UTF-8 sequence or was over 64 KiB: the
   exec stage's send_msg/utf8_trim, process._report and SyncSocket.recv.
@@ -232,7 +232,8 @@ def _with_unknown(bundle, raw_value):
 
 
 def test_syntax_error_in_the_middle_of_config_json(runtime, bundle):
-    """The C scanner raised SystemError under `python -I` (json.decoder not imported)."""
+    """_json's C scanner, which jsonlite once drove, raised SystemError here under
+    `python -I` (json.decoder not imported)."""
     text = json.dumps(bundle.config, indent=1).replace('"terminal": false',
                                                       '"terminal": false,,', 1)
     assert ",," in text
