@@ -735,6 +735,13 @@ def clean_path(text: str) -> str:
     return "/" + "/".join(parts)
 
 
+def idmapped(mount: Mount) -> bool:
+    """The mount is to be idmapped: it has uid/gid mappings or the idmap/ridmap option
+    (idmap.py makes it)."""
+    return bool(mount.uid_mappings or mount.gid_mappings
+                or "idmap" in mount.options or "ridmap" in mount.options)
+
+
 def proc_mount_problem(destination: str, fstype, is_bind: bool, source_is_procfs=None):
     """Why a mount at `destination` (a container path, resolved or not) may not be made,
     or None.  source_is_procfs: for a bind onto /proc itself, whether its source is a

@@ -268,6 +268,7 @@ class Container:
 
     def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
                     seccomp_program=None, on_pid=None):
+        from ociruntime.config import idmapped
         from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
         os.mkfifo(self.state.fifo_path, 0o622)
@@ -283,7 +284,7 @@ class Container:
             seccomp_fd = program_fd(seccomp_program.bpf, 3 + opts.preserve_fds)
         mount_fds = {}
         idmap_items = ()
-        if any(idmap_wanted(m) for m in cfg.mounts):
+        if any(idmapped(m) for m in cfg.mounts):
             from ociruntime.libcontainer import idmap
 
             idmap_items = idmap.items(cfg, ns_plan, bundle)
@@ -723,12 +724,6 @@ def _runtime_hooks(cfg):
     sched = cfg.process.scheduler if cfg.process is not None else None
     return (sched is not None and sched.policy in ("SCHED_FIFO", "SCHED_RR")
             and cfg.linux.resources is not None)
-
-
-def idmap_wanted(mount):
-    """An idmapped mount (made by the parent, see idmap.py)."""
-    return bool(mount.uid_mappings or mount.gid_mappings
-                or "idmap" in mount.options or "ridmap" in mount.options)
 
 
 def _check_rlimits(proc):

@@ -159,6 +159,8 @@ def exec_in(container, proc, opts):
         # a subreaper, so that the exec'd process (whose parent, the stage, exits after
         # reporting its pid) comes back to us to be waited for, or reaped after a failure
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        from ociruntime.libcontainer.stdio import foreground_pipes
+
         pipes = foreground_pipes(proc.terminal, opts.detach, opts.stdio)
         try:
             pid = process.spawn(child_main, on_console=console_master,
@@ -205,16 +207,6 @@ def exec_in(container, proc, opts):
     finally:
         if pipes:
             pipes.close()
-
-
-def foreground_pipes(terminal, detach, stdio):
-    """stdio.Pipes for a foreground process without a terminal whose caller gave no stdio
-    of its own (the shim does), as runc's run and exec; None otherwise."""
-    if terminal or detach or stdio is not None:
-        return None
-    from ociruntime.libcontainer.stdio import Pipes
-
-    return Pipes()
 
 
 def parse_sub_cgroups(values):

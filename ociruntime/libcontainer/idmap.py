@@ -19,6 +19,7 @@ directory of the host's root).
 import fcntl
 import os
 
+from ociruntime.config import idmapped as wanted
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import monitor
 from ociruntime.libcontainer import syscalls as sc
@@ -26,13 +27,6 @@ from ociruntime.libcontainer.mountopts import MountOptions
 
 _AT_FDCWD = -100
 _FDS_PER_MESSAGE = 253  # the kernel's SCM_MAX_FD
-
-
-def wanted(mount):
-    """True when this config mount is to be idmapped."""
-    if mount.uid_mappings or mount.gid_mappings:
-        return True
-    return any(opt in ("idmap", "ridmap") for opt in mount.options)
 
 
 def check(cfg, ns_plan):

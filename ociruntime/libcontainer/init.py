@@ -12,7 +12,6 @@ from ociruntime.errors import PyruncError
 from ociruntime.frozen import Frozen
 from ociruntime.libcontainer import namespaces
 from ociruntime.libcontainer import syscalls as sc
-from ociruntime.libcontainer.hooks import state_json  # used after pivot_root: import now
 from ociruntime.libcontainer.process import (
     MSG_HOOKS,
     MSG_HOOKS_DONE,
@@ -101,6 +100,8 @@ def container_init(sync, launch):
     from ociruntime.libcontainer import procattrs  # imported while the host is in reach
 
     cfg = launch.config
+    if cfg.hooks.start_container:
+        from ociruntime.libcontainer import hooks  # noqa: F401  (stage_plan, after pivot_root)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     groups_denied = _setgroups_denied()  # through the runtime's /proc, while in reach
     # a container whose /proc will be no procfs: the stage reopens exec.fifo through a
@@ -215,7 +216,11 @@ def _make_terminal(sync, rootfs, proc):
 
 
 def _hook_state(launch, status):
-    """State JSON for hooks run in the container's namespaces: the pid as it sees it."""
+    """State JSON for hooks run in the container's namespaces: the pid as it sees it.
+    Also called after pivot_root (startContainer's, in stage_plan): container_init imports
+    the hooks module before it, for a config with such hooks only."""
+    from ociruntime.libcontainer.hooks import state_json
+
     return state_json(launch.container_id, status, os.getpid(), launch.bundle,
                       launch.config.annotations)
 

@@ -11,10 +11,9 @@ have been swapped meanwhile (CVE-2021-30465).
 import os
 import stat
 
-from ociruntime.config import proc_mount_problem
+from ociruntime.config import idmapped, proc_mount_problem
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
-from ociruntime.libcontainer.idmap import wanted as idmap_wanted
 from ociruntime.libcontainer.mountopts import MountOptions
 
 # the devices every container gets (runtime-spec "default devices")
@@ -126,7 +125,7 @@ class Rootfs:
         opts = MountOptions(entry.options)
         dest = entry.destination if entry.destination.startswith("/") else "/" + entry.destination
         source_fd = self.mount_fds.get(index)
-        if source_fd is not None and idmap_wanted(entry):
+        if source_fd is not None and idmapped(entry):
             self._move_idmapped(source_fd, opts, dest)
         elif opts.is_bind:
             self._bind(entry, opts, dest, source_fd)

@@ -31,7 +31,7 @@ def run(container, opts, detach=False, keep=False):
     if not opts.console_socket:
         opts.keep_console = masters.append  # a terminal config: we relay the pty
     # without a terminal the program gets pipes we copy (with one, the pty replaces them)
-    from ociruntime.libcontainer.execute import foreground_pipes
+    from ociruntime.libcontainer.stdio import foreground_pipes
 
     pipes = foreground_pipes(False, False, opts.stdio)
     if pipes:

@@ -131,3 +131,11 @@ def _root_of(pid, name):
     except (OSError, ValueError):
         pass
     return 0
+
+
+def foreground_pipes(terminal, detach, stdio):
+    """Pipes for a foreground process without a terminal whose caller gave no stdio
+    of its own (the shim does), as runc's run and exec; None otherwise."""
+    if terminal or detach or stdio is not None:
+        return None
+    return Pipes()

@@ -47,9 +47,9 @@ def check_supported(cfg, cgroup_v2):
     _check_id_map_sizes(cfg)
     if linux.mount_label and _selinux_enabled():
         _refuse("linux.mountLabel", "SELinux labels are not supported yet")
-    idmapped = any(m.uid_mappings or m.gid_mappings or "idmap" in m.options
-                   or "ridmap" in m.options for m in cfg.mounts)
-    if idmapped or linux.sysctl:
+    from ociruntime.config import idmapped
+
+    if any(idmapped(m) for m in cfg.mounts) or linux.sysctl:
         from ociruntime.libcontainer import idmap, sysctl
         from ociruntime.libcontainer.namespaces import NamespacePlan
 
