@@ -1,10 +1,13 @@
 /*
- * helper.c: the system calls Python's os module lacks, for the CFFI module
- * ociruntime._native._helper.  Each function is a thin wrapper that returns
+ * helper.c: the system calls Python's os module lacks, for the extension module
+ * ociruntime._native._sys (sysmodule.c) and the CFFI module ociruntime._native._helper
+ * (devices_bpf.py's bpf).  Each function is a thin wrapper that returns
  * -1 with errno set on failure; Python turns that into OSError.  No policy
  * lives here: Python decides what to call and in which order.
  */
+#ifndef _GNU_SOURCE /* Python.h defines it too (sysmodule.c includes this file) */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -142,6 +145,7 @@ static int pr_join_session_keyring(const char *name)
 }
 
 /* bpf(2): load or attach a cgroup device program; Python builds the bpf_attr union. */
+__attribute__((unused)) /* CFFI's only (cgroups/devices_bpf.py) */
 static long pr_bpf(int cmd, void *attr, unsigned int size)
 {
     return syscall(SYS_bpf, cmd, attr, size);

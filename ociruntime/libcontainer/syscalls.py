@@ -1,13 +1,13 @@
-"""Pythonic wrappers over the CFFI helper: the system calls the os module lacks.
+"""Pythonic wrappers over the C helper (ociruntime._native._sys, helper.c): the system
+calls the os module lacks.
 
 Each wrapper raises OSError (with errno and, where useful, the path) instead of returning -1.
 Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 """
 
-import errno
 import os
 
-from ociruntime._native._helper import ffi, lib
+from ociruntime._native import _sys
 
 # clone/unshare flags
 CLONE_NEWNS = 0x00020000
@@ -83,123 +83,77 @@ PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _raise(path=None):
-    err = ffi.errno
-    if path is None:
-        raise OSError(err, os.strerror(err))
-    raise OSError(err, os.strerror(err), path)
-
-
-def _enc(value):
-    if value is None:
-        return ffi.NULL
-    return value.encode() if isinstance(value, str) else value
-
-
 def unshare(flags):
-    if lib.pr_unshare(flags) < 0:
-        _raise()
+    _sys.unshare(flags)
 
 
 def setns(fd, nstype=0):
-    if lib.pr_setns(fd, nstype) < 0:
-        _raise()
+    _sys.setns(fd, nstype)
 
 
 def mount(source, target, fstype, flags=0, data=None):
-    if lib.pr_mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)) < 0:
-        _raise(target)
+    _sys.mount(source, target, fstype, flags, data)
 
 
 def umount2(target, flags=0):
-    if lib.pr_umount2(_enc(target), flags) < 0:
-        _raise(target)
+    _sys.umount2(target, flags)
 
 
 def pivot_root(new_root, put_old):
-    if lib.pr_pivot_root(_enc(new_root), _enc(put_old)) < 0:
-        _raise(new_root)
+    _sys.pivot_root(new_root, put_old)
 
 
 def openat2(dirfd, path, flags, mode=0, resolve=0):
     """openat2(2); the returned fd is close-on-exec (O_CLOEXEC is always added).  EAGAIN
     (a rename or mount anywhere on the host while a ".." was resolved under RESOLVE_IN_ROOT
     or RESOLVE_BENEATH) is retried, as the kernel asks."""
-    for _ in range(1000):
-        fd = lib.pr_openat2(dirfd, _enc(path), flags | os.O_CLOEXEC, mode, resolve)
-        if fd >= 0:
-            return fd
-        if ffi.errno != errno.EAGAIN:
-            break
-    _raise(path)
+    return _sys.openat2(dirfd, path, flags | os.O_CLOEXEC, mode, resolve)
 
 
 def sethostname(name):
-    raw = name.encode()
-    if lib.pr_sethostname(raw, len(raw)) < 0:
-        _raise()
+    _sys.sethostname(name.encode())
 
 
 def setdomainname(name):
-    raw = name.encode()
-    if lib.pr_setdomainname(raw, len(raw)) < 0:
-        _raise()
+    _sys.setdomainname(name.encode())
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0):
-    ret = lib.pr_prctl(option, a2, a3, a4, a5)
-    if ret < 0:
-        _raise()
-    return ret
+    return _sys.prctl(option, a2, a3, a4, a5)
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):
-    if lib.pr_close_range(first, last, flags) < 0:
-        _raise()
+    _sys.close_range(first, last, flags)
 
 
 def loopback_up():
-    if lib.pr_loopback_up() < 0:
-        _raise("lo")
+    _sys.loopback_up()
 
 
 def execveat(fd, argv, envp):
     """Replace this process with the program open at fd; returns only by raising."""
-    keep = [ffi.new("char[]", _enc(a)) for a in argv] + [ffi.NULL]
-    keep_env = [ffi.new("char[]", _enc(e)) for e in envp] + [ffi.NULL]
-    c_argv = ffi.new("char *[]", keep)
-    c_envp = ffi.new("char *[]", keep_env)
-    lib.pr_execveat(fd, c_argv, c_envp)
-    _raise()
+    _sys.execveat(fd, list(argv), list(envp))
 
 
 def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
-    if lib.pr_mount_setattr(dirfd, _enc(path), flags, attr_set, attr_clr, propagation,
-                            userns_fd) < 0:
-        _raise()
+    _sys.mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation, userns_fd)
 
 
 def open_tree(dirfd, path, flags):
     """open_tree(2); the returned fd is close-on-exec."""
-    fd = lib.pr_open_tree(dirfd, _enc(path), flags | os.O_CLOEXEC)
-    if fd < 0:
-        _raise(path)
-    return fd
+    return _sys.open_tree(dirfd, path, flags | os.O_CLOEXEC)
 
 
 def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
-    if lib.pr_move_mount(from_dirfd, _enc(from_path), to_dirfd, _enc(to_path), flags) < 0:
-        _raise()
+    _sys.move_mount(from_dirfd, from_path, to_dirfd, to_path, flags)
 
 
 def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
-    if lib.pr_sched_setattr(policy, flags, nice, priority, runtime, deadline, period) < 0:
-        _raise()
+    _sys.sched_setattr(policy, flags, nice, priority, runtime, deadline, period)
 
 
 def ioprio_set(which, who, ioprio):
-    if lib.pr_ioprio_set(which, who, ioprio) < 0:
-        _raise()
+    _sys.ioprio_set(which, who, ioprio)
 
 
 def set_mempolicy(mode, nodes):
@@ -207,26 +161,20 @@ def set_mempolicy(mode, nodes):
     words = [0] * (max(nodes, default=0) // 64 + 1)
     for node in nodes:
         words[node // 64] |= 1 << (node % 64)
-    mask = ffi.new("unsigned long[]", words) if nodes else ffi.NULL
-    if lib.pr_set_mempolicy(mode, mask, len(words) * 64 + 1 if nodes else 0) < 0:
-        _raise()
+    import struct
+
+    mask = struct.pack(f"{len(words)}L", *words) if nodes else b""  # unsigned long[]
+    _sys.set_mempolicy(mode, mask, len(words) * 64 + 1 if nodes else 0)
 
 
 def personality(persona):
-    ret = lib.pr_personality(persona)
-    if ret < 0:
-        _raise()
-    return ret
+    return _sys.personality(persona)
 
 
 def join_session_keyring(name):
     """A new session keyring named name for this process (KEYCTL_JOIN_SESSION_KEYRING)."""
-    serial = lib.pr_join_session_keyring(_enc(name))
-    if serial < 0:
-        _raise()
-    return serial
+    return _sys.join_session_keyring(name)
 
 
 def keyctl_setperm(serial, perm):
-    if lib.pr_keyctl_setperm(serial, perm) < 0:
-        _raise()
+    _sys.keyctl_setperm(serial, perm)

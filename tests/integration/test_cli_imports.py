@@ -69,16 +69,17 @@ def test_run_imports_no_enum_or_json(runtime, bundle):
     """run (create, start, wait, delete in one call) imports the config model and the fork
     chain, but not signal/socket/json and the enum, functools, collections they bring:
     execute's `signal` (for foreground_pipes) cost every run ~5 ms.  The bundle has no
-    hooks and no idmapped mount."""
+    hooks, no idmapped mount and no seccomp profile."""
     bundle.set_args("true")
     bundle.write()
     cid = runtime.new_id()
     mods = imported(runtime, "run", "-b", bundle.path, cid)
     assert "ociruntime.config" in mods
-    heavy = NEVER - {"_cffi_backend", "ociruntime.config", "ociruntime.libcontainer.init"}
+    heavy = NEVER - {"ociruntime.config", "ociruntime.libcontainer.init"}
     assert not mods & (heavy | {"signal", "socket", "selectors"}), mods & (heavy | {"signal"})
-    # nor what only some configs need (hooks: above; idmapped mounts), exec's module, and
-    # the stdlib modules config once took one name or a feature from
+    # nor what only some configs need (cffi: bpf and libseccomp; hooks: above; idmapped
+    # mounts), exec's module, and the stdlib modules config once took one name or a
+    # feature from
     unused = {"ociruntime.libcontainer.idmap", "ociruntime.libcontainer.execute", "types",
               "__future__"}
     assert not mods & unused, mods & unused
