@@ -1174,6 +1174,12 @@ def parse_config(doc: object) -> Config:
 
 def load_config(bundle_dir: str) -> Config:
     """Read, decode and parse <bundle_dir>/config.json."""
+    return parse_config(read_config(bundle_dir))
+
+
+def read_config(bundle_dir: str):
+    """<bundle_dir>/config.json read and decoded (not yet checked: parse_config does):
+    create keeps linux.resources as written, so it decodes the file once for both."""
     path = os.path.join(bundle_dir, "config.json")
     try:
         with open(path, "rb") as file:
@@ -1182,7 +1188,7 @@ def load_config(bundle_dir: str) -> Config:
         raise ConfigError("", f"config.json not found in bundle {bundle_dir}") from None
     except OSError as err:
         raise ConfigError("", f"cannot read {path}: {err.strerror}") from None
-    return parse_config(_decode(data))
+    return _decode(data)
 
 
 def _decode(data: bytes, name: str = "config.json", root: str = ""):

@@ -82,7 +82,7 @@ class Container:
             primed()
 
     def _create(self, opts, primed):
-        from ociruntime.config import ConfigError, load_config
+        from ociruntime.config import ConfigError, parse_config, read_config
         from ociruntime.libcontainer import cgroups
         from ociruntime.libcontainer.support import check_supported
 
@@ -90,7 +90,8 @@ class Container:
         if not os.path.isdir(bundle):
             raise InvalidConfig(f"bundle {opts.bundle}: not a directory")
         try:
-            cfg = load_config(bundle)
+            doc = read_config(bundle)
+            cfg = parse_config(doc)
         except ConfigError as e:
             raise InvalidConfig(str(e)) from None
         if cfg.root is None:
@@ -146,7 +147,7 @@ class Container:
             # what this create will make, so a create killed at any moment leaves nothing
             # that `delete --force` cannot find (the cgroup's directories still to be made,
             # the mounts in a shared mount namespace; the init's pid once it is known)
-            record = self._record(cfg, bundle, rootfs, ns_plan, premounted, opts,
+            record = self._record(cfg, doc, bundle, rootfs, ns_plan, premounted, opts,
                                   seccomp_program)
             record["cgroup"] = cgroups.planned_record(manager)
             record["freezer"] = manager.freezer_file()
@@ -236,7 +237,7 @@ class Container:
                     pass
         return pid
 
-    def _record(self, cfg, bundle, rootfs, ns_plan, premounted, opts, seccomp_program):
+    def _record(self, cfg, doc, bundle, rootfs, ns_plan, premounted, opts, seccomp_program):
         """The state record of this create, in phase "creating" (no pid yet)."""
         from ociruntime.state import PHASE_CREATING
 
@@ -252,7 +253,7 @@ class Container:
         if cfg.linux.resources is not None:
             # as runc keeps its config: update merges into these, and the merged whole
             # is what later updates start from
-            record["resources"] = _raw_resources(bundle)
+            record["resources"] = doc["linux"]["resources"]
         if opts.no_new_keyring:
             record["no_new_keyring"] = True  # exec keeps the caller's keyring too
         if cfg.linux.personality is not None:
@@ -601,14 +602,6 @@ def write_pid_file(path, pid):
         write_atomic(os.path.abspath(path), str(pid), 0o644)
     except OSError as e:
         raise PyruncError(f"--pid-file {path}: {e.strerror}") from None
-
-
-def _raw_resources(bundle):
-    """linux.resources of the bundle's config.json as JSON (already validated)."""
-    from ociruntime import jsonlite
-
-    with open(os.path.join(bundle, "config.json"), "rb") as f:
-        return jsonlite.loads(f.read().decode())["linux"]["resources"]
 
 
 def _merge_resources(saved, new):
