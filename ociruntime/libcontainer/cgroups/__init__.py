@@ -279,6 +279,26 @@ def _has_subgroups(directory):
         return False
 
 
+def write_file(path, text):
+    """One write of text to a cgroup file through os calls: open() would add a buffer and
+    a text layer (6 syscalls instead of 3, and ~20 us more Python a file, 16 of them in a
+    v1 create: devices.allow, cpuset)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def read_file(path):
+    """A small cgroup file's text, as write_file writes."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
 def read_pids(procs_file):
     try:
         with open(procs_file) as f:

@@ -11,6 +11,7 @@ import math
 import os
 
 from ociruntime.errors import PyruncError
+from ociruntime.libcontainer.cgroups import write_file
 
 FIELD = "linux.resources."
 
@@ -41,11 +42,7 @@ class Files:
             return
         value = str(value)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
+            write_file(path, value)
         except OSError as e:
             raise WriteError(f"{FIELD}{what}: writing {value!r} to {path}: "
                              f"{os.strerror(e.errno)}", e.errno) from None

@@ -7,10 +7,12 @@ from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
     check_below,
     make_dirs,
+    read_file,
     read_tree_pids,
     recorded_dirs,
     remove_dirs,
     resolve_path,
+    write_file,
 )
 from ociruntime.libcontainer.cgroups.files import (
     FIELD,
@@ -113,13 +115,9 @@ def _fill_cpusets(d):
     for child in reversed(chain):
         parent = os.path.dirname(child)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(os.path.join(child, name)) as f:
-                if f.read().strip():
-                    continue
-            with open(os.path.join(parent, name)) as f:
-                value = f.read().strip()
-            with open(os.path.join(child, name), "w") as f:
-                f.write(value)
+            if read_file(os.path.join(child, name)).strip():
+                continue
+            write_file(os.path.join(child, name), read_file(os.path.join(parent, name)).strip())
 
 
 def _hierarchy_root(d):
@@ -181,8 +179,7 @@ class V1Manager:
         lines += [("devices.allow", entry) for entry in DEFAULT_ALLOW] if rules else []
         for name, entry in lines:
             try:
-                with open(os.path.join(d, name), "w") as f:
-                    f.write(entry)
+                write_file(os.path.join(d, name), entry)
             except OSError as e:
                 raise PyruncError(f"linux.resources.devices: writing {entry!r} to {name}: "
                                   f"{e.strerror}") from None
