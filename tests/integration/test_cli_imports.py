@@ -62,6 +62,10 @@ def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
     runtime.wait_exit(pid)
     mods = imported(runtime, "delete", created)
     assert not mods & NEVER, mods & NEVER
+    if "ociruntime.libcontainer.cgroups.v1" in mods:  # the limits' code is create's, update's
+        limits = {"ociruntime.libcontainer.cgroups.v1limits",
+                  "ociruntime.libcontainer.cgroups.files"}
+        assert not mods & limits, mods & limits
     assert runtime.run("state", created, check=False).returncode != 0
 
 

@@ -169,7 +169,7 @@ class V2Manager:
                 if os.path.exists(os.path.join(d, f"hugetlb.{hp.page_size}.rsvd.max")):
                     files.write(d, f"hugetlb.{hp.page_size}.rsvd.max", hp.limit, what)
             for device, limits in res.rdma.items():
-                from ociruntime.libcontainer.cgroups.v1 import rdma_line
+                from ociruntime.libcontainer.cgroups.v1limits import rdma_line
 
                 files.write(d, "rdma.max", rdma_line(device, limits), f"rdma[{device!r}]")
             for key, value in res.unified.items():
