@@ -583,3 +583,52 @@ def test_kill_all_signals_every_process(runtime, bundle):
     assert runtime.status(cid) == "stopped"
     runtime.delete(cid)
     assert_nothing_left(runtime, bundle, cid)
+
+
+def _cgroup_pids(cid):
+    pids = set()
+    for directory in container_cgroup_dirs(cid):
+        for root, _dirs, files in os.walk(directory):
+            if "cgroup.procs" in files:
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    pids.update(int(x) for x in f.read().split())
+    return pids
+
+
+def _wait_for(condition, what):
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_exec_into_a_paused_container_killed_before_resume_runs_nothing_later(
+        runtime, bundle):
+    # exec --ignore-paused waits, as runc 1.1's does, until the container is resumed: its
+    # stage joins the frozen cgroup and freezes there.  A caller that gives up meanwhile
+    # (a timeout's SIGTERM) must not leave that stage behind to run the command, with
+    # nobody attached, at the next resume.
+    bundle.config["root"]["readonly"] = False
+    bundle.sh("echo ready; exec sleep 1000")  # no process comes and goes by itself
+    cid = runtime.create(bundle).cid
+    runtime.start(cid)
+    runtime.wait_output(cid, "ready")
+    runtime.run("pause", cid)
+    before = _cgroup_pids(cid)
+    argv = [runtime.binary, "--root", runtime.root, "exec", "--ignore-paused", cid,
+            "sh", "-c", "echo ran > /marker"]
+    execing = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _cgroup_pids(cid) - before, "the exec never joined the cgroup")
+        assert execing.poll() is None  # waiting for the resume
+        execing.send_signal(signal.SIGTERM)
+        execing.wait(timeout=TIMEOUT)
+    finally:
+        execing.kill()
+        execing.wait()
+    runtime.run("resume", cid)
+    _wait_for(lambda: _cgroup_pids(cid) == before, "the exec's stage outlived its caller")
+    assert not os.path.exists(os.path.join(bundle.rootfs, "marker"))
+    runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)
