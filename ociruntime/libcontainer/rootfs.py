@@ -535,15 +535,43 @@ def detach_mounts_under(path, keep=()):
     overlay on the rootfs): what a container without a mount namespace of its own mounted
     in the runtime's.  Returns the mount points it could not detach."""
     keep = set(keep)
-    points = [point for mnt_id, point in mounts_under(path) if mnt_id not in keep]
-    failed = []
-    for point in reversed(points):
+    mounts = [(mnt_id, point) for mnt_id, point in mounts_under(path) if mnt_id not in keep]
+    return [point for mnt_id, point in reversed(mounts) if not detach_mount(mnt_id, point)]
+
+
+def detach_mount(mnt_id, point):
+    """Lazily unmount the mount mnt_id that mountinfo showed at point; False when it is
+    still there.  The container shares this mount namespace and owns the directories on
+    the way: between the read of mountinfo and the umount it can swap one for a symlink to
+    a host path, so the umount goes through an fd opened at point (no symlink at the end)
+    and checked to be that very mount, never through the path itself."""
+    try:
+        fd = os.open(point, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return not _mounted(mnt_id)  # gone with its parent, or moved out of reach
+    try:
+        if _fd_mount_id(fd) != mnt_id:
+            return not _mounted(mnt_id)
         try:
-            sc.umount2(point, sc.MNT_DETACH)
-        except OSError as e:
-            if e.errno not in (22, 2):  # EINVAL/ENOENT: already gone with its parent
-                failed.append(point)
-    return failed
+            sc.umount2(f"/proc/self/fd/{fd}", sc.MNT_DETACH)
+        except OSError:
+            return not _mounted(mnt_id)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _fd_mount_id(fd):
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    return None
+
+
+def _mounted(mnt_id):
+    with open("/proc/self/mountinfo") as f:
+        return any(int(line.split(None, 1)[0]) == mnt_id for line in f)
 
 
 def copy_tree(src, dst):
