@@ -18,6 +18,7 @@ import ctypes
 import os
 
 from ociruntime.errors import PyruncError
+from ociruntime.libcontainer import monitor
 from ociruntime.libcontainer import syscalls as sc
 from ociruntime.libcontainer.process import SyncSocket
 from ociruntime.libcontainer.stage import Plan, exec_stage, sealed_stage_fd
@@ -119,7 +120,9 @@ def _context_in(pidns_fd, stage_fd):
     plan.add("procfs", 1)
     plan_fd = plan.to_fd()
     try:
-        pid = os.fork()
+        # through the monitor, as every fork the library waits for: a caller with a reaper
+        # of its own must not take this child's status from under our wait
+        pid = monitor.fork()
         if pid == 0:
             try:
                 exec_stage(stage_fd, plan_fd, (plan_fd, child.fd, pidns_fd))
@@ -133,7 +136,7 @@ def _context_in(pidns_fd, stage_fd):
         msg = parent.recv()
     finally:
         parent.close()
-        os.waitpid(pid, 0)
+        monitor.reap(pid)
     if msg is not None and msg.get("type") == MSG_PROCFS and "fd" in msg:
         os.set_inheritable(msg["fd"], False)
         return msg["fd"]
