@@ -171,7 +171,12 @@ class Helper:
         self.items = items_
         self.min_fd = min_fd
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pid = monitor.fork()
+        try:
+            self.pid = monitor.fork()
+        except BaseException:
+            mine.close()
+            theirs.close()
+            raise
         if self.pid == 0:
             mine.close()
             self._serve(theirs)
@@ -249,7 +254,12 @@ def mapped_userns(uid_map, gid_map):
     """An fd of a new, empty user namespace with these maps (text as in /proc/PID/uid_map)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
-    pid = monitor.fork()
+    try:
+        pid = monitor.fork()
+    except BaseException:
+        for fd in (ready_r, ready_w, done_r, done_w):
+            os.close(fd)
+        raise
     if pid == 0:
         code = 1
         try:

@@ -202,7 +202,12 @@ class Helper:
     def __init__(self, devices):
         self.devices = devices
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pid = monitor.fork()
+        try:
+            self.pid = monitor.fork()
+        except BaseException:
+            mine.close()
+            theirs.close()
+            raise
         if self.pid == 0:
             mine.close()
             code = 1

@@ -130,7 +130,12 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     parent_pid = os.getpid()
-    pid = monitor.fork()
+    try:
+        pid = monitor.fork()
+    except BaseException:  # EAGAIN at a pids limit: nothing to serve, the pair goes
+        parent.close()
+        child.close()
+        raise
     if pid == 0:
         if die_with_parent:
             _die_with(parent_pid)

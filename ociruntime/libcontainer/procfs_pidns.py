@@ -128,6 +128,9 @@ def _context_in(pidns_fd, stage_fd):
                 exec_stage(stage_fd, plan_fd, (plan_fd, child.fd, pidns_fd))
             finally:
                 os._exit(127)
+    except BaseException:
+        parent.close()
+        raise
     finally:
         os.close(plan_fd)
         os.close(stage_fd)
