@@ -251,9 +251,16 @@ class Helper:
 
 
 def mapped_userns(uid_map, gid_map):
-    """An fd of a new, empty user namespace with these maps (text as in /proc/PID/uid_map)."""
+    """An fd of a new, empty user namespace with these maps (text as in /proc/PID/uid_map).
+
+    The helper and this process speak in explicit messages, never an end-of-file: a
+    process forked elsewhere meanwhile (another thread of a long-lived caller) would hold
+    copies of the write ends and keep the EOF from coming.  So the helper waits for a
+    byte (or this process's death: PDEATHSIG), and this process for a byte or the helper's
+    exit (its pidfd)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    parent_pid = os.getpid()
     try:
         pid = monitor.fork()
     except BaseException:
@@ -263,18 +270,20 @@ def mapped_userns(uid_map, gid_map):
     if pid == 0:
         code = 1
         try:
-            os.close(ready_r)
-            os.close(done_w)
-            sc.unshare(sc.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(done_r, 1)  # until the parent has opened our namespace
-            code = 0
+            sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+            if os.getppid() == parent_pid:
+                os.close(ready_r)
+                os.close(done_w)
+                sc.unshare(sc.CLONE_NEWUSER)
+                os.write(ready_w, b"1")
+                os.read(done_r, 1)  # until the parent has opened our namespace
+                code = 0
         finally:
             os._exit(code)
     os.close(ready_w)
     os.close(done_r)
     try:
-        if os.read(ready_r, 1) != b"1":
+        if _byte_or_exit(ready_r, pid) != b"1":
             raise OSError(1, "the user namespace helper failed")
         for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
             with open(f"/proc/{pid}/{name}", "w") as f:
@@ -282,5 +291,32 @@ def mapped_userns(uid_map, gid_map):
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
+        try:
+            os.write(done_w, b"1")
+        except BrokenPipeError:
+            pass  # it is gone already
         os.close(done_w)
         monitor.reap(pid)
+
+
+def _byte_or_exit(fd, pid):
+    """The byte child pid writes on pipe fd; b"" once it exited without one."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        pidfd = None  # exited, and a reaper of the caller's took it already
+    if pidfd is not None:
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            poller.poll()
+        finally:
+            os.close(pidfd)
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1)  # (written just before it exited: still there)
+    except BlockingIOError:
+        return b""
