@@ -71,26 +71,20 @@ def v1_metrics(doc):
     return m
 
 
-def _kv(directory, name):
-    from ociruntime.libcontainer.cgroups.stats import _key_values, _read
-
-    return _key_values(_read(directory, name))
-
-
 def _file_uint(directory, name):
     """A one-number file as containerd/cgroups reads it: "max" is 2**64-1, absent is 0."""
-    from ociruntime.libcontainer.cgroups.stats import _uint
+    from ociruntime.libcontainer.cgroups.stats import read_uint
 
-    return _uint(directory, name) or 0
+    return read_uint(directory, name) or 0
 
 
 def _rdma(directory, name):
     """rdma.current / rdma.max lines: "mlx4_0 hca_handle=2 hca_object=2000" ("max" is
     2**32-1, as containerd/cgroups reads it)."""
-    from ociruntime.libcontainer.cgroups.stats import _read
+    from ociruntime.libcontainer.cgroups.stats import read_text
 
     entries = []
-    for line in (_read(directory, name) or "").splitlines():
+    for line in (read_text(directory, name) or "").splitlines():
         device, *items = line.split()
         values = dict(item.partition("=")[::2] for item in items)
         entries.append({"device": device, **{
@@ -104,17 +98,17 @@ def v2_metrics(directory):
     cgroup2 manager (Stat) does for runc's shim, so that both shims answer alike: limits
     as the files hold them ("max" is 2**64-1), swap on its own (memory.swap.*, not
     memory+swap as `events --stats`), every memory.stat counter, memory.events, rdma."""
-    from ociruntime.libcontainer.cgroups.stats import _page_sizes, _read
+    from ociruntime.libcontainer.cgroups.stats import hugepage_sizes, read_key_values, read_text
     from shim.proto import metrics_v2_pb2 as pb
 
     d = directory
     m = pb.Metrics()
     m.pids.current = _file_uint(d, "pids.current")
     m.pids.limit = _file_uint(d, "pids.max")
-    cpu = _kv(d, "cpu.stat")
+    cpu = read_key_values(d, "cpu.stat")
     for field in m.cpu.DESCRIPTOR.fields:
         setattr(m.cpu, field.name, cpu.get(field.name, 0))
-    memory = _kv(d, "memory.stat")
+    memory = read_key_values(d, "memory.stat")
     for field in m.memory.DESCRIPTOR.fields:
         if field.name in memory:
             setattr(m.memory, field.name, memory[field.name])
@@ -123,18 +117,18 @@ def v2_metrics(directory):
                         ("swap_limit", "memory.swap.max"),
                         ("swap_max_usage", "memory.swap.peak")):
         setattr(m.memory, field, _file_uint(d, name))
-    events = _kv(d, "memory.events")
+    events = read_key_values(d, "memory.events")
     if events:
         for field in m.memory_events.DESCRIPTOR.fields:
             setattr(m.memory_events, field.name, events.get(field.name, 0))
-    for line in (_read(d, "io.stat") or "").splitlines():
+    for line in (read_text(d, "io.stat") or "").splitlines():
         device, *items = line.split()
         major, _, minor = device.partition(":")
         values = {key: int(value) for key, _, value in (i.partition("=") for i in items)
                   if key in ("rbytes", "wbytes", "rios", "wios")}
         m.io.usage.add(major=int(major), minor=int(minor), **values)
-    for size in _page_sizes():
-        if _read(d, f"hugetlb.{size}.current") is not None:
+    for size in hugepage_sizes():
+        if read_text(d, f"hugetlb.{size}.current") is not None:
             m.hugetlb.add(pagesize=size, current=_file_uint(d, f"hugetlb.{size}.current"),
                           max=_file_uint(d, f"hugetlb.{size}.max"))
     for entry in _rdma(d, "rdma.current"):

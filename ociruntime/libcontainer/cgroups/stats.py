@@ -13,7 +13,11 @@ NS_PER_SEC = 1_000_000_000
 U64_MAX = 2**64 - 1
 
 
-def _read(directory, name):
+# The reading API (the shim's metrics read the same files their own way): a missing file
+# (a controller not enabled, a kernel without it) is None, never an error.
+
+def read_text(directory, name):
+    """A cgroup file's text; None when it does not exist."""
     try:
         with open(os.path.join(directory, name)) as f:
             return f.read()
@@ -21,8 +25,9 @@ def _read(directory, name):
         return None
 
 
-def _uint(directory, name):
-    text = _read(directory, name)
+def read_uint(directory, name):
+    """A one-number file ("max" as 2**64-1); None when it does not exist."""
+    text = read_text(directory, name)
     return None if text is None else parse_uint(text)
 
 
@@ -36,6 +41,12 @@ def _key_values(text):
             except ValueError:
                 continue
     return out
+
+
+def read_key_values(directory, name):
+    """A flat keyed file ("key value" lines: cpu.stat, memory.stat, memory.events) as
+    {key: int}; {} when it does not exist."""
+    return _key_values(read_text(directory, name))
 
 
 def _list(text):
@@ -93,16 +104,16 @@ def _memory_doc(raw, cache, entries):
 
 # --- cgroup v1 ---------------------------------------------------------------------------------
 def _v1_memory_data(d, prefix):
-    usage = _uint(d, prefix + ".usage_in_bytes")
+    usage = read_uint(d, prefix + ".usage_in_bytes")
     if usage is None:
         return _memory_entry(0, 0, 0, 0)
-    return _memory_entry(_uint(d, prefix + ".limit_in_bytes") or 0, usage,
-                         _uint(d, prefix + ".max_usage_in_bytes") or 0,
-                         _uint(d, prefix + ".failcnt") or 0)
+    return _memory_entry(read_uint(d, prefix + ".limit_in_bytes") or 0, usage,
+                         read_uint(d, prefix + ".max_usage_in_bytes") or 0,
+                         read_uint(d, prefix + ".failcnt") or 0)
 
 
 def _blkio_entries(d, name):
-    text = _read(d, name)
+    text = read_text(d, name)
     if text is None:
         return None
     out = []
@@ -160,7 +171,7 @@ def _v1_blkio(d):
     return {}
 
 
-def _page_sizes():
+def hugepage_sizes():
     """The hugepage sizes as the cgroup files name them (2MB, 1GB)."""
     sizes = []
     try:
@@ -188,18 +199,18 @@ def v1_stats(manager):
                  "user": 0}
     if cpuacct and os.path.isdir(cpuacct):
         ticks = os.sysconf("SC_CLK_TCK")
-        modes = _key_values(_read(cpuacct, "cpuacct.stat"))
+        modes = read_key_values(cpuacct, "cpuacct.stat")
         cpu_usage["user"] = modes.get("user", 0) * NS_PER_SEC // ticks
         cpu_usage["kernel"] = modes.get("system", 0) * NS_PER_SEC // ticks
-        cpu_usage["total"] = _uint(cpuacct, "cpuacct.usage") or 0
-        cpu_usage["percpu"] = [int(x) for x in (_read(cpuacct, "cpuacct.usage_percpu")
+        cpu_usage["total"] = read_uint(cpuacct, "cpuacct.usage") or 0
+        cpu_usage["percpu"] = [int(x) for x in (read_text(cpuacct, "cpuacct.usage_percpu")
                                                 or "").split()]
-        for line in (_read(cpuacct, "cpuacct.usage_all") or "").splitlines()[1:]:
+        for line in (read_text(cpuacct, "cpuacct.usage_all") or "").splitlines()[1:]:
             fields = line.split()
             if len(fields) >= 3:
                 cpu_usage["percpu_user"].append(int(fields[1]))
                 cpu_usage["percpu_kernel"].append(int(fields[2]))
-    stat = _key_values(_read(cpu, "cpu.stat")) if cpu else {}
+    stat = read_key_values(cpu, "cpu.stat") if cpu else {}
     throttling = {"periods": stat.get("nr_periods", 0),
                   "throttledPeriods": stat.get("nr_throttled", 0),
                   "throttledTime": stat.get("throttled_time", 0)}
@@ -208,17 +219,17 @@ def v1_stats(manager):
     cs = dir_of("cpuset")
     if cs and os.path.isdir(cs):
         cpuset = _omit_empty({
-            "cpus": _list(_read(cs, "cpuset.effective_cpus") or _read(cs, "cpuset.cpus")),
-            "cpu_exclusive": _uint(cs, "cpuset.cpu_exclusive") or 0,
-            "mems": _list(_read(cs, "cpuset.effective_mems") or _read(cs, "cpuset.mems")),
-            "mem_hardwall": _uint(cs, "cpuset.mem_hardwall") or 0,
-            "mem_exclusive": _uint(cs, "cpuset.mem_exclusive") or 0,
-            "memory_migrate": _uint(cs, "cpuset.memory_migrate") or 0,
-            "memory_spread_page": _uint(cs, "cpuset.memory_spread_page") or 0,
-            "memory_spread_slab": _uint(cs, "cpuset.memory_spread_slab") or 0,
-            "memory_pressure": _uint(cs, "cpuset.memory_pressure") or 0,
-            "sched_load_balance": _uint(cs, "cpuset.sched_load_balance") or 0,
-            "sched_relax_domain_level": int((_read(cs, "cpuset.sched_relax_domain_level")
+            "cpus": _list(read_text(cs, "cpuset.effective_cpus") or read_text(cs, "cpuset.cpus")),
+            "cpu_exclusive": read_uint(cs, "cpuset.cpu_exclusive") or 0,
+            "mems": _list(read_text(cs, "cpuset.effective_mems") or read_text(cs, "cpuset.mems")),
+            "mem_hardwall": read_uint(cs, "cpuset.mem_hardwall") or 0,
+            "mem_exclusive": read_uint(cs, "cpuset.mem_exclusive") or 0,
+            "memory_migrate": read_uint(cs, "cpuset.memory_migrate") or 0,
+            "memory_spread_page": read_uint(cs, "cpuset.memory_spread_page") or 0,
+            "memory_spread_slab": read_uint(cs, "cpuset.memory_spread_slab") or 0,
+            "memory_pressure": read_uint(cs, "cpuset.memory_pressure") or 0,
+            "sched_load_balance": read_uint(cs, "cpuset.sched_load_balance") or 0,
+            "sched_relax_domain_level": int((read_text(cs, "cpuset.sched_relax_domain_level")
                                              or "0").strip()),
         }, always=("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate",
                    "memory_spread_page", "memory_spread_slab", "memory_pressure",
@@ -226,7 +237,7 @@ def v1_stats(manager):
 
     memory = {}
     if mem and os.path.isdir(mem):
-        raw = _key_values(_read(mem, "memory.stat"))
+        raw = read_key_values(mem, "memory.stat")
         usage = _v1_memory_data(mem, "memory")
         swap = _v1_memory_data(mem, "memory.memsw")
         memory = _memory_doc(raw, raw.get("cache", 0), (
@@ -237,37 +248,37 @@ def v1_stats(manager):
     pids = {"current": 0, "limit": 0}
     pd = dir_of("pids")
     if pd and os.path.isdir(pd):
-        limit = _uint(pd, "pids.max") or 0
-        pids = {"current": _uint(pd, "pids.current") or 0,
+        limit = read_uint(pd, "pids.max") or 0
+        pids = {"current": read_uint(pd, "pids.current") or 0,
                 "limit": 0 if limit == U64_MAX else limit}
 
     hugetlb = {}
     hd = dir_of("hugetlb")
     if hd and os.path.isdir(hd):
-        for size in _page_sizes():
+        for size in hugepage_sizes():
             prefix = f"hugetlb.{size}.rsvd"
-            if _read(hd, prefix + ".usage_in_bytes") is None:
+            if read_text(hd, prefix + ".usage_in_bytes") is None:
                 prefix = f"hugetlb.{size}"
             hugetlb[size] = _omit_empty({
-                "usage": _uint(hd, prefix + ".usage_in_bytes") or 0,
-                "max": _uint(hd, prefix + ".max_usage_in_bytes") or 0,
-                "failcnt": _uint(hd, prefix + ".failcnt") or 0}, always=("failcnt",))
+                "usage": read_uint(hd, prefix + ".usage_in_bytes") or 0,
+                "max": read_uint(hd, prefix + ".max_usage_in_bytes") or 0,
+                "failcnt": read_uint(hd, prefix + ".failcnt") or 0}, always=("failcnt",))
     return _assemble(cpu_usage, throttling, cpuset, memory, pids, _v1_blkio(dir_of("blkio")),
                      hugetlb)
 
 
 # --- cgroup v2 ---------------------------------------------------------------------------------
 def _v2_memory_data(d, prefix):
-    usage = _uint(d, prefix + ".current")
+    usage = read_uint(d, prefix + ".current")
     if usage is None:
         return {"limit": 0, "failcnt": 0}
-    return _memory_entry(_uint(d, prefix + ".max") or 0, usage, _uint(d, prefix + ".peak") or 0,
-                         0)
+    return _memory_entry(read_uint(d, prefix + ".max") or 0, usage,
+                         read_uint(d, prefix + ".peak") or 0, 0)
 
 
 def v2_stats(manager):
     d = manager.dir
-    stat = _key_values(_read(d, "cpu.stat"))
+    stat = read_key_values(d, "cpu.stat")
     cpu_usage = {"total": stat.get("usage_usec", 0) * 1000, "percpu": [], "percpu_kernel": [],
                  "percpu_user": [], "kernel": stat.get("system_usec", 0) * 1000,
                  "user": stat.get("user_usec", 0) * 1000}
@@ -275,17 +286,17 @@ def v2_stats(manager):
                   "throttledPeriods": stat.get("nr_throttled", 0),
                   "throttledTime": stat.get("throttled_usec", 0) * 1000}
     cpuset = {}
-    if _read(d, "cpuset.cpus.effective") is not None:
-        cpuset = _omit_empty({"cpus": _list(_read(d, "cpuset.cpus.effective")),
-                              "mems": _list(_read(d, "cpuset.mems.effective"))})
+    if read_text(d, "cpuset.cpus.effective") is not None:
+        cpuset = _omit_empty({"cpus": _list(read_text(d, "cpuset.cpus.effective")),
+                              "mems": _list(read_text(d, "cpuset.mems.effective"))})
         for key in ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate",
                     "memory_spread_page", "memory_spread_slab", "memory_pressure",
                     "sched_load_balance", "sched_relax_domain_level"):
             cpuset[key] = 0
 
     memory = {}
-    raw = _key_values(_read(d, "memory.stat"))
-    if raw or _read(d, "memory.current") is not None:
+    raw = read_key_values(d, "memory.stat")
+    if raw or read_text(d, "memory.current") is not None:
         usage = _v2_memory_data(d, "memory")
         swap_only = _v2_memory_data(d, "memory.swap")
         swap = dict(swap_only)
@@ -296,15 +307,15 @@ def v2_stats(manager):
         memory = _memory_doc(raw, raw.get("file", 0), (("usage", usage), ("swap", swap)))
 
     pids = {"current": 0, "limit": 0}
-    current = _uint(d, "pids.current")
+    current = read_uint(d, "pids.current")
     if current is not None:
-        limit = _uint(d, "pids.max") or 0
+        limit = read_uint(d, "pids.max") or 0
         pids = {"current": current, "limit": 0 if limit == U64_MAX else limit}
     else:
-        pids["current"] = len((_read(d, "cgroup.procs") or "").split())
+        pids["current"] = len((read_text(d, "cgroup.procs") or "").split())
 
     blkio = {"ioServiceBytesRecursive": [], "ioServicedRecursive": []}
-    for line in (_read(d, "io.stat") or "").splitlines():
+    for line in (read_text(d, "io.stat") or "").splitlines():
         device, *items = line.split()
         major, _, minor = device.partition(":")
         for item in items:
@@ -318,13 +329,13 @@ def v2_stats(manager):
                                                  "op": op, "value": int(value)}))
 
     hugetlb = {}
-    for size in _page_sizes():
+    for size in hugepage_sizes():
         prefix = f"hugetlb.{size}.rsvd"
-        if _read(d, prefix + ".current") is None:
+        if read_text(d, prefix + ".current") is None:
             prefix = f"hugetlb.{size}"
-        if _read(d, prefix + ".current") is None:
+        if read_text(d, prefix + ".current") is None:
             continue
-        events = _key_values(_read(d, f"hugetlb.{size}.events"))
-        hugetlb[size] = _omit_empty({"usage": _uint(d, prefix + ".current") or 0,
+        events = read_key_values(d, f"hugetlb.{size}.events")
+        hugetlb[size] = _omit_empty({"usage": read_uint(d, prefix + ".current") or 0,
                                      "failcnt": events.get("max", 0)}, always=("failcnt",))
     return _assemble(cpu_usage, throttling, cpuset, memory, pids, blkio, hugetlb)
