@@ -929,6 +929,34 @@ def spawn(env, args, cid):
         out.close()
 
 
+def _motion(cid):
+    """{pid: (state, syscall, CPU ticks)} of the container's processes (lib.processes_of)."""
+    seen = {}
+    for pid, _ in lib.processes_of(cid):
+        stat_text = lib.read_or_none(f"/proc/{pid}/stat")
+        syscall = lib.read_or_none(f"/proc/{pid}/syscall")
+        if stat_text is None or syscall is None:
+            continue  # gone meanwhile
+        fields = stat_text[stat_text.rindex(")") + 2:].split()
+        seen[pid] = (fields[0], syscall.split()[0], int(fields[11]) + int(fields[12]))
+    return seen
+
+
+def settle(cid, timeout=TIMEOUT):
+    """Wait until what is left of the container stopped moving: every process asleep (or
+    stopped) in the same system call, with no CPU time spent, over two looks 20 ms apart
+    (none left at all settles at once); a process still on its way never looks so."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        now = _motion(cid)
+        if not now or (now == last and all(s in "SDtT" and c != "running"
+                                           for s, c, _ in now.values())):
+            return
+        last = now
+        time.sleep(0.02)
+
+
 def kill9_problems(env, op, delay):
     """Run op (create, start, run, exec, delete) and SIGKILL pyrunc after delay seconds;
     then: what is left must be visible to pyrunc (`state` works) or nothing is left, and
@@ -957,7 +985,7 @@ def kill9_problems(env, op, delay):
     proc.wait()
     # what pyrunc started goes on for a moment without it (an init on its way to the
     # exec fifo): let it get where it stops before looking
-    time.sleep(0.2)
+    settle(cid)
     invisible = None
     if env.command(["state", cid], cid, mountinfo=False).returncode != 0:
         state_dir = os.path.join(env.runtime.root, cid)
