@@ -159,7 +159,8 @@ def exec_in(container, proc, opts):
         # die_with_parent: into a paused container (--ignore-paused) the stage freezes as it
         # joins the cgroup and exec waits, as runc 1.1's does, for the resume; a caller that
         # gives up meanwhile leaves no stage to run the command at the resume (SIGKILL
-        # pending, it dies as it thaws: a v1 freezer holds even SIGKILL until then)
+        # pending, it dies as it thaws: a v1 freezer holds even SIGKILL until then), and
+        # is not held until the resume by a wait for it (wait_if_interrupted)
         # a subreaper, so that the exec'd process (whose parent, the stage, exits after
         # reporting its pid) comes back to us to be waited for, or reaped after a failure
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -170,7 +171,7 @@ def exec_in(container, proc, opts):
             pid = process.spawn(child_main, on_console=console_master,
                                 min_fd=3 + opts.preserve_fds, on_seccomp=seccomp_listener,
                                 stdio=pipes.child if pipes else opts.stdio,
-                                die_with_parent=True)
+                                die_with_parent=True, wait_if_interrupted=status != PAUSED)
         except BaseException as error:
             if pipes:
                 pipes.close()

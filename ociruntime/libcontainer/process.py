@@ -115,7 +115,8 @@ class SyncSocket:
 
 
 def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
-          on_seccomp=None, stdio=None, on_pid=None, die_with_parent=False, child_close=()):
+          on_seccomp=None, stdio=None, on_pid=None, die_with_parent=False, child_close=(),
+          wait_if_interrupted=True):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     stdio, when given, is three fds the child takes as its 0, 1 and 2 (the shim hands a
@@ -126,6 +127,11 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     it forked dies at its first word to the dead parent, or with the recorded cgroup).
     child_close: fds the child closes at once (create's state lock: a child of a killed
     create must not keep `delete --force` waiting).
+    wait_if_interrupted=False: interrupted (KeyboardInterrupt, SystemExit) before the
+    child spoke, the child is killed but not waited for: exec into a paused container,
+    whose stage freezes in the container's cgroup, where even SIGKILL waits for the thaw
+    (v1 freezer); it then dies running nothing more, and whoever reaps this process's
+    children reaps it.
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
@@ -194,7 +200,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     except BaseException as error:
         error.container_pid = container_pid
         if intermediate is not None:
-            _kill_and_reap(intermediate)
+            _kill_and_reap(intermediate, wait_if_interrupted or isinstance(error, Exception))
         raise
     finally:
         parent.close()
@@ -266,9 +272,10 @@ def _reap(pid):
     monitor.reap(pid)
 
 
-def _kill_and_reap(pid):
+def _kill_and_reap(pid, reap=True):
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         pass
-    _reap(pid)
+    if reap:
+        _reap(pid)

@@ -602,12 +602,13 @@ def _wait_for(condition, what):
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_exec_into_a_paused_container_killed_before_resume_runs_nothing_later(
-        runtime, bundle):
+        runtime, bundle, signum):
     # exec --ignore-paused waits, as runc 1.1's does, until the container is resumed: its
     # stage joins the frozen cgroup and freezes there.  A caller that gives up meanwhile
-    # (a timeout's SIGTERM) must not leave that stage behind to run the command, with
-    # nobody attached, at the next resume.
+    # (a timeout's SIGTERM, a Ctrl-C) is not held until a resume, and leaves no stage
+    # behind to run the command, with nobody attached, at the next resume.
     bundle.config["root"]["readonly"] = False
     bundle.sh("echo ready; exec sleep 1000")  # no process comes and goes by itself
     cid = runtime.create(bundle).cid
@@ -622,8 +623,8 @@ def test_exec_into_a_paused_container_killed_before_resume_runs_nothing_later(
     try:
         _wait_for(lambda: _cgroup_pids(cid) - before, "the exec never joined the cgroup")
         assert execing.poll() is None  # waiting for the resume
-        execing.send_signal(signal.SIGTERM)
-        execing.wait(timeout=TIMEOUT)
+        execing.send_signal(signum)
+        execing.wait(timeout=TIMEOUT)  # still paused
     finally:
         execing.kill()
         execing.wait()
