@@ -171,12 +171,7 @@ class Helper:
         self.items = items_
         self.min_fd = min_fd
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.pid = monitor.fork()
-        except BaseException:
-            mine.close()
-            theirs.close()
-            raise
+        self.pid = monitor.fork_or_close(mine, theirs)
         if self.pid == 0:
             mine.close()
             self._serve(theirs)
@@ -261,12 +256,7 @@ def mapped_userns(uid_map, gid_map):
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
     parent_pid = os.getpid()
-    try:
-        pid = monitor.fork()
-    except BaseException:
-        for fd in (ready_r, ready_w, done_r, done_w):
-            os.close(fd)
-        raise
+    pid = monitor.fork_or_close(ready_r, ready_w, done_r, done_w)
     if pid == 0:
         code = 1
         try:

@@ -165,3 +165,18 @@ def describe(status):
     if os.WIFSIGNALED(status):
         return f"killed by signal {os.WTERMSIG(status)}"
     return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def fork_or_close(*ends):
+    """fork() for a child that is to get some of ends (sockets, pipe fds as ints): when the
+    fork itself fails (EAGAIN at a pids limit) they are all closed before the error goes
+    up, none left open in the caller."""
+    try:
+        return fork()
+    except BaseException:
+        for end in ends:
+            if isinstance(end, int):
+                os.close(end)
+            else:
+                end.close()
+        raise

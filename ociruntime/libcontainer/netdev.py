@@ -202,12 +202,7 @@ class Helper:
     def __init__(self, devices):
         self.devices = devices
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.pid = monitor.fork()
-        except BaseException:
-            mine.close()
-            theirs.close()
-            raise
+        self.pid = monitor.fork_or_close(mine, theirs)
         if self.pid == 0:
             mine.close()
             code = 1

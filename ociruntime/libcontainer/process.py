@@ -136,12 +136,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     parent_pid = os.getpid()
-    try:
-        pid = monitor.fork()
-    except BaseException:  # EAGAIN at a pids limit: nothing to serve, the pair goes
-        parent.close()
-        child.close()
-        raise
+    pid = monitor.fork_or_close(parent, child)
     if pid == 0:
         if die_with_parent:
             _die_with(parent_pid)

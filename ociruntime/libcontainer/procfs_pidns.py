@@ -122,15 +122,12 @@ def _context_in(pidns_fd, stage_fd):
     try:
         # through the monitor, as every fork the library waits for: a caller with a reaper
         # of its own must not take this child's status from under our wait
-        pid = monitor.fork()
+        pid = monitor.fork_or_close(parent)  # (the rest: below)
         if pid == 0:
             try:
                 exec_stage(stage_fd, plan_fd, (plan_fd, child.fd, pidns_fd))
             finally:
                 os._exit(127)
-    except BaseException:
-        parent.close()
-        raise
     finally:
         os.close(plan_fd)
         os.close(stage_fd)
