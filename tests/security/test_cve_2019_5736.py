@@ -87,7 +87,7 @@ def runtime_files(runtime, cid):
         files = set()
         while time.monotonic() < deadline and proc.poll() is None:
             files = mapped_files(proc.pid)
-            if any("_helper" in f for f in files):
+            if any("_native/_sys" in f for f in files):  # its system calls' module: loaded
                 break
             time.sleep(0.02)
     finally:
