@@ -124,14 +124,16 @@ setup(
     description="An OCI container runtime (runc-compatible) in Python, with a containerd shim",
     python_requires=">=3.11",
     packages=find_packages(include=["ociruntime", "ociruntime.*", "shim", "shim.*"]),
-    package_data={"ociruntime._native": [STAGE_NAME, "COMMIT", "exec_stage.c", "helper.c"]},
+    package_data={"ociruntime._native": [STAGE_NAME, "COMMIT", "exec_stage.c", "helper.c",
+                                         "fork_into.c"]},
     setup_requires=["cffi>=1.15", "grpcio-tools"],
     cffi_modules=["ociruntime/_native/build_native.py:ffibuilder",
                   "ociruntime/_native/build_seccomp.py:ffibuilder"],
     # helper.c's system calls as a plain extension module (the stable ABI): the CFFI
     # module needs cffi's backend loaded too, ~0.9 ms of every create's CPU against ~0.1
     ext_modules=[Extension("ociruntime._native._sys", ["ociruntime/_native/sysmodule.c"],
-                           depends=["ociruntime/_native/helper.c"], py_limited_api=True)],
+                           depends=["ociruntime/_native/helper.c",
+                                    "ociruntime/_native/fork_into.c"], py_limited_api=True)],
     install_requires=["cffi>=1.15", "protobuf"],
     extras_require={
         "test": ["pytest", "hypothesis", "jsonschema", "pyroute2"],

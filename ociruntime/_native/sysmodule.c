@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "helper.c"
+#include "fork_into.c"
 
 /* str (encoded as os.fsencode does), bytes, or None (NULL) */
 static int to_path(PyObject *obj, void *out)
@@ -399,6 +400,7 @@ static PyMethodDef methods[] = {
     {"set_mempolicy", sys_set_mempolicy, METH_VARARGS, NULL},
     {"join_session_keyring", sys_join_session_keyring, METH_VARARGS, NULL},
     {"keyctl_setperm", sys_keyctl_setperm, METH_VARARGS, NULL},
+    {"fork_into_cgroup", sys_fork_into_cgroup, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -83,6 +83,24 @@ def fork():
     return current().start(os.fork)
 
 
+def fork_into(cgroup_fd):
+    """fork() through the monitor, the child created in the cgroup2 directory open at
+    cgroup_fd where the kernel can (syscalls.fork_into_cgroup), else os.fork():
+    (pid or 0, whether the child was created there)."""
+    from ociruntime.libcontainer.syscalls import fork_into_cgroup
+
+    into = []
+
+    def spawn():
+        pid = fork_into_cgroup(cgroup_fd)
+        if pid is None:
+            return os.fork()
+        into.append(pid)
+        return pid
+
+    return current().start(spawn), bool(into)
+
+
 def reap(pid):
     """Wait for a child whose status nobody needs (ChildProcessError: gone already)."""
     try:

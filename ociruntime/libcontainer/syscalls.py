@@ -178,3 +178,32 @@ def join_session_keyring(name):
 
 def keyctl_setperm(serial, perm):
     _sys.keyctl_setperm(serial, perm)
+
+
+def fork_into_cgroup(cgroup_fd):
+    """os.fork(), the child created in the cgroup2 directory open at cgroup_fd (clone3
+    CLONE_INTO_CGROUP, Linux 5.7; _native/fork_into.c): the child's pid, 0 in the child;
+    None when no child was made that way: the kernel has no clone3 or no
+    CLONE_INTO_CGROUP, or refuses this cgroup, or this process has other threads (the
+    raw clone skips glibc's fork handlers, which keep another thread's malloc lock from
+    being inherited locked).  The caller then forks and joins as before, which reports a
+    refusal with the file's name."""
+    if _threads() != 1:
+        return None
+    try:
+        return _sys.fork_into_cgroup(cgroup_fd)
+    except OSError:
+        return None
+
+
+def _threads():
+    """This process's thread count (/proc/self/stat's num_threads); 0 if unreadable."""
+    try:
+        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 1024)
+        finally:
+            os.close(fd)
+        return int(data[data.rindex(b")") + 2:].split()[17])
+    except (OSError, ValueError, IndexError):
+        return 0
