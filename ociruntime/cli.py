@@ -236,12 +236,13 @@ def _default_root():
 
 
 def _primed_create(body):
-    """Run body(primed) with the cgroup migration prime started first, before create's
-    imports (~3 ms of them: the C helper, the container module), and waited for on every
-    way out (no thread may be left when create forks, and it does not outlive the call)."""
-    from ociruntime.libcontainer.cgroups import prime_migration
+    """Run body(primed) with the cgroup migration prime (where one is needed:
+    cgroups.prime_if_needed) started first, before create's imports (~3 ms of them: the
+    C helper, the container module), and waited for on every way out (no thread may be
+    left when create forks, and it does not outlive the call)."""
+    from ociruntime.libcontainer.cgroups import prime_if_needed
 
-    primed = prime_migration()
+    primed = prime_if_needed()
     try:
         return body(primed)
     finally:

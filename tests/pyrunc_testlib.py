@@ -194,6 +194,29 @@ def container_cgroup_dirs(container_id):
     return found
 
 
+def traced_cgroup_joins(runtime, bundle, scratch, wrapper=()):
+    """Run `cat /proc/self/cgroup` in a container of bundle under strace -f (the process
+    calls and the files opened or written): (the container's cgroup lines, the trace's
+    lines).  wrapper: argv put between strace and pyrunc.  Skips without strace(1)."""
+    import pytest
+
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace(1) is needed to see how the container joins its cgroups")
+    bundle.set_args("cat", "/proc/self/cgroup")
+    bundle.write()
+    cid = runtime.new_id()
+    trace = os.path.join(scratch.path, f"trace-{cid}")
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-o", trace, "-e", "trace=clone,clone3,fork,vfork,openat,write",
+         *wrapper, runtime.binary, "--root", runtime.root, "run", "--bundle", bundle.path,
+         cid], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    runtime.delete(cid, "--force", check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    with open(trace) as f:
+        return cid, done.stdout.splitlines(), f.read().splitlines()
+
+
 def _cgroup_pids(directory):
     pids = []
     for root, _dirs, files in os.walk(directory, topdown=False):

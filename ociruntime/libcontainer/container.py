@@ -47,8 +47,9 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         # the container's fds 0, 1, 2 when not the caller's own (the shim's fifos)
         self.stdio = None
-        # a cgroups.prime_migration() already started by the caller (the CLI starts it
-        # before its own imports, so more of the grace period is off create's path)
+        # a cgroups.prime_if_needed() already started by the caller (the CLI starts it
+        # before its own imports, so more of the grace period is off create's path; on
+        # Linux 5.7 and later there is none: the joins take no grace period)
         self.primed = None
 
 
@@ -63,12 +64,13 @@ class Container:
         before the config has been parsed and checked; on failure nothing is left."""
         from ociruntime.libcontainer import cgroups
 
-        primed = opts.primed or cgroups.prime_migration()
+        primed = opts.primed or cgroups.prime_if_needed()
         try:
-            # The fork chain's modules, imported now: the prime's write waits a grace
-            # period (3-17 ms here) holding cgroup_mutex, and the cgroup mkdirs below
-            # queue behind it, so whatever is done before them is done in that wait,
-            # off create's path (procattrs too: the container init then finds it loaded)
+            # The fork chain's modules, imported now: where the joins still take the
+            # rwsem (Linux < 5.7), the prime's write waits a grace period (3-17 ms here)
+            # holding cgroup_mutex, and the cgroup mkdirs below queue behind it, so what
+            # is done before them is done in that wait, off create's path (procattrs
+            # too: the container init then finds it loaded)
             from ociruntime.libcontainer import (  # noqa: F401
                 capabilities,
                 init,
@@ -300,9 +302,10 @@ class Container:
             idmap_items = (*idmap_items, *idmap.source_items(cfg, bundle))
         caps = cfg.process.capabilities if cfg.process is not None else None
         old_umask = process.current_umask()
+        cgroup2, cgroup_joins = manager.joins()
         launch = init.Launch(
             config=cfg, bundle=bundle, rootfs=rootfs, ns_plan=ns_plan, join_fds=join_fds,
-            cgroup_procs=manager.procs_files(), cgroup_binds=manager.bind_sources(),
+            cgroup_joins=cgroup_joins, cgroup_binds=manager.bind_sources(),
             cgroup_v2=cgroup_v2, stage_fd=stage_fd, fifo_fd=fifo_fd,
             preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
             cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0)
@@ -351,7 +354,7 @@ class Container:
                                  on_console=console_master, min_fd=3 + opts.preserve_fds,
                                  on_seccomp=seccomp_listener, stdio=opts.stdio,
                                  on_pid=on_pid, die_with_parent=True,
-                                 child_close=(self.state.lock_fd,))
+                                 child_close=(self.state.lock_fd,), cgroup2=cgroup2)
         finally:
             os.close(fifo_fd)
             os.close(stage_fd)

@@ -12,6 +12,7 @@ from ociruntime.errors import PyruncError
 from ociruntime.frozen import Frozen
 from ociruntime.libcontainer import namespaces
 from ociruntime.libcontainer import syscalls as sc
+from ociruntime.libcontainer.cgroups import join_self
 from ociruntime.libcontainer.process import (
     MSG_HOOKS,
     MSG_HOOKS_DONE,
@@ -27,7 +28,7 @@ class Launch(Frozen):
     """Everything the children need, prepared by the parent."""
 
     __slots__ = ("container_id", "config", "bundle", "rootfs", "ns_plan", "join_fds",
-                 "cgroup_procs",
+                 "cgroup_joins",
                  "cgroup_binds", "cgroup_v2", "stage_fd", "fifo_fd", "preserve_fds",
                  "no_pivot", "cap_masks", "cap_last", "umask", "run_runtime_hooks", "seccomp",
                  "mount_fds", "idmap_items", "new_keyring", "join_pidns_fd")
@@ -47,14 +48,10 @@ class Launch(Frozen):
 def intermediate(sync, launch):
     """Join the cgroup and namespaces, create the new ones, fork the container init."""
     close_other_fds(launch.preserve_fds)
-    for procs in launch.cgroup_procs:
-        # os calls, not open(): no text and buffer layers on create's path (3 syscalls a
-        # hierarchy instead of 6, and less Python)
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
+    # the v1 hierarchies' tasks: this process has one thread, which moves itself (its
+    # cgroup2 one it was created in: process.spawn's cgroup2)
+    for tasks in launch.cgroup_joins:
+        join_self(tasks)
     net_helper = helper = None
     if launch.config.linux.net_devices:
         from ociruntime.libcontainer.netdev import Helper as NetHelper

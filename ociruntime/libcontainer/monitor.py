@@ -185,12 +185,13 @@ def describe(status):
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def fork_or_close(*ends):
-    """fork() for a child that is to get some of ends (sockets, pipe fds as ints): when the
-    fork itself fails (EAGAIN at a pids limit) they are all closed before the error goes
-    up, none left open in the caller."""
+def fork_or_close(*ends, spawn=None):
+    """fork() (or spawn(), another way of making the child, returning what it returns)
+    for a child that is to get some of ends (sockets, pipe fds as ints): when the fork
+    itself fails (EAGAIN at a pids limit) they are all closed before the error goes up,
+    none left open in the caller."""
     try:
-        return fork()
+        return fork() if spawn is None else spawn()
     except BaseException:
         for end in ends:
             if isinstance(end, int):

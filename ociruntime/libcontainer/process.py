@@ -116,7 +116,7 @@ class SyncSocket:
 
 def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
           on_seccomp=None, stdio=None, on_pid=None, die_with_parent=False, child_close=(),
-          wait_if_interrupted=True):
+          wait_if_interrupted=True, cgroup2=None):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     stdio, when given, is three fds the child takes as its 0, 1 and 2 (the shim hands a
@@ -132,11 +132,14 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     whose stage freezes in the container's cgroup, where even SIGKILL waits for the thaw
     (v1 freezer); it then dies running nothing more, and whoever reaps this process's
     children reaps it.
+    cgroup2: a cgroup2 directory the child is created in (clone3 CLONE_INTO_CGROUP: no
+    cgroup_threadgroup_rwsem write lock, so no grace period to wait); where the kernel
+    cannot, the child joins it by its cgroup.procs first thing.
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     parent_pid = os.getpid()
-    pid = monitor.fork_or_close(parent, child)
+    pid, join = monitor.fork_or_close(parent, child, spawn=lambda: _fork(cgroup2))
     if pid == 0:
         if die_with_parent:
             _die_with(parent_pid)
@@ -147,7 +150,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
         if stdio is not None:
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
-        _run_child(child_main, child)
+        _run_child(child_main, child, join)
     child.close()
     container_pid = None
     intermediate = pid
@@ -201,6 +204,22 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
         parent.close()
 
 
+def _fork(cgroup2):
+    """monitor.fork(), into the cgroup2 directory when one is given: (pid, the cgroup2
+    directory the child must still join itself, or None)."""
+    if cgroup2 is None:
+        return monitor.fork(), None
+    try:
+        fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return monitor.fork(), cgroup2  # the child's join reports why
+    try:
+        pid, into = monitor.fork_into(fd)
+    finally:
+        os.close(fd)
+    return pid, None if into else cgroup2
+
+
 def _die_with(parent_pid):
     """SIGKILL for this child when its parent dies (checked once after: it may be dead
     already).  The CLI is single-threaded and the shim forks from its one-thread fork
@@ -228,10 +247,15 @@ def current_umask():
     raise PyruncError("cannot read the umask from /proc/self/status")
 
 
-def _run_child(child_main, sync):
-    """Run a child's job; report any failure on the sync socket. Never returns."""
+def _run_child(child_main, sync, join=None):
+    """Run a child's job (after joining the cgroup2 directory join, when given); report
+    any failure on the sync socket. Never returns."""
     code = 1
     try:
+        if join is not None:
+            from ociruntime.libcontainer.cgroups import join_self
+
+            join_self(os.path.join(join, "cgroup.procs"))
         child_main(sync)
         code = 0
     except PyruncError as e:

@@ -29,8 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CHECKS = os.path.join(HERE, "guest", "v2_checks.py")
 # a container joining another's pid namespace, and CVE-2019-5736 with it: its /proc is
-# made in a way (procfs_pidns) whose kernel side changed up to this host's kernel (6.18)
-OLD_KERNEL_FILES = ("tests/security/test_join_pidns.py", "tests/security/test_cve_2019_5736.py")
+# made in a way (procfs_pidns) whose kernel side changed up to this host's kernel (6.18);
+# the cgroup joins (clone3 CLONE_INTO_CGROUP on a pure cgroup2 host, and its fallback)
+OLD_KERNEL_FILES = ("tests/security/test_join_pidns.py", "tests/security/test_cve_2019_5736.py",
+                    "tests/cgroups/test_cgroup_joins.py")
 KERNEL_DIR = os.environ.get("PYRUNC_VM_KERNEL_DIR", "/var/cache/pyrunc-vm/kernel")
 VNG = os.path.join(os.path.dirname(sys.executable), "vng")
 BOOT_TIMEOUT = 1800  # seconds for boot + the whole batch under emulation

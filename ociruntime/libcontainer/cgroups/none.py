@@ -22,6 +22,9 @@ class NoCgroupManager:
     def procs_files(self):
         return []
 
+    def joins(self):
+        return None, []
+
     def bind_sources(self):
         return []
 

@@ -111,6 +111,14 @@ class V1Manager:
     def procs_files(self):
         return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
 
+    def joins(self):
+        """How the fork chain's first child joins: (the cgroup2 directory it is created in,
+        a hybrid host's unified hierarchy, or None; the files it writes "0" to): each v1
+        hierarchy's `tasks`, which moves the writing thread alone, the whole of a
+        single-threaded child, without cgroup_threadgroup_rwsem (cgroup.procs takes it)."""
+        return self.dirs.get("unified"), [os.path.join(d, "tasks")
+                                          for name, d in self.dirs.items() if name != "unified"]
+
     def apply_devices(self, rules):
         """v1 devices controller: the config's rules in order, then runc's defaults."""
         d = self.dirs.get("devices")

@@ -130,6 +130,11 @@ class V2Manager:
     def procs_files(self):
         return [os.path.join(self.dir, "cgroup.procs")]
 
+    def joins(self):
+        """(the directory the fork chain's first child is created in, no file to write):
+        see V1Manager.joins."""
+        return self.dir, []
+
     def apply_devices(self, rules):
         """The config's rules, then runc's default allowed devices, as an eBPF device
         program on the cgroup, attached before any process is in it."""
