@@ -826,7 +826,7 @@ def _left_stage(pid):
 def _signal_init(record, signum):
     """Signal the container's init through a pidfd, after checking that the pid is still
     the process we started (never a bare, possibly reused, pid)."""
-    import _signal
+    from ociruntime._native._sigsock import pidfd_send_signal
 
     try:
         pidfd = os.pidfd_open(record["pid"])
@@ -836,7 +836,7 @@ def _signal_init(record, signum):
         stat = proc_stat(record["pid"])
         if stat is None or stat[1] != record["pid_start"]:
             raise WrongState("container not running")
-        _signal.pidfd_send_signal(pidfd, signum)
+        pidfd_send_signal(pidfd, signum)
     finally:
         os.close(pidfd)
 
