@@ -78,17 +78,19 @@ def collect_cycles_again():
 
 
 def forward_signals(pid):
-    """Pass the signals a user sends us (Ctrl-C, kill) on to the container process."""
-    import _signal
+    """Pass the signals a user sends us (Ctrl-C, kill) on to the container process (our
+    child until wait_for reaps it), for the rest of this process's life: a C handler sends
+    each through a pidfd, so none reaches another process that got the pid after it.
+    Nothing is blocked: the hooks run after this inherit no signal mask, and execve
+    resets the handled signals to their defaults."""
+    from ociruntime._native._sigsock import SIGNALS
+    from ociruntime._native._sigsock import forward_signals as forward
 
-    def forward(signum, frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for name in FORWARDED:
-        _signal.signal(getattr(_signal, name), forward)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # reaped already: nothing left to signal
+    forward(pidfd, [SIGNALS[name] for name in FORWARDED])
 
 
 def wait_for(pid):
