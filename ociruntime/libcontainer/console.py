@@ -66,17 +66,17 @@ def make_controlling(peer):
 
 
 def send_to_console_socket(path, master):
-    import _socket
+    from ociruntime._native._sigsock import connect_unix, send_fd
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    sock = -1
     try:
-        sock.connect(path)
-        sock.sendmsg([b"/dev/ptmx"],
-                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
+        sock = connect_unix(path)
+        send_fd(sock, b"/dev/ptmx", master)
     except OSError as e:
         raise PyruncError(f"--console-socket {path}: {e.strerror}") from None
     finally:
-        sock.close()
+        if sock >= 0:
+            os.close(sock)
 
 
 def relay(master, pid):

@@ -16,11 +16,10 @@ Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair
 "type" from the MSG_* names below.  The child side never returns: it execs or _exits.
 """
 
-import _socket
 import os
-import struct
 
 from ociruntime import jsonlite
+from ociruntime._native import _sigsock
 from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error, type_name
 from ociruntime.libcontainer import monitor
 
@@ -47,10 +46,8 @@ class SyncSocket:
     def pair(min_fd=3):
         """(parent end, child end), both close-on-exec and numbered >= min_fd, so they never
         land on an fd the caller asked to preserve."""
-        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         ends = []
-        for sock in (a, b):
-            fd = sock.detach()
+        for fd in _sigsock.socketpair(_sigsock.SOCK_SEQPACKET):
             if fd < min_fd:
                 import fcntl
 
@@ -66,26 +63,19 @@ class SyncSocket:
         data = jsonlite.dumps(fields).encode()
         if fd is None:
             os.write(self.fd, data)
-            return
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, self.fd)
-        try:
-            sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                   struct.pack("i", fd))])
-        finally:
-            sock.detach()
+        else:
+            _sigsock.send_fd(self.fd, data, fd)
 
     def recv(self):
-        """The next message (with "fd" set when one came along), or None at EOF: every
-        child end closed, the children died."""
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, self.fd)
-        try:
-            data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4))
-        finally:
-            sock.detach()
+        """The next message (with "fd" set when one came along, close-on-exec), or None at
+        EOF: every child end closed, the children died."""
+        data, fd, flags = _sigsock.recv_fd(self.fd, MAX_MESSAGE)
         if not data:
+            if fd >= 0:
+                os.close(fd)
             return None
         try:
-            if flags & _socket.MSG_TRUNC:
+            if flags & _sigsock.MSG_TRUNC:
                 raise ValueError(f"longer than {MAX_MESSAGE} bytes")
             # a child's text may hold any bytes (a program name in exec's argv): never let
             # one undecodable byte turn its error into a crash of ours
@@ -93,13 +83,11 @@ class SyncSocket:
             if type(msg) is not dict:
                 raise ValueError("not a JSON object")
         except ValueError as e:
-            for level, kind, payload in ancdata:  # an fd that came along is not ours to keep
-                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    os.close(struct.unpack("i", payload[:4])[0])
+            if fd >= 0:  # an fd that came along is not ours to keep
+                os.close(fd)
             raise PyruncError(f"unreadable message from the container process: {e}") from None
-        for level, kind, payload in ancdata:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                msg["fd"] = struct.unpack("i", payload[:4])[0]
+        if fd >= 0:
+            msg["fd"] = fd
         return msg
 
     def expect(self, msg_type):

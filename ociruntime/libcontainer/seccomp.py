@@ -32,6 +32,7 @@ CACHE_DIR = "@seccomp-cache"
 # bump when the compile below changes what it produces for the same profile
 CACHE_FORMAT = "pyrunc-seccomp-2"
 PROGRAM_FILE = "seccomp.bpf"  # the container's own copy, in its state dir (for `exec`)
+LISTENER_TIMEOUT = 10.0  # seconds for the agent on listenerPath to take the connection and fd
 
 # libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit value
 ACTIONS = {
@@ -385,26 +386,23 @@ def load_for_exec(state_dir, record):
 def send_to_listener(program, listener_fd, pid, state_json):
     """Seccomp notify: one message to the agent on listenerPath, the container process
     state (runtime-spec) with the listener fd as SCM_RIGHTS, then close the connection."""
-    import _socket
-    import struct
-
     from ociruntime import OCI_VERSION, jsonlite
+    from ociruntime._native._sigsock import connect_unix, send_fd
 
     head = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid}
     if program.listener_metadata:
         head["metadata"] = program.listener_metadata
     body = (jsonlite.dumps(head)[:-1] + ',"state":' + state_json + "}").encode()
     path = program.listener_path
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    sock = -1
     try:
-        sock.settimeout(10)
-        sock.connect(path)
-        sent = sock.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                      struct.pack("i", listener_fd))])
-        if sent < len(body):
-            sock.sendall(body[sent:])  # the fd went with the first part only
+        sock = connect_unix(path, LISTENER_TIMEOUT)
+        sent = send_fd(sock, body, listener_fd)
+        while sent < len(body):  # the fd went with the first part only
+            sent += os.write(sock, body[sent:])
     except OSError as e:
         raise PyruncError(f"linux.seccomp.listenerPath: sending to {path}: "
                           f"{e.strerror or e}") from None
     finally:
-        sock.close()
+        if sock >= 0:
+            os.close(sock)
