@@ -112,23 +112,16 @@ def state_root(bundle, namespace):
     return os.path.join(state, "pyrunc", namespace)
 
 
-def _unix_socket():
-    """A socket from the C module: `import socket` (enum, selectors) costs 10 ms, and
-    `start` runs once per container."""
-    import _socket
-
-    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-
-
 def _can_connect(path):
-    s = _unix_socket()
+    """Whether a server answers on path.  The socket calls come from _sigsock, not
+    `socket` (enum, selectors: ~8 ms), as `start` runs once per container."""
+    from ociruntime._native._sigsock import connect_unix
+
     try:
-        s.connect(path)
+        os.close(connect_unix(path))
         return True
     except OSError:
         return False
-    finally:
-        s.close()
 
 
 def _write_address(address):
@@ -163,15 +156,15 @@ def cmd_start(flags):
                 sys.stdout.write(address)
                 return 0
             os.unlink(path)  # a dead server's socket
-        listener = _unix_socket()
-        listener.bind(path)
-        listener.listen(128)
+        from ociruntime._native._sigsock import listen_unix
+
+        listener = listen_unix(path, 128)
         _write_address(address)
         pid = os.fork()
         if pid == 0:
             os.close(lock_fd)
             _daemon(flags, listener, path, bundle, group)  # never returns
-        listener.close()
+        os.close(listener)
     finally:
         os.close(lock_fd)
     sys.stdout.write(address)
@@ -199,10 +192,10 @@ def _daemon(flags, listener, path, bundle, group):
         argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
-                "-socket", f"fd:{listener.fileno()}:{path}", "-state-root", root]
+                "-socket", f"fd:{listener}:{path}", "-state-root", root]
         if group.startswith("task:"):  # no other task finds this server: no lingering
             argv += ["-idle-timeout", "0", "-warm-worker", _fork_warm_worker(listener)]
-        os.set_inheritable(listener.fileno(), True)
+        os.set_inheritable(listener, True)
         if "debug" in flags.bools:
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
@@ -222,28 +215,26 @@ def _fork_warm_worker(listener):
     of CPU on the container's path).  The server (this pid after the exec) is its parent;
     "PID:FD", FD the server's end of their socket.  The worker keeps only its end, on fd
     3, and stdio: never the server's listener."""
-    import _socket  # not socket: its imports would delay the server's exec
+    from ociruntime._native._sigsock import SOCK_SEQPACKET, socketpair
 
-    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    mine, theirs = socketpair(SOCK_SEQPACKET)  # not socket's: its imports would delay the exec
     server = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
-            listener.close()
-            mine.close()
-            if theirs.fileno() != 3:
-                os.dup2(theirs.fileno(), 3)
-                theirs.close()
-            else:
-                theirs.detach()
+            os.close(listener)
+            os.close(mine)
+            if theirs != 3:
+                os.dup2(theirs, 3)
+                os.close(theirs)
             from shim.forkserver import warm
 
             warm(server)  # never returns
         finally:
             os._exit(1)
-    theirs.close()
-    os.set_inheritable(mine.fileno(), True)
-    return f"{pid}:{mine.detach()}"
+    os.close(theirs)
+    os.set_inheritable(mine, True)
+    return f"{pid}:{mine}"
 
 
 def cmd_serve(flags):

@@ -380,11 +380,11 @@ class TaskService:
             return None
         if not proc.started or proc.exited.is_set():
             raise _error(ttrpc.NOT_FOUND, "process already finished")
-        import _signal
+        import signal  # the server's own (shim.server): no import cost here
 
         pidfd = os.pidfd_open(proc.pid)  # our unreaped child: the pid is still ours
         try:
-            _signal.pidfd_send_signal(pidfd, req.signal)
+            signal.pidfd_send_signal(pidfd, req.signal)
         finally:
             os.close(pidfd)
         return None
