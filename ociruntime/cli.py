@@ -584,10 +584,10 @@ def parse_signal(text):
     <signal.h>: `signal` itself would import enum, ~5 ms of every kill)."""
     from ociruntime._native._sigsock import NSIG, SIGNALS
 
-    if text.isdigit():
-        num = int(text)
-        if 0 <= num < NSIG:  # 0 as runc: only checks the process is there
-            return num
+    digits = text[1:] if text.startswith("+") else text  # "+28" as Go's Atoi, for runc
+    if digits.isdigit():
+        if digits.isascii() and int(digits) < NSIG:  # 0 as runc: only checks the process is there
+            return int(digits)
     else:
         name = text.upper()
         num = SIGNALS.get(name if name.startswith("SIG") else "SIG" + name)

@@ -75,7 +75,8 @@ CASES = [
     *[(f"kill-{name}", ["kill", "{id}", sig], "running") for name, sig in (
         ("zero", "0"), ("neg", "-1"), ("65", "65"), ("999", "999"), ("huge", HUGE),
         ("SIGFOO", "SIGFOO"), ("lower", "sigkill"), ("9x", "9x"), ("empty", ""),
-        ("RTMIN+1", "RTMIN+1"), ("SIGRTMAX", "SIGRTMAX"), ("SIGSTOP", "SIGSTOP"))],
+        ("RTMIN+1", "RTMIN+1"), ("SIGRTMAX", "SIGRTMAX"), ("SIGSTOP", "SIGSTOP"),
+        ("plus", "+28"), ("superscript", "\u00b2"), ("plus-only", "+"))],
     ("kill-all", ["kill", "--all", "{id}", "KILL"], "running"),
     ("kill-created", ["kill", "{id}", "KILL"], "created"),
     # --- exec ---------------------------------------------------------------------------
