@@ -365,12 +365,17 @@ def test_a_tasks_own_server_forks_its_creates_worker_before_the_create(shim):
     [server] = shim.servers()
     wait_until(lambda: _warm_workers(server), "the server's warm worker")
     [worker] = _warm_workers(server)
-    # forked by start just before it exec'd the server, handed over by its pid
+    # forked by start just before it exec'd the server (seen here maybe before that
+    # exec: both then read "... start"), handed over by its pid
+    wait_until(lambda: _cmdline(server).endswith(" serve"), "the server's exec")
     assert f"-warm-worker {worker}:" in _cmdline(server)
-    # one socket, its own on fd 3: not the server's listener (start's, inheritable)
-    sockets = [fd for fd in os.listdir(f"/proc/{worker}/fd")
-               if os.readlink(f"/proc/{worker}/fd/{fd}").startswith("socket:")]
-    assert sockets == ["3"]
+    # one socket, its own on fd 3: not the server's listener (start's, inheritable), once
+    # it has closed what the fork gave it (seen right after the fork, it still has them)
+    def sockets():
+        return [fd for fd in os.listdir(f"/proc/{worker}/fd")
+                if os.readlink(f"/proc/{worker}/fd/{fd}").startswith("socket:")]
+
+    wait_until(lambda: sockets() == ["3"], "the worker's only socket on fd 3")
     created = _create(shim, path, cid, bundle)
     assert created.pid > 0
     assert worker not in _warm_workers(server), "the warm worker made the Create and left"
