@@ -1,4 +1,4 @@
-"""Build pyrunc: the C helper modules (_sys, _sigsock, and CFFI's) and the static exec stage.
+"""Build pyrunc: the C helper modules (_sys, and CFFI's) and the static exec stage.
 
 The exec stage is a tiny static C program (ociruntime/_native/exec_stage.c) that every
 container process ends in; it is compiled here with the system C compiler and shipped as
@@ -129,16 +129,14 @@ setup(
     setup_requires=["cffi>=1.15", "grpcio-tools"],
     cffi_modules=["ociruntime/_native/build_native.py:ffibuilder",
                   "ociruntime/_native/build_seccomp.py:ffibuilder"],
-    # helper.c's system calls as a plain extension module (the stable ABI): the CFFI
-    # module needs cffi's backend loaded too, ~0.9 ms of every create's CPU against ~0.1;
-    # _sigsock: signals and unix sockets, also for calls that load neither (kill, shim
-    # start)
+    # helper.c's system calls, signals and unix sockets as a plain extension module (the
+    # stable ABI): the CFFI module needs cffi's backend loaded too, ~0.9 ms of every
+    # create's CPU against ~0.1, and kill or the shim's start would load it for one call
     ext_modules=[Extension("ociruntime._native._sys", ["ociruntime/_native/sysmodule.c"],
                            depends=["ociruntime/_native/helper.c",
-                                    "ociruntime/_native/fork_into.c"], py_limited_api=True),
-                 Extension("ociruntime._native._sigsock", ["ociruntime/_native/sigsock.c"],
-                           py_limited_api=True, extra_compile_args=["-Wall", "-Wextra",
-                                                                    "-Wno-unused-parameter"])],
+                                    "ociruntime/_native/fork_into.c",
+                                    "ociruntime/_native/sigsock.c"], py_limited_api=True,
+                           extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"])],
     install_requires=["cffi>=1.15", "protobuf"],
     extras_require={
         "test": ["pytest", "hypothesis", "jsonschema", "pyroute2"],

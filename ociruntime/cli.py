@@ -580,9 +580,9 @@ def tabwriter(rows):
 
 def parse_signal(text):
     """A signal as a number, a name (KILL) or a SIG name (SIGKILL): the names Python's
-    signal module knows, with this platform's numbers (from _sigsock, compiled from its
+    signal module knows, with this platform's numbers (from _native._sys, compiled from its
     <signal.h>: `signal` itself would import enum, ~5 ms of every kill)."""
-    from ociruntime._native._sigsock import NSIG, SIGNALS
+    from ociruntime._native._sys import NSIG, SIGNALS
 
     digits = text[1:] if text.startswith("+") else text  # "+28" as Go's Atoi, for runc
     if digits.isdigit():

@@ -113,9 +113,9 @@ def state_root(bundle, namespace):
 
 
 def _can_connect(path):
-    """Whether a server answers on path.  The socket calls come from _sigsock, not
+    """Whether a server answers on path.  The socket calls come from _native._sys, not
     `socket` (enum, selectors: ~8 ms), as `start` runs once per container."""
-    from ociruntime._native._sigsock import connect_unix
+    from ociruntime._native._sys import connect_unix
 
     try:
         os.close(connect_unix(path))
@@ -156,7 +156,7 @@ def cmd_start(flags):
                 sys.stdout.write(address)
                 return 0
             os.unlink(path)  # a dead server's socket
-        from ociruntime._native._sigsock import listen_unix
+        from ociruntime._native._sys import listen_unix
 
         listener = listen_unix(path, 128)
         _write_address(address)
@@ -215,7 +215,7 @@ def _fork_warm_worker(listener):
     of CPU on the container's path).  The server (this pid after the exec) is its parent;
     "PID:FD", FD the server's end of their socket.  The worker keeps only its end, on fd
     3, and stdio: never the server's listener."""
-    from ociruntime._native._sigsock import SOCK_SEQPACKET, socketpair
+    from ociruntime._native._sys import SOCK_SEQPACKET, socketpair
 
     mine, theirs = socketpair(SOCK_SEQPACKET)  # not socket's: its imports would delay the exec
     server = os.getpid()

@@ -1,25 +1,16 @@
 /*
- * sigsock.c: ociruntime._native._sigsock, the signals and unix sockets pyrunc needs,
- * without CPython's private _signal and _socket modules and without cffi.
+ * sigsock.c: the signals and unix sockets pyrunc needs, without CPython's private
+ * _signal and _socket modules and without cffi; part of ociruntime._native._sys
+ * (included by sysmodule.c, whose SIGSOCK_METHODS and add_sigsock_constants it defines).
  *
  * The public `signal` and `socket` modules import enum, functools, collections and
- * selectors (~5-9 ms of CPU on every call that needs them); the CFFI helper costs
- * ~1.4 ms to import (cffi's backend), which `kill` and `shim start` do not otherwise
- * load.  This module is plain C against CPython's limited API (one abi3 build serves
- * 3.11 and later) and imports in ~0.2 ms.  Like helper.c it holds no policy: each
- * function is one system call (or a few that belong together) and raises OSError.
+ * selectors (~5-9 ms of CPU on every call that needs them); kill and `shim start` load
+ * this module instead (~0.2 ms).  Like helper.c it holds no policy: each function is
+ * one system call (or a few that belong together) and raises OSError.
+ * No '#' formats (PyArg_ParseTuple, Py_BuildValue): built with 3.13's headers, the abi3
+ * module calls the functions that 3.12 and older refuse them in (SystemError
+ * "PY_SSIZE_T_CLEAN macro must be defined"), whatever PY_SSIZE_T_CLEAN says.
  */
-/* No '#' formats (PyArg_ParseTuple, Py_BuildValue) here: built with 3.13's headers, the
- * abi3 module calls the functions that 3.12 and older refuse them in (SystemError
- * "PY_SSIZE_T_CLEAN macro must be defined"), whatever PY_SSIZE_T_CLEAN says. */
-#define Py_LIMITED_API 0x030B0000
-#include <Python.h>
-
-/* Not Py_RETURN_NONE: 3.13.0's headers define it without the new reference that a
- * 3.11 (or 3.12) interpreter expects of an abi3 module (its None's count then runs down
- * to a "deallocating None" abort at exit).  Py_IncRef is the same function everywhere. */
-#define RETURN_NONE do { Py_IncRef(Py_None); return Py_None; } while (0)
-
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -363,45 +354,32 @@ static PyObject *py_recv_fd(PyObject *self, PyObject *args)
     return result;
 }
 
-/* ---- the module --------------------------------------------------------------------- */
+/* ---- what _sys gets from here ------------------------------------------------------ */
 
-static PyMethodDef methods[] = {
-    {"pidfd_send_signal", py_pidfd_send_signal, METH_VARARGS,
-     "pidfd_send_signal(pidfd, sig): signal the process pidfd refers to"},
-    {"forward_signals", py_forward_signals, METH_VARARGS,
-     "forward_signals(pidfd, signals): send each of signals that reaches this process on "
-     "to pidfd's process (a C handler; nothing blocked)"},
-    {"socketpair", py_socketpair, METH_VARARGS,
-     "socketpair(type) -> (fd, fd): an AF_UNIX pair, close-on-exec"},
-    {"connect_unix", py_connect_unix, METH_VARARGS,
-     "connect_unix(path, timeout=0.0) -> fd: a stream socket connected to path"},
-    {"listen_unix", py_listen_unix, METH_VARARGS,
-     "listen_unix(path, backlog) -> fd: a stream socket listening on path"},
-    {"send_fd", py_send_fd, METH_VARARGS,
-     "send_fd(sock, data, fd) -> sent: sendmsg with fd as SCM_RIGHTS (none if fd < 0)"},
-    {"recv_fd", py_recv_fd, METH_VARARGS,
+#define SIGSOCK_METHODS \
+    {"pidfd_send_signal", py_pidfd_send_signal, METH_VARARGS, \
+     "pidfd_send_signal(pidfd, sig): signal the process pidfd refers to"}, \
+    {"forward_signals", py_forward_signals, METH_VARARGS, \
+     "forward_signals(pidfd, signals): send each of signals that reaches this process on " \
+     "to pidfd's process (a C handler; nothing blocked)"}, \
+    {"socketpair", py_socketpair, METH_VARARGS, \
+     "socketpair(type) -> (fd, fd): an AF_UNIX pair, close-on-exec"}, \
+    {"connect_unix", py_connect_unix, METH_VARARGS, \
+     "connect_unix(path, timeout=0.0) -> fd: a stream socket connected to path"}, \
+    {"listen_unix", py_listen_unix, METH_VARARGS, \
+     "listen_unix(path, backlog) -> fd: a stream socket listening on path"}, \
+    {"send_fd", py_send_fd, METH_VARARGS, \
+     "send_fd(sock, data, fd) -> sent: sendmsg with fd as SCM_RIGHTS (none if fd < 0)"}, \
+    {"recv_fd", py_recv_fd, METH_VARARGS, \
      "recv_fd(sock, size) -> (data, fd or -1, msg_flags): recvmsg with one SCM_RIGHTS fd"},
-    {NULL, NULL, 0, NULL},
-};
 
-static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "ociruntime._native._sigsock",
-    "Signals and unix sockets without CPython's private modules or cffi.", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__sigsock(void)
+static int add_sigsock_constants(PyObject *module)
 {
-    PyObject *module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
     if (add_signals(module) < 0
             || PyModule_AddIntConstant(module, "SOCK_STREAM", SOCK_STREAM) < 0
             || PyModule_AddIntConstant(module, "SOCK_SEQPACKET", SOCK_SEQPACKET) < 0
             || PyModule_AddIntConstant(module, "MSG_TRUNC", MSG_TRUNC) < 0
-            || PyModule_AddIntConstant(module, "MSG_CTRUNC", MSG_CTRUNC) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+            || PyModule_AddIntConstant(module, "MSG_CTRUNC", MSG_CTRUNC) < 0)
+        return -1;
+    return 0;
 }

@@ -1,6 +1,7 @@
 /*
- * sysmodule.c: ociruntime._native._sys, the system calls of helper.c as a plain CPython
- * extension module (the stable ABI), for create, run and exec's path.  The CFFI module
+ * sysmodule.c: ociruntime._native._sys, the system calls of helper.c (and fork_into.c's
+ * fork into a cgroup, sigsock.c's signals and unix sockets) as a plain CPython extension
+ * module (the stable ABI), for create, run, exec and kill's path and the shim's start.  The CFFI module
  * (_helper) needs cffi's backend loaded first: the two shared objects cost every create
  * ~0.9 ms of CPU, this one ~0.1.  Each function raises OSError (with the path, where one
  * names the file) or returns the call's result; no policy lives here.  CFFI stays for
@@ -9,8 +10,14 @@
 #define Py_LIMITED_API 0x030b0000
 #include <Python.h>
 
+/* Not Py_RETURN_NONE: 3.13.0's headers define it without the new reference that a
+ * 3.11 (or 3.12) interpreter expects of an abi3 module (its None's count then runs down
+ * to a "deallocating None" abort at exit).  Py_IncRef is the same function everywhere. */
+#define RETURN_NONE do { Py_IncRef(Py_None); return Py_None; } while (0)
+
 #include "helper.c"
 #include "fork_into.c"
+#include "sigsock.c"
 
 /* str (encoded as os.fsencode does), bytes, or None (NULL) */
 static int to_path(PyObject *obj, void *out)
@@ -235,7 +242,7 @@ static PyObject *sys_loopback_up(PyObject *self, PyObject *unused)
         Py_DECREF(lo);
         return ret;
     }
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static void free_vector(char **vec, Py_ssize_t n)
@@ -401,12 +408,19 @@ static PyMethodDef methods[] = {
     {"join_session_keyring", sys_join_session_keyring, METH_VARARGS, NULL},
     {"keyctl_setperm", sys_keyctl_setperm, METH_VARARGS, NULL},
     {"fork_into_cgroup", sys_fork_into_cgroup, METH_VARARGS, NULL},
+    SIGSOCK_METHODS
     {NULL, NULL, 0, NULL},
 };
 
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)add_sigsock_constants},
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_sys", "The system calls os lacks (helper.c).", 0, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "ociruntime._native._sys",
+    "The system calls os lacks (helper.c, fork_into.c), signals and unix sockets "
+    "(sigsock.c).", 0, methods, slots, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__sys(void)

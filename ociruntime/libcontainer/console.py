@@ -66,7 +66,7 @@ def make_controlling(peer):
 
 
 def send_to_console_socket(path, master):
-    from ociruntime._native._sigsock import connect_unix, send_fd
+    from ociruntime._native._sys import connect_unix, send_fd
 
     sock = -1
     try:

@@ -826,7 +826,7 @@ def _left_stage(pid):
 def _signal_init(record, signum):
     """Signal the container's init through a pidfd, after checking that the pid is still
     the process we started (never a bare, possibly reused, pid)."""
-    from ociruntime._native._sigsock import pidfd_send_signal
+    from ociruntime._native._sys import pidfd_send_signal
 
     try:
         pidfd = os.pidfd_open(record["pid"])

@@ -19,7 +19,7 @@ Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair
 import os
 
 from ociruntime import jsonlite
-from ociruntime._native import _sigsock
+from ociruntime._native import _sys
 from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error, type_name
 from ociruntime.libcontainer import monitor
 
@@ -47,7 +47,7 @@ class SyncSocket:
         """(parent end, child end), both close-on-exec and numbered >= min_fd, so they never
         land on an fd the caller asked to preserve."""
         ends = []
-        for fd in _sigsock.socketpair(_sigsock.SOCK_SEQPACKET):
+        for fd in _sys.socketpair(_sys.SOCK_SEQPACKET):
             if fd < min_fd:
                 import fcntl
 
@@ -64,18 +64,18 @@ class SyncSocket:
         if fd is None:
             os.write(self.fd, data)
         else:
-            _sigsock.send_fd(self.fd, data, fd)
+            _sys.send_fd(self.fd, data, fd)
 
     def recv(self):
         """The next message (with "fd" set when one came along, close-on-exec), or None at
         EOF: every child end closed, the children died."""
-        data, fd, flags = _sigsock.recv_fd(self.fd, MAX_MESSAGE)
+        data, fd, flags = _sys.recv_fd(self.fd, MAX_MESSAGE)
         if not data:
             if fd >= 0:
                 os.close(fd)
             return None
         try:
-            if flags & _sigsock.MSG_TRUNC:
+            if flags & _sys.MSG_TRUNC:
                 raise ValueError(f"longer than {MAX_MESSAGE} bytes")
             # a child's text may hold any bytes (a program name in exec's argv): never let
             # one undecodable byte turn its error into a crash of ours

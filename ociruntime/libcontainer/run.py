@@ -83,8 +83,8 @@ def forward_signals(pid):
     each through a pidfd, so none reaches another process that got the pid after it.
     Nothing is blocked: the hooks run after this inherit no signal mask, and execve
     resets the handled signals to their defaults."""
-    from ociruntime._native._sigsock import SIGNALS
-    from ociruntime._native._sigsock import forward_signals as forward
+    from ociruntime._native._sys import SIGNALS
+    from ociruntime._native._sys import forward_signals as forward
 
     try:
         pidfd = os.pidfd_open(pid)

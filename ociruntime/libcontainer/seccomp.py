@@ -387,7 +387,7 @@ def send_to_listener(program, listener_fd, pid, state_json):
     """Seccomp notify: one message to the agent on listenerPath, the container process
     state (runtime-spec) with the listener fd as SCM_RIGHTS, then close the connection."""
     from ociruntime import OCI_VERSION, jsonlite
-    from ociruntime._native._sigsock import connect_unix, send_fd
+    from ociruntime._native._sys import connect_unix, send_fd
 
     head = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid}
     if program.listener_metadata:

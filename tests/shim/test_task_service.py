@@ -362,13 +362,18 @@ def test_a_tasks_own_server_forks_its_creates_worker_before_the_create(shim):
     before the Create, gone after it, and the task it made runs to its exit."""
     cid, bundle = shim.bundle("sh", "-c", "exit 3")
     path = shim.start(cid, bundle)
+
+    def exec_done():
+        servers = shim.servers()
+        return len(servers) == 1 and _cmdline(servers[0]).endswith(" serve")
+
+    # the server once exec'd (before that, start's daemon child and the worker it forked
+    # both read "... start"): its command line names the worker start forked for it
+    wait_until(exec_done, "the server's exec")
     [server] = shim.servers()
-    wait_until(lambda: _warm_workers(server), "the server's warm worker")
-    [worker] = _warm_workers(server)
-    # forked by start just before it exec'd the server (seen here maybe before that
-    # exec: both then read "... start"), handed over by its pid
-    wait_until(lambda: _cmdline(server).endswith(" serve"), "the server's exec")
-    assert f"-warm-worker {worker}:" in _cmdline(server)
+    worker = int(_cmdline(server).split("-warm-worker ", 1)[1].split(":", 1)[0])
+    assert _warm_workers(server) == [worker]
+
     # one socket, its own on fd 3: not the server's listener (start's, inheritable), once
     # it has closed what the fork gave it (seen right after the fork, it still has them)
     def sockets():
