@@ -47,6 +47,18 @@ class Files:
             raise WriteError(f"{FIELD}{what}: writing {value!r} to {path}: "
                              f"{os.strerror(e.errno)}", e.errno) from None
 
+    def write_or_defer(self, directory, name, value, what, limit):
+        """write(), but a value the kernel refuses (EINVAL) against a limit still in force
+        is handed back, to be written again after the caller writes the new limit (when
+        there is one: else the refusal stands); None when it was written."""
+        try:
+            self.write(directory, name, value, what)
+        except WriteError as e:
+            if not is_einval(e) or not limit:
+                raise
+            return value
+        return None
+
     def read(self, directory, name, what):
         path = self.path(directory, name, what)
         if self.dry:

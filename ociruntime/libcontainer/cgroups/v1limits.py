@@ -14,7 +14,6 @@ from ociruntime.libcontainer.cgroups.files import (
     blkio_set,
     check_memory_usage,
     cpu_set,
-    is_einval,
     memory_set,
     throttle_lines,
 )
@@ -175,19 +174,11 @@ def _set_cpu(manager, files, cpu):
     # a period or burst the kernel refuses against the old quota is retried after it
     period = burst = None
     if cpu.period:
-        try:
-            files.write(d, "cpu.cfs_period_us", cpu.period, "cpu.period")
-        except WriteError as e:
-            if not is_einval(e) or not cpu.quota:
-                raise
-            period = cpu.period
+        period = files.write_or_defer(d, "cpu.cfs_period_us", cpu.period, "cpu.period",
+                                      cpu.quota)
     if cpu.burst is not None:
-        try:
-            files.write(d, "cpu.cfs_burst_us", cpu.burst, "cpu.burst")
-        except WriteError as e:
-            if not is_einval(e) or not cpu.quota:
-                raise
-            burst = cpu.burst
+        burst = files.write_or_defer(d, "cpu.cfs_burst_us", cpu.burst, "cpu.burst",
+                                     cpu.quota)
     if cpu.quota:
         files.write(d, "cpu.cfs_quota_us", cpu.quota, "cpu.quota")
         if period is not None:
@@ -199,12 +190,8 @@ def _set_cpu(manager, files, cpu):
     # realtime: period and runtime depend on each other, the same retry
     period = None
     if cpu.realtime_period:
-        try:
-            files.write(d, "cpu.rt_period_us", cpu.realtime_period, "cpu.realtimePeriod")
-        except WriteError as e:
-            if not is_einval(e) or not cpu.realtime_runtime:
-                raise
-            period = cpu.realtime_period
+        period = files.write_or_defer(d, "cpu.rt_period_us", cpu.realtime_period,
+                                      "cpu.realtimePeriod", cpu.realtime_runtime)
     if cpu.realtime_runtime:
         files.write(d, "cpu.rt_runtime_us", cpu.realtime_runtime, "cpu.realtimeRuntime")
         if period is not None:

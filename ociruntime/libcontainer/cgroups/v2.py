@@ -15,13 +15,11 @@ from ociruntime.libcontainer.cgroups import (
 from ociruntime.libcontainer.cgroups.files import (
     FIELD,
     Files,
-    WriteError,
     blkio_set,
     blkio_weight_to_io_weight,
     check_memory_usage,
     cpu_set,
     cpu_shares_to_weight,
-    is_einval,
     memory_set,
     oom_kill_count,
     swap_to_v2,
@@ -241,12 +239,8 @@ class V2Manager:
             files.write(d, "cpu.weight", cpu_shares_to_weight(cpu.shares), "cpu.shares")
         burst = None
         if cpu.burst is not None:
-            try:
-                files.write(d, "cpu.max.burst", cpu.burst, "cpu.burst")
-            except WriteError as e:
-                if not is_einval(e) or not cpu.quota:
-                    raise
-                burst = cpu.burst
+            burst = files.write_or_defer(d, "cpu.max.burst", cpu.burst, "cpu.burst",
+                                         cpu.quota)
         if cpu.quota or cpu.period:
             period = cpu.period
             if not period:  # keep the period in force (runc update keeps the old one too)
