@@ -578,10 +578,16 @@ def tabwriter(rows):
                    + "\n" for row in rows)
 
 
+# names libc has beside another for the same number (IOT, CLD, POLL) or for a range's
+# bounds (RTMIN, RTMAX): runc refuses them ("unknown signal"), so do we
+NOT_RUNCS_SIGNALS = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX"})
+
+
 def parse_signal(text):
-    """A signal as a number, a name (KILL) or a SIG name (SIGKILL): the names Python's
-    signal module knows, with this platform's numbers (from _native._sys, compiled from its
-    <signal.h>: `signal` itself would import enum, ~5 ms of every kill)."""
+    """A signal as a number, a name (KILL) or a SIG name (SIGKILL): the names runc 1.1
+    takes (golang.org/x/sys/unix's table: one name a number, none for the real-time
+    ones), with this platform's numbers (from _native._sys, compiled from its <signal.h>:
+    `signal` itself would import enum, ~5 ms of every kill)."""
     from ociruntime._native._sys import NSIG, SIGNALS
 
     digits = text[1:] if text.startswith("+") else text  # "+28" as Go's Atoi, for runc
@@ -590,7 +596,8 @@ def parse_signal(text):
             return int(digits)
     else:
         name = text.upper()
-        num = SIGNALS.get(name if name.startswith("SIG") else "SIG" + name)
+        name = name if name.startswith("SIG") else "SIG" + name
+        num = None if name in NOT_RUNCS_SIGNALS else SIGNALS.get(name)
         if num is not None:
             return num
     raise UsageError(f"invalid signal {text!r}")
