@@ -6,6 +6,7 @@ Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 """
 
 import os
+import struct  # here, not where used: set_mempolicy runs after pivot_root (no host files)
 
 from ociruntime._native import _sys
 
@@ -161,8 +162,6 @@ def set_mempolicy(mode, nodes):
     words = [0] * (max(nodes, default=0) // 64 + 1)
     for node in nodes:
         words[node // 64] |= 1 << (node % 64)
-    import struct
-
     mask = struct.pack(f"{len(words)}L", *words) if nodes else b""  # unsigned long[]
     _sys.set_mempolicy(mode, mask, len(words) * 64 + 1 if nodes else 0)
 
