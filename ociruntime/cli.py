@@ -578,11 +578,6 @@ def tabwriter(rows):
                    + "\n" for row in rows)
 
 
-# names libc has beside another for the same number (IOT, CLD, POLL) or for a range's
-# bounds (RTMIN, RTMAX): runc refuses them ("unknown signal"), so do we
-NOT_RUNCS_SIGNALS = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX"})
-
-
 def parse_signal(text):
     """A signal as a number, a name (KILL) or a SIG name (SIGKILL): the names runc 1.1
     takes (golang.org/x/sys/unix's table: one name a number, none for the real-time
@@ -597,7 +592,7 @@ def parse_signal(text):
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        num = None if name in NOT_RUNCS_SIGNALS else SIGNALS.get(name)
+        num = SIGNALS.get(name)
         if num is not None:
             return num
     raise UsageError(f"invalid signal {text!r}")

@@ -87,13 +87,15 @@ static PyObject *py_forward_signals(PyObject *self, PyObject *args)
     RETURN_NONE;
 }
 
-/* The names Python's signal module has, with this platform's numbers: runc's table is
- * per architecture too (mips, sparc, alpha and parisc number them differently). */
+/* The names runc 1.1 takes (golang.org/x/sys/unix's table: the kernel's, one a number,
+ * none for the real-time signals: not libc's second names IOT, CLD, POLL, nor RTMIN and
+ * RTMAX), with this platform's numbers: runc's table is per architecture too (mips,
+ * sparc, alpha and parisc number them differently). */
 static int add_signals(PyObject *module)
 {
     static const struct { const char *name; int num; } table[] = {
         {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT}, {"SIGILL", SIGILL},
-        {"SIGTRAP", SIGTRAP}, {"SIGABRT", SIGABRT}, {"SIGIOT", SIGIOT}, {"SIGBUS", SIGBUS},
+        {"SIGTRAP", SIGTRAP}, {"SIGABRT", SIGABRT}, {"SIGBUS", SIGBUS},
         {"SIGFPE", SIGFPE}, {"SIGKILL", SIGKILL}, {"SIGUSR1", SIGUSR1},
         {"SIGSEGV", SIGSEGV}, {"SIGUSR2", SIGUSR2}, {"SIGPIPE", SIGPIPE},
         {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM}, {"SIGCHLD", SIGCHLD},
@@ -102,12 +104,6 @@ static int add_signals(PyObject *module)
         {"SIGXCPU", SIGXCPU}, {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM},
         {"SIGPROF", SIGPROF}, {"SIGWINCH", SIGWINCH}, {"SIGIO", SIGIO},
         {"SIGSYS", SIGSYS},
-#ifdef SIGCLD
-        {"SIGCLD", SIGCLD},
-#endif
-#ifdef SIGPOLL
-        {"SIGPOLL", SIGPOLL},
-#endif
 #ifdef SIGPWR
         {"SIGPWR", SIGPWR},
 #endif
@@ -128,14 +124,6 @@ static int add_signals(PyObject *module)
     for (size_t i = 0; rc == 0 && i < sizeof(table) / sizeof(table[0]); i++) {
         num = PyLong_FromLong(table[i].num);
         rc = num ? PyDict_SetItemString(names, table[i].name, num) : -1;
-        Py_XDECREF(num);
-    }
-    /* the libc's own bounds (glibc keeps the first real-time signals for itself) */
-    const struct { const char *name; int num; } rt[] = {
-        {"SIGRTMIN", SIGRTMIN}, {"SIGRTMAX", SIGRTMAX}};
-    for (size_t i = 0; rc == 0 && i < 2; i++) {
-        num = PyLong_FromLong(rt[i].num);
-        rc = num ? PyDict_SetItemString(names, rt[i].name, num) : -1;
         Py_XDECREF(num);
     }
     if (rc == 0)
