@@ -186,9 +186,12 @@ def test_shim_metrics_read_the_cgroup_as_runcs_shim(runtime, bundle):
     bundle.linux["cgroupsPath"] = path
     resources(bundle)["memory"] = {"limit": 32 * MiB, "swap": 96 * MiB}
     resources(bundle)["pids"] = {"limit": 50}
-    # a hog in a subshell gets OOM-killed (memory.events: max, oom, oom_kill); the init lives
+    # a hog in a subshell gets OOM-killed (memory.events: max, oom, oom_kill); the init
+    # lives on beside one long sleep, so pids.current is 2 at any moment of the pause (a
+    # loop of short sleeps left it 1 between two sleeps)
     cid = started(runtime, bundle,
-                  '(x=a; while true; do x="$x$x"; done) & wait; ' + LOOP)
+                  '(x=a; while true; do x="$x$x"; done) & wait; '
+                  'sleep 1000 & echo ready; wait')
     runtime.run("pause", cid)
     d = cgdir(path)
     before = (_kv(f"{d}/memory.stat"), _kv(f"{d}/memory.events"), _kv(f"{d}/cpu.stat"))
@@ -201,7 +204,7 @@ def test_shim_metrics_read_the_cgroup_as_runcs_shim(runtime, bundle):
 
     assert m.memory.usage_limit == 32 * MiB
     assert m.memory.swap_limit == 64 * MiB  # memory.swap.max alone, not memory + swap
-    assert m.pids.limit == 50 and m.pids.current >= 2
+    assert m.pids.limit == 50 and m.pids.current == 2
     assert m.memory.usage > 0 and m.memory.max_usage >= m.memory.usage
     assert m.memory_events.oom_kill >= 1 and m.memory_events.max >= 1
     compared = 0
