@@ -30,14 +30,16 @@ def exit_code(status):
 class _Waiter:
     """monitor.wait()'s side of one started pid."""
 
-    __slots__ = ("done", "status")
+    __slots__ = ("done", "status", "exited_at")
 
     def __init__(self):
         self.done = threading.Event()
         self.status = None
+        self.exited_at = None  # monotonic time of the exit
 
     def __call__(self, code, when, status):
         self.status = status
+        self.exited_at = time.monotonic()
         self.done.set()
 
 
@@ -93,6 +95,10 @@ class Reaper:
             code, when = exit_code(status), time.time_ns()
             with self._lock:
                 waiter = self._started.get(pid)
+                if waiter is not None and waiter.done.is_set():
+                    # an older process's exit that nobody collected: this pid is reused
+                    del self._started[pid]
+                    waiter = None
                 callback = self._waiting.pop(pid, None)
                 if callback is None and waiter is None:
                     self._unclaimed[pid] = (code, when, time.monotonic())
@@ -106,10 +112,15 @@ class Reaper:
         self._forget_old()
 
     def _forget_old(self):
+        """Drop exits nobody claimed and statuses nobody collected (a caller of start()
+        that gave up before its wait(), e.g. an interrupted exec) after UNCLAIMED_TTL."""
         limit = time.monotonic() - UNCLAIMED_TTL
         with self._lock:
             for pid in [p for p, v in self._unclaimed.items() if v[2] < limit]:
                 del self._unclaimed[pid]
+            for pid in [p for p, w in self._started.items()
+                        if w.done.is_set() and w.exited_at < limit]:
+                del self._started[pid]
 
     def run(self, stop_event):
         """The main thread's loop: wake on SIGCHLD (through a wakeup fd), reap, repeat

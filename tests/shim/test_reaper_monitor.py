@@ -82,3 +82,51 @@ def test_what_the_server_starts_is_waited_for_through_its_reaper(scratch):
     assert results["publish"] == ["refused"] * ROUNDS
     assert results["run"] == [[n, f"{n}\n"] for n in range(ROUNDS)]
     assert results["logger"] == [False] * 3, "each logging binary was stopped and reaped"
+
+
+ABANDONED = r"""
+import json, os, time
+
+import shim.reaper
+from shim.reaper import Reaper
+
+def exiting_child(code):
+    def spawn():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(code)
+        return pid
+    return spawn
+
+def reaped(reaper, pid):
+    while os.path.exists(f"/proc/{pid}"):
+        reaper.reap()
+        time.sleep(0.01)
+
+reaper = Reaper()
+kept = reaper.start(exiting_child(3))
+abandoned = reaper.start(exiting_child(4))  # its starter gives up: never waits
+reaped(reaper, kept)
+reaped(reaper, abandoned)
+results = {"kept": os.waitstatus_to_exitcode(reaper.wait(kept))}
+shim.reaper.UNCLAIMED_TTL = 0.0
+time.sleep(0.01)
+reaper.reap()  # the next round forgets what nobody collected in time
+try:
+    reaper.wait(abandoned, 0)
+    results["abandoned"] = "still held"
+except ChildProcessError:
+    results["abandoned"] = "forgotten"
+print(json.dumps(results))
+"""
+
+
+def test_an_exit_nobody_waits_for_is_not_held_forever(scratch):
+    """A caller of the monitor's start() that gives up before its wait() (an exec into a
+    paused container, interrupted) must not leave the long-lived server one entry per
+    such process; what is waited for in time still gets its status."""
+    done = subprocess.run([sys.executable, "-c", ABANDONED], capture_output=True, text=True,
+                          timeout=lib.TIMEOUT,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"kept": 3, "abandoned": "forgotten"}
