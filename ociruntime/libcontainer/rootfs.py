@@ -67,6 +67,8 @@ class Rootfs:
         except FileNotFoundError:
             pass
         parts = [p for p in dest.split("/") if p and p != "."]
+        if len(parts) > 1 and self._make_last(parts, is_dir, resolve):
+            return self.open(dest, resolve=resolve)
         i = steps = 0
         while i < len(parts):
             steps += 1
@@ -81,11 +83,7 @@ class Rootfs:
             name = parts[i]
             parent = self.open("/".join(parts[:i]) or ".", _O_PATH | os.O_DIRECTORY, resolve)
             try:
-                if i == len(parts) - 1 and not is_dir:
-                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                     | os.O_CLOEXEC, 0o644, dir_fd=parent))
-                else:
-                    os.mkdir(name, 0o755, dir_fd=parent)
+                _create(parent, name, is_dir or i < len(parts) - 1)
                 i += 1
                 continue
             except FileExistsError:
@@ -99,6 +97,24 @@ class Rootfs:
                 parts = base + [p for p in target.split("/") if p and p != "."] + parts[i + 1:]
                 i = 0
         return self.open(dest, resolve=resolve)
+
+    def _make_last(self, parts, is_dir, resolve):
+        """make()'s usual case (a mount point in a directory that exists, such as
+        sys/fs/cgroup/cpu or dev/pts): the last component created in its parent, opened
+        as the walk below would open it, without opening every directory above it
+        (4 openat2 and 3 close less a cgroup v1 hierarchy).  False when the walk must do
+        it: the parent is missing, or the name exists (a dangling symlink, a race)."""
+        try:
+            parent = self.open("/".join(parts[:-1]), _O_PATH | os.O_DIRECTORY, resolve)
+        except OSError:
+            return False
+        try:
+            _create(parent, parts[-1], is_dir)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.close(parent)
 
     # --- the steps, in order ------------------------------------------------------------
     def prepare(self, own_mount_ns=True):
@@ -618,6 +634,16 @@ def copy_tree(src, dst):
         if not stat.S_ISLNK(mode):
             os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+
+
+def _create(parent, name, is_dir):
+    """A directory (or an empty file) name in the directory open at parent, never
+    following a symlink there; FileExistsError when something is there already."""
+    if is_dir:
+        os.mkdir(name, 0o755, dir_fd=parent)
+    else:
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
 
 
 def _symlinks(dirfd, links):
