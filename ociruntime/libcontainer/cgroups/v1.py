@@ -76,6 +76,14 @@ def _hierarchy_root(d):
     return f"{CGROUP_ROOT}/{name or '-'}"
 
 
+def _limits_in(res):
+    """linux.resources holds more than devices (apply_devices' rules): a config with none
+    (runc spec's default, most engines' containers without limits) skips v1limits."""
+    return (res.memory is not None or res.cpu is not None or res.pids is not None
+            or res.block_io is not None or res.network is not None
+            or bool(res.hugepage_limits or res.rdma or res.unified))
+
+
 class V1Manager:
     version = 1
 
@@ -147,8 +155,8 @@ class V1Manager:
         """Write linux.resources (all but devices) into the cgroup files.  Checks every
         controller and file first, so a missing one changes nothing (write=False: only
         that check).  See v1limits."""
-        if res is None:
-            return
+        if res is None or not _limits_in(res):
+            return  # nothing to check or write: v1limits and files not even imported
         from ociruntime.libcontainer.cgroups.v1limits import set_resources
 
         set_resources(self, res, update, write)
