@@ -193,8 +193,9 @@ def _own_procs_file():
     return None
 
 
-def new_manager(cgroups_path, container_id):
-    if host_is_v2():
+def new_manager(cgroups_path, container_id, v2=None):
+    """v2: host_is_v2(), when the caller has it already (one read of mountinfo less)."""
+    if host_is_v2() if v2 is None else v2:
         from ociruntime.libcontainer.cgroups.v2 import V2Manager
         return V2Manager.for_container(cgroups_path, container_id)
     from ociruntime.libcontainer.cgroups.v1 import V1Manager
