@@ -6,7 +6,7 @@ Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 """
 
 import os
-import struct  # here, not where used: set_mempolicy runs after pivot_root (no host files)
+import sys
 
 from ociruntime._native import _sys
 
@@ -162,7 +162,9 @@ def set_mempolicy(mode, nodes):
     words = [0] * (max(nodes, default=0) // 64 + 1)
     for node in nodes:
         words[node // 64] |= 1 << (node % 64)
-    mask = struct.pack(f"{len(words)}L", *words) if nodes else b""  # unsigned long[]
+    # an unsigned long[] (64-bit words), without struct: its import (~0.13 ms) on every
+    # create's path for this one line; and no lazy import here: this runs after pivot_root
+    mask = b"".join(w.to_bytes(8, sys.byteorder) for w in words) if nodes else b""
     _sys.set_mempolicy(mode, mask, len(words) * 64 + 1 if nodes else 0)
 
 
