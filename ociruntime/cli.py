@@ -2,13 +2,14 @@
 
 Engines call the runtime exactly as they call runc, so flags follow runc: global flags
 before the subcommand, `--flag value` and `--flag=value` (and Go's single-dash `-flag`).
-argparse is not used: its import costs more than a whole `pyrunc state`.
+argparse is not used: its import costs more than a whole `pyrunc state`; nor is os (posix
+and ociruntime.paths: see there).
 """
 
-import os
+import posix
 import sys
 
-from ociruntime import OCI_VERSION, __version__, log
+from ociruntime import OCI_VERSION, __version__, log, paths
 from ociruntime.clispec import COMMANDS, GLOBAL, aliases, flag_table
 from ociruntime.errors import PyruncError
 
@@ -157,7 +158,7 @@ def main(argv=None):
 
 
 def _prog():
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "pyrunc"
+    return sys.argv[0].rpartition("/")[2] if sys.argv and sys.argv[0] else "pyrunc"
 
 
 def _version():
@@ -173,7 +174,7 @@ def _main_help():
 def _refuse_systemd_cgroup():
     """--systemd-cgroup asks for cgroups made by systemd (transient units over D-Bus).
     Checked before anything is made, so the error leaves nothing behind."""
-    if not os.path.isdir("/run/systemd/system"):  # sd_booted()'s test
+    if not paths.isdir("/run/systemd/system"):  # sd_booted()'s test
         raise PyruncError("--systemd-cgroup: systemd is not running on this host (no "
                           "/run/systemd/system); drop the flag to use the cgroupfs driver")
     raise PyruncError("--systemd-cgroup: the systemd cgroup driver is not supported yet; "
@@ -192,7 +193,7 @@ def _where(command, positionals, error):
 def _commit():
     """Written by setup.py's build (ociruntime/_native/COMMIT)."""
     try:
-        with open(os.path.join(os.path.dirname(__file__), "_native", "COMMIT")) as f:
+        with open(paths.join(paths.dirname(__file__), "_native", "COMMIT")) as f:
             return f.read().strip() or "unknown"
     except OSError:
         return "unknown"
@@ -229,9 +230,9 @@ def _container(root, args):
 
 def _default_root():
     """runc's rule: an unprivileged caller with XDG_RUNTIME_DIR keeps its state there."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.geteuid() != 0:
-        return os.path.join(xdg, "pyrunc")
+    xdg = paths.getenv("XDG_RUNTIME_DIR")
+    if xdg and posix.geteuid() != 0:
+        return paths.join(xdg, "pyrunc")
     return "/run/pyrunc"
 
 
@@ -562,8 +563,8 @@ def cmd_spec(root, flags, args):
     from ociruntime.specgen import default_spec
 
     bundle = flags.get("bundle") or "."
-    path = os.path.join(bundle, "config.json")
-    if os.path.exists(path):
+    path = paths.join(bundle, "config.json")
+    if paths.exists(path):
         raise PyruncError(f"File {path} exists. Remove it first")
     with open(path, "w") as f:  # runc's layout: tabs, no newline at the end
         f.write(pretty_json(default_spec(rootless=flags.get("rootless", False)), unit="\t"))

@@ -1,16 +1,18 @@
 """Runtime log lines: runc's text or JSON format, to --log FILE or stderr.
 
 Engines read these: containerd shows the msg of the last "error" JSON line, podman parses
-the file.  On success pyrunc prints nothing: fds 1 and 2 belong to the container.
+the file.  On success pyrunc prints nothing: fds 1 and 2 belong to the container.  (posix,
+not os: see ociruntime/paths.py.)
 """
 
-import os
+import posix
 import sys
 
 from ociruntime import jsonlite
 from ociruntime.state import rfc3339_now
 
 _settings = {"path": None, "format": "text", "debug": False}
+_APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
 def configure(path=None, fmt="text", debug=False):
@@ -22,8 +24,7 @@ def configure(path=None, fmt="text", debug=False):
         raise PyruncError(f"invalid log-format: {fmt}")
     if path:
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                             0o644))
+            posix.close(posix.open(path, _APPEND, 0o644))
         except OSError as e:
             raise PyruncError(f"open {path}: {e.strerror}") from None
     _settings.update(path=path, format=fmt, debug=debug)
@@ -40,13 +41,13 @@ def _write_log(level, msg):
     if not path:
         return False
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = posix.open(path, _APPEND, 0o644)
     except OSError:
         return False
     try:
-        os.write(fd, _line(level, msg).encode())
+        posix.write(fd, _line(level, msg).encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
     return True
 
 

@@ -1,7 +1,8 @@
 """How a one-shot command of ours ends: pyrunc's calls and the shim's `start` and `delete`
-(the launcher, ociruntime/_bin/pyrunc, calls it with main's status)."""
+(the launcher, ociruntime/_bin/pyrunc, calls it with main's status).  posix, not os: see
+ociruntime/paths.py."""
 
-import os
+import posix
 import sys
 
 
@@ -21,4 +22,4 @@ def exit_process(status):
                 sys.exit(status)
     if "atexit" in sys.modules or "threading" in sys.modules or type(status) is not int:
         sys.exit(status)
-    os._exit(status & 0xFF)
+    posix._exit(status & 0xFF)

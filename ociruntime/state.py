@@ -18,13 +18,16 @@ feed `start` garbage) or read a state.json.
 A record carries STATE_VERSION_KEY, the layout version that wrote it; a record without one
 is version 0, the same layout as 1.  A newer layout is refused with one clear line rather
 than misread.
+
+posix and ociruntime.paths rather than os: state, start, kill and delete import no os (see
+paths); only create's claim() does, for makedirs.
 """
 
 import fcntl
-import os
+import posix
 import time
 
-from ociruntime import __version__, jsonlite
+from ociruntime import __version__, jsonlite, paths
 from ociruntime.errors import AlreadyExists, Internal, InvalidConfig, NotFound, PyruncError
 
 STATE_FILE = "state.json"
@@ -72,20 +75,21 @@ def rfc3339_now():
 def write_atomic(path, data, mode=0o600):
     """Write a file by temp + rename, so readers see the old or the new content, never half.
     On failure the temp file goes too, and the OSError names path (not the temp file)."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = f"{path}.tmp{posix.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC,
+                        mode)
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
     try:
         try:
-            os.write(fd, data.encode() if isinstance(data, str) else data)
+            posix.write(fd, data.encode() if isinstance(data, str) else data)
         finally:
-            os.close(fd)
-        os.rename(tmp, path)
+            posix.close(fd)
+        posix.rename(tmp, path)
     except OSError as e:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise OSError(e.errno, e.strerror, path) from None
@@ -137,7 +141,7 @@ class ContainerState:
         check_id(container_id)
         self.root = root
         self.id = container_id
-        self.dir = os.path.join(root, container_id)
+        self.dir = paths.join(root, container_id)
         self.record = None
         self._lock_fd = -1
 
@@ -153,16 +157,18 @@ class ContainerState:
         either.  Of concurrent creates of one id exactly one wins: each checks, under the
         lock it took without waiting, that the directory it locked is still the one at
         the path and still has no record."""
+        import os
+
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         taken = AlreadyExists(f"container with id {self.id!r} already exists")
         for _ in range(_CLAIM_TRIES):
             try:
-                os.mkdir(self.dir, 0o700)
+                posix.mkdir(self.dir, 0o700)
             except FileExistsError:
                 pass
             try:
-                fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                             | os.O_CLOEXEC)
+                fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY
+                                | posix.O_NOFOLLOW | posix.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # removed (a delete, a losing create) since: try again
             except OSError:
@@ -170,15 +176,15 @@ class ContainerState:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                os.close(fd)
+                posix.close(fd)
                 raise taken from None  # a live create, or an operation on the container
             if not _still_at(fd, self.dir):
-                os.close(fd)
+                posix.close(fd)
                 continue
             if _has_record(fd) or not _clear_debris(fd):
-                os.close(fd)
+                posix.close(fd)
                 raise taken
-            os.fchmod(fd, 0o700)
+            posix.fchmod(fd, 0o700)
             self._lock_fd = fd
             return
         raise taken
@@ -196,19 +202,19 @@ class ContainerState:
 
     def unlock(self):
         if self._lock_fd >= 0:
-            os.close(self._lock_fd)
+            posix.close(self._lock_fd)
             self._lock_fd = -1
 
     def remove(self):
         """Remove the directory and everything in it (state.json, fifo, temp files)."""
         try:
-            names = os.listdir(self.dir)
+            names = posix.listdir(self.dir)
         except FileNotFoundError:
             return
         for name in names:
-            path = os.path.join(self.dir, name)
+            path = paths.join(self.dir, name)
             try:
-                os.unlink(path)
+                posix.unlink(path)
             except FileNotFoundError:
                 pass
             except IsADirectoryError:  # debris, e.g. a state.json that is a directory
@@ -216,7 +222,7 @@ class ContainerState:
 
                 shutil.rmtree(path, ignore_errors=True)
         try:
-            os.rmdir(self.dir)
+            posix.rmdir(self.dir)
         except FileNotFoundError:
             pass
         self.unlock()
@@ -224,20 +230,20 @@ class ContainerState:
     # --- the recorded facts ---------------------------------------------------------------
     @property
     def fifo_path(self):
-        return os.path.join(self.dir, FIFO_NAME)
+        return paths.join(self.dir, FIFO_NAME)
 
     def exists(self):
-        return os.path.isdir(self.dir)
+        return paths.isdir(self.dir)
 
     def recorded(self):
         """The directory has a record: the id is taken (without one it is a create's first
         instant, or what a create killed then left, which the next create takes over)."""
-        return os.path.lexists(os.path.join(self.dir, STATE_FILE))
+        return paths.lexists(paths.join(self.dir, STATE_FILE))
 
     def load(self):
         """Read state.json: StateMissing ("does not exist") when there is none,
         StateDamaged when it cannot be used."""
-        path = os.path.join(self.dir, STATE_FILE)
+        path = paths.join(self.dir, STATE_FILE)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -259,7 +265,7 @@ class ContainerState:
         record = dict(record)
         record[STATE_VERSION_KEY] = STATE_VERSION
         record[WRITER_KEY] = __version__
-        write_atomic(os.path.join(self.dir, STATE_FILE), jsonlite.dumps(record))
+        write_atomic(paths.join(self.dir, STATE_FILE), jsonlite.dumps(record))
         self.record = record
 
     @property
@@ -277,7 +283,7 @@ class ContainerState:
         freezer = rec.get("freezer")
         if freezer and _frozen(freezer):
             return PAUSED
-        if os.path.exists(self.fifo_path):
+        if paths.exists(self.fifo_path):
             return CREATED
         return RUNNING
 
@@ -306,16 +312,16 @@ _CLAIM_TRIES = 5  # a directory removed under create this often in a row: give u
 def _still_at(fd, path):
     """The directory open at fd is the one path names now (not removed or replaced)."""
     try:
-        there = os.lstat(path)
+        there = posix.lstat(path)
     except FileNotFoundError:
         return False
-    here = os.fstat(fd)
+    here = posix.fstat(fd)
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _has_record(dir_fd):
     try:
-        os.stat(STATE_FILE, dir_fd=dir_fd, follow_symlinks=False)
+        posix.stat(STATE_FILE, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
@@ -324,9 +330,9 @@ def _has_record(dir_fd):
 def _clear_debris(dir_fd):
     """Empty a record-less directory a dead create left (a half-written temp record);
     False when it holds a directory, which no create makes: not ours to remove."""
-    for name in os.listdir(dir_fd):
+    for name in posix.listdir(dir_fd):
         try:
-            os.unlink(name, dir_fd=dir_fd)
+            posix.unlink(name, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
         except IsADirectoryError:
@@ -336,7 +342,7 @@ def _clear_debris(dir_fd):
 
 def _open_dir(path, container_id):
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFound(f"container {container_id!r} does not exist") from None
 
@@ -377,14 +383,14 @@ class _Held:
                 if not self.acquired or _still_at(self.fd, self.state.dir):
                     return self
             except BaseException:
-                os.close(self.fd)
+                posix.close(self.fd)
                 raise
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
         raise NotFound(f"container {self.state.id!r} does not exist")
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        posix.close(self.fd)
         self.fd = -1
         return False
 
@@ -406,7 +412,7 @@ def list_containers(root, on_damaged=None):
     passed over.  A damaged container is reported to on_damaged(id, error) and the rest
     are listed (runc prints "load container ID: ..." and goes on)."""
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(posix.listdir(root))
     except FileNotFoundError:
         return []
     found = []

@@ -1,0 +1,71 @@
+"""The few path functions the small calls (state, start, kill, delete) need, on `posix`.
+
+`import os` costs every interpreter ~1 ms of CPU (a tenth of a `pyrunc state`): os pulls
+in _collections_abc (its ABC classes), posixpath, genericpath and stat, and the bare
+interpreter the launcher starts (-I -S) imports none of them.  Everything else os gives
+these calls is `posix` itself, the public module os re-exports (posix.open, posix.kill,
+the O_ flags...: the same functions, raising the same OSErrors).  So the modules on
+their path (the launcher, cli, log, state, procexit, container's operations, the cgroup
+managers' reading and removing) use posix and these helpers, and leave os to what only
+create, run and exec do (they import far more than os anyway).  tests/integration/
+test_cli_imports.py holds the four calls to it.
+
+Each helper means what os.path's function of the same name means, for str paths."""
+
+import posix
+import sys
+
+_S_IFMT, _S_IFDIR = 0o170000, 0o040000
+
+
+def join(path, *parts):
+    """os.path.join: a part that is absolute starts the path again."""
+    for part in parts:
+        if part.startswith("/"):
+            path = part
+        elif not path or path.endswith("/"):
+            path += part
+        else:
+            path += "/" + part
+    return path
+
+
+def dirname(path):
+    """os.path.dirname: everything before the last slash, its own trailing slashes off
+    (but "/" stays "/")."""
+    head = path[:path.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head
+
+
+def isdir(path):
+    try:
+        return posix.stat(path).st_mode & _S_IFMT == _S_IFDIR
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path):
+    try:
+        posix.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def lexists(path):
+    try:
+        posix.lstat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def getenv(name):
+    """os.environ.get(name) for a str name: posix.environ's keys and values are bytes,
+    decoded as os decodes them (the filesystem encoding and its error handler)."""
+    value = posix.environ.get(name.encode())
+    if value is None:
+        return None
+    return value.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())

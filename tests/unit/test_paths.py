@@ -1,0 +1,44 @@
+"""ociruntime.paths means what os.path means, for the paths the small calls meet."""
+
+import os
+
+import pytest
+
+from ociruntime import paths
+
+PARTS = [("/run/pyrunc", "id"), ("/run/pyrunc/", "id"), ("", "id"), ("rel", "a", "b"),
+         ("/a", "/b", "c"), ("/a", ""), ("/a", "b/"), ("//a", "b"), ("a", "", "b")]
+DIRS = ["/usr/bin/python3", "/usr/bin/", "/usr//bin//python3", "/", "//", "///x", "python3",
+        "", "a/b", "/a/b/", "/.venv/bin/python"]
+
+
+@pytest.mark.parametrize("parts", PARTS)
+def test_join(parts):
+    assert paths.join(*parts) == os.path.join(*parts)
+
+
+@pytest.mark.parametrize("path", DIRS)
+def test_dirname(path):
+    assert paths.dirname(path) == os.path.dirname(path)
+
+
+def test_isdir_exists_lexists(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
+    (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
+    for name in ("file", "dir", "dangling", "to-dir", "nothing", "file/below", "a\0b"):
+        path = str(tmp_path / name) if "\0" not in name else str(tmp_path) + "/a\0b"
+        assert paths.isdir(path) == os.path.isdir(path), name
+        assert paths.exists(path) == os.path.exists(path), name
+        assert paths.lexists(path) == os.path.lexists(path), name
+
+
+def test_getenv(monkeypatch):
+    monkeypatch.setenv("PYRUNC_TEST_PATHS", "/run/user/1000")
+    monkeypatch.setenv("PYRUNC_TEST_PATHS_UNDECODABLE", os.fsdecode(b"/run/\xff"))
+    monkeypatch.delenv("PYRUNC_TEST_PATHS_UNSET", raising=False)
+    for name in ("PYRUNC_TEST_PATHS", "PYRUNC_TEST_PATHS_UNDECODABLE",
+                 "PYRUNC_TEST_PATHS_UNSET"):
+        assert paths.getenv(name) == os.environ.get(name)
