@@ -2,12 +2,14 @@
 
 The CLI and the shim both call this module.  Operations that change a container hold its
 directory lock; the status is derived (state.py), never stored.
+
+start, kill and delete import no os (posix and ociruntime.paths: see there); create, which
+imports far more anyway, imports it where it begins (_create, _spawn_init).
 """
 
-import os
-import select
+import posix
 
-from ociruntime import OCI_VERSION, log
+from ociruntime import OCI_VERSION, log, paths
 from ociruntime.errors import (
     AlreadyExists,
     HookError,
@@ -84,6 +86,8 @@ class Container:
             primed()
 
     def _create(self, opts, primed):
+        import os
+
         from ociruntime.config import ConfigError, parse_config, read_config
         from ociruntime.libcontainer import cgroups
         from ociruntime.libcontainer.support import check_supported
@@ -271,6 +275,8 @@ class Container:
 
     def _spawn_init(self, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
                     seccomp_program=None, on_pid=None):
+        import os
+
         from ociruntime.config import idmapped
         from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
@@ -432,7 +438,7 @@ class Container:
             pids = cgroups.from_record(st.record["cgroup"]).pids()
             for pid in pids:
                 try:
-                    os.kill(pid, signum)
+                    posix.kill(pid, signum)
                 except ProcessLookupError:
                     pass
             if pids or st.record["cgroup"].get("version") != 0:
@@ -601,6 +607,8 @@ class Container:
 def write_pid_file(path, pid):
     """--pid-file of create, run and exec: the bare pid, atomically (an error names the
     flag; the caller then undoes what the pid stands for, as runc does)."""
+    import os
+
     try:
         write_atomic(os.path.abspath(path), str(pid), 0o644)
     except OSError as e:
@@ -629,7 +637,7 @@ def _remove_default_cgroup(container_id):
         manager = cgroups.new_manager(None, container_id)
     except (PyruncError, OSError):
         return
-    manager.created = [d for d in manager.dirs.values() if os.path.isdir(d)]
+    manager.created = [d for d in manager.dirs.values() if paths.isdir(d)]
     if not manager.created:
         return
     _kill_cgroup(manager)
@@ -647,7 +655,7 @@ def _kill_cgroup(manager, paused=False):
             return
         for pid in pids:
             try:
-                os.kill(pid, 9)
+                posix.kill(pid, 9)
             except ProcessLookupError:
                 pass
         if paused:
@@ -752,7 +760,7 @@ def _owner():
     finds it: the first /etc/passwd line with that uid (runc reads the file, never NSS;
     pwd.getpwuid asks nscd's socket and nsswitch.conf first, ~0.1 ms more a create),
     else the uid."""
-    uid = str(os.geteuid()).encode()
+    uid = str(posix.geteuid()).encode()
     try:
         with open("/etc/passwd", "rb") as f:
             for line in f:
@@ -779,19 +787,20 @@ def _release_fifo(fifo_path, record):
     once the process has left the stage (exec'd the program) or died; garbage written into
     the fifo makes no failure while the program runs; a stage that someone else released
     (the program runs, nothing came to us) is reported, and the container left alone."""
+    import select
     import time
 
     from ociruntime.state import process_alive
 
     pid, start_time = record["pid"], record["pid_start"]
-    fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = posix.open(fifo_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     answer = b""
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         while True:
             if poller.poll(100):
-                data = os.read(fd, 4096)
+                data = posix.read(fd, 4096)
                 if data:
                     answer += data
                     if answer == b"0":
@@ -803,8 +812,8 @@ def _release_fifo(fifo_path, record):
             if not process_alive(pid, start_time) or _left_stage(pid):
                 break
     finally:
-        os.close(fd)
-    os.unlink(fifo_path)
+        posix.close(fd)
+    posix.unlink(fifo_path)
     if answer == b"0":
         return None
     hook_failed = answer.find(b"1" + HOOK_FAILURE)
@@ -825,7 +834,7 @@ def _release_fifo(fifo_path, record):
 def _left_stage(pid):
     """The process has exec'd something else than the stage (the container's program)."""
     try:
-        return not os.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
+        return not posix.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
     except OSError:
         return False  # gone (the caller checks that), or not ours to look at
 
@@ -836,7 +845,7 @@ def _signal_init(record, signum):
     from ociruntime._native._sys import pidfd_send_signal
 
     try:
-        pidfd = os.pidfd_open(record["pid"])
+        pidfd = posix.pidfd_open(record["pid"])
     except ProcessLookupError:
         raise WrongState("container not running") from None
     try:
@@ -845,7 +854,7 @@ def _signal_init(record, signum):
             raise WrongState("container not running")
         pidfd_send_signal(pidfd, signum)
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def _kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
@@ -858,7 +867,7 @@ def _kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
     if stat is None or (start_time is not None and stat[1] != start_time):
         return
     try:
-        os.kill(pid, 9)
+        posix.kill(pid, 9)
     except ProcessLookupError:
         return
     if thaw is not None:
