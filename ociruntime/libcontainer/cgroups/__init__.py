@@ -4,10 +4,15 @@ A Manager is built from the container's cgroupsPath, creates the directories (re
 which it made, so destroy removes only those), tells the child which cgroup.procs files to
 join, lists pids, and reads the freezer.  The state record keeps `to_record()` so later
 commands rebuild the same Manager without the config.
+
+posix and ociruntime.paths rather than os (see paths): delete, which rebuilds a Manager and
+removes its directories, imports no os; only the walks below a container's cgroup (its own
+sub-cgroups, the pids of a tree) import it, for os.walk.
 """
 
-import os
+import posix
 
+from ociruntime import paths
 from ociruntime.errors import PyruncError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -100,7 +105,7 @@ def joins_take_the_rwsem():
     thread migration"), the cgroup2 one by creating the intermediate in it (clone3
     CLONE_INTO_CGROUP, 5.7: fork's read side only).  A kernel that refuses either at run
     time (clone3 filtered by a seccomp profile, say) gets the old joins, unprimed."""
-    major, _, rest = os.uname().release.partition(".")
+    major, _, rest = posix.uname().release.partition(".")
     minor = rest.split(".", 1)[0]
     try:
         return (int(major), int(minor)) < (5, 7)
@@ -143,7 +148,7 @@ def prime_migration():
 
     done = _thread.allocate_lock()
     done.acquire()
-    pid = str(os.getpid())
+    pid = str(posix.getpid())
 
     def write_own_pid():
         try:
@@ -225,9 +230,9 @@ def planned_record(manager):
     for path in record["dirs"].values():
         chain = []
         p = path
-        while p != "/" and not os.path.isdir(p):
+        while p != "/" and not paths.isdir(p):
             chain.append(p)
-            p = os.path.dirname(p)
+            p = paths.dirname(p)
         missing += [d for d in reversed(chain) if d not in missing]
     return dict(record, created=missing)
 
@@ -243,12 +248,12 @@ def make_dirs(path, created):
     """mkdir -p that records each directory it made (outermost first)."""
     missing = []
     p = path
-    while not os.path.isdir(p):
+    while not paths.isdir(p):
         missing.append(p)
-        p = os.path.dirname(p)
+        p = paths.dirname(p)
     for d in reversed(missing):
         try:
-            os.mkdir(d, 0o755)
+            posix.mkdir(d, 0o755)
         except FileExistsError:
             continue
         created.append(d)
@@ -264,6 +269,8 @@ def remove_dirs(created, own=()):
         if d in own:
             if _rmdir_at_once(d):
                 continue
+            import os
+
             for root, _dirs, _files in os.walk(d, topdown=False):
                 _rmdir_cgroup(root)
             continue
@@ -278,7 +285,7 @@ def _rmdir_at_once(d):
     delete ~0.3 ms for 11 hierarchies; EBUSY (sub-cgroups, or tasks still exiting) is
     left to the walk and its retries."""
     try:
-        os.rmdir(d)
+        posix.rmdir(d)
     except FileNotFoundError:
         return True
     except OSError:
@@ -291,7 +298,7 @@ def _rmdir_cgroup(d):
 
     for attempt in range(50):
         try:
-            os.rmdir(d)
+            posix.rmdir(d)
             return
         except FileNotFoundError:
             return
@@ -303,15 +310,17 @@ def _rmdir_cgroup(d):
 
 def read_tree_pids(directory):
     """The pids in a cgroup and every cgroup below it (runc's GetAllPids)."""
+    import os
+
     pids = []
     for root, _dirs, _files in os.walk(directory):
-        pids += read_pids(os.path.join(root, "cgroup.procs"))
+        pids += read_pids(paths.join(root, "cgroup.procs"))
     return pids
 
 
 def _has_subgroups(directory):
     try:
-        return any(entry.is_dir() for entry in os.scandir(directory))
+        return any(entry.is_dir() for entry in posix.scandir(directory))
     except FileNotFoundError:
         return False
 
@@ -320,20 +329,20 @@ def write_file(path, text):
     """One write of text to a cgroup file through os calls: open() would add a buffer and
     a text layer (6 syscalls instead of 3, and ~20 us more Python a file, 16 of them in a
     v1 create: devices.allow, cpuset)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     try:
-        os.write(fd, text.encode())
+        posix.write(fd, text.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_file(path):
     """A small cgroup file's text, as write_file writes."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        return os.read(fd, 65536).decode()
+        return posix.read(fd, 65536).decode()
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_pids(procs_file):

@@ -1,7 +1,8 @@
-"""cgroup v1 (and the hybrid layout): one directory per mounted hierarchy."""
+"""cgroup v1 (and the hybrid layout): one directory per mounted hierarchy.
 
-import os
+ociruntime.paths, not os (see cgroups): delete imports this module."""
 
+from ociruntime import paths
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
@@ -42,12 +43,12 @@ def hierarchies():
 
 def own_paths():
     """{hierarchy: this process's cgroup path} from /proc/self/cgroup."""
-    paths = {}
+    found = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
-            paths["unified" if ctrls == "" else ctrls.replace("name=", "")] = path
-    return paths
+            found["unified" if ctrls == "" else ctrls.replace("name=", "")] = path
+    return found
 
 
 def _fill_cpusets(d):
@@ -61,13 +62,13 @@ def _fill_cpusets(d):
     chain = []
     while d != root and d.startswith(root + "/"):
         chain.append(d)
-        d = os.path.dirname(d)
+        d = paths.dirname(d)
     for child in reversed(chain):
-        parent = os.path.dirname(child)
+        parent = paths.dirname(child)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if read_file(os.path.join(child, name)).strip():
+            if read_file(paths.join(child, name)).strip():
                 continue
-            write_file(os.path.join(child, name), read_file(os.path.join(parent, name)).strip())
+            write_file(paths.join(child, name), read_file(paths.join(parent, name)).strip())
 
 
 def _hierarchy_root(d):
@@ -95,6 +96,8 @@ class V1Manager:
 
     @classmethod
     def for_container(cls, cgroups_path, container_id):
+        import os
+
         own = own_paths()
         dirs = {}
         for name, (mountpoint, mount_root) in hierarchies().items():
@@ -117,14 +120,14 @@ class V1Manager:
             raise PyruncError(f"creating cgroup: {e.filename}: {e.strerror}") from None
 
     def procs_files(self):
-        return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
+        return [paths.join(d, "cgroup.procs") for d in self.dirs.values()]
 
     def joins(self):
         """How the fork chain's first child joins: (the cgroup2 directory it is created in,
         a hybrid host's unified hierarchy, or None; the files it writes "0" to): each v1
         hierarchy's `tasks`, which moves the writing thread alone, the whole of a
         single-threaded child, without cgroup_threadgroup_rwsem (cgroup.procs takes it)."""
-        return self.dirs.get("unified"), [os.path.join(d, "tasks")
+        return self.dirs.get("unified"), [paths.join(d, "tasks")
                                           for name, d in self.dirs.items() if name != "unified"]
 
     def apply_devices(self, rules):
@@ -145,7 +148,7 @@ class V1Manager:
         lines += [("devices.allow", entry) for entry in DEFAULT_ALLOW] if rules else []
         for name, entry in lines:
             try:
-                write_file(os.path.join(d, name), entry)
+                write_file(paths.join(d, name), entry)
             except OSError as e:
                 raise PyruncError(f"linux.resources.devices: writing {entry!r} to {name}: "
                                   f"{e.strerror}") from None
@@ -171,7 +174,7 @@ class V1Manager:
         from ociruntime.libcontainer.cgroups.files import oom_kill_count
 
         d = self.dirs.get("memory")
-        return oom_kill_count(os.path.join(d, "memory.oom_control")) if d else None
+        return oom_kill_count(paths.join(d, "memory.oom_control")) if d else None
 
     def bind_sources(self):
         """(name, host directory) pairs for a container's /sys/fs/cgroup (type cgroup): the
@@ -185,7 +188,7 @@ class V1Manager:
 
     def freezer_file(self):
         d = self.dirs.get("freezer")
-        return os.path.join(d, "freezer.state") if d else None
+        return paths.join(d, "freezer.state") if d else None
 
     def freeze(self, frozen):
         path = self.freezer_file()
