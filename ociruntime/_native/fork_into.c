@@ -17,7 +17,9 @@
  * single-threaded (syscalls.fork_into_cgroup checks), and the child's cached
  * thread id (read by pthread calls on a thread's descriptor from another thread,
  * and by PI mutexes) stays the parent's: the child is the fork chain's
- * intermediate, which only makes syscalls and forks again through glibc.
+ * intermediate, which only makes syscalls and forks again through glibc, or the
+ * container init made in its namespaces (flags), a single thread that makes
+ * syscalls and execs the stage.
  * (os.fork's audit event and its warning about threads are not raised.)
  */
 #include <signal.h>
@@ -41,21 +43,28 @@ struct pyrunc_clone_args {  /* struct clone_args, CLONE_ARGS_SIZE_VER2 (88 bytes
     uint64_t cgroup;
 };
 
-/* The child's pid in the parent, 0 in the child; OSError when no child was made
-   (ENOSYS: no clone3; E2BIG or EINVAL: no CLONE_INTO_CGROUP; or the kernel's refusal
-   of that cgroup, as a write of cgroup.procs would be refused). */
+/* fork_into_cgroup(cgroup_fd, flags=0): the child's pid in the parent, 0 in the
+   child; OSError when no child was made (ENOSYS: no clone3; E2BIG or EINVAL: no
+   CLONE_INTO_CGROUP; or the kernel's refusal of that cgroup, as a write of
+   cgroup.procs would be refused; or of a namespace in flags).  cgroup_fd -1: no
+   cgroup given.  flags: CLONE_NEW* namespaces the child is created in (the
+   container init made by the parent itself, with no intermediate). */
 static PyObject *sys_fork_into_cgroup(PyObject *self, PyObject *args)
 {
     struct pyrunc_clone_args clone;
     int cgroup_fd, saved;
+    unsigned long long flags = 0;
     long pid;
 
-    if (!PyArg_ParseTuple(args, "i", &cgroup_fd))
+    if (!PyArg_ParseTuple(args, "i|K", &cgroup_fd, &flags))
         return NULL;
     memset(&clone, 0, sizeof(clone));
-    clone.flags = PYRUNC_CLONE_INTO_CGROUP;
+    clone.flags = flags;
+    if (cgroup_fd >= 0) {
+        clone.flags |= PYRUNC_CLONE_INTO_CGROUP;
+        clone.cgroup = (uint64_t)cgroup_fd;
+    }
     clone.exit_signal = SIGCHLD;
-    clone.cgroup = (uint64_t)cgroup_fd;
     PyOS_BeforeFork();
     pid = syscall(SYS_clone3, &clone, sizeof(clone));
     saved = errno;

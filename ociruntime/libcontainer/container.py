@@ -360,7 +360,8 @@ class Container:
                                  on_console=console_master, min_fd=3 + opts.preserve_fds,
                                  on_seccomp=seccomp_listener, stdio=opts.stdio,
                                  on_pid=on_pid, die_with_parent=True,
-                                 child_close=(self.state.lock_fd,), cgroup2=cgroup2)
+                                 child_close=(self.state.lock_fd,), cgroup2=cgroup2,
+                                 direct=init.direct(launch))
         finally:
             os.close(fifo_fd)
             os.close(stage_fd)

@@ -101,6 +101,15 @@ def fork_into(cgroup_fd):
     return current().start(spawn), bool(into)
 
 
+def clone_into(cgroup_fd, flags):
+    """fork() through the monitor, the child created in new namespaces (flags: CLONE_NEW*)
+    and, with cgroup_fd >= 0, in that cgroup2 directory (syscalls.fork_into_cgroup): pid
+    or 0; None when the kernel made no such child (the caller forks another way)."""
+    from ociruntime.libcontainer.syscalls import fork_into_cgroup
+
+    return current().start(lambda: fork_into_cgroup(cgroup_fd, flags))
+
+
 def reap(pid):
     """Wait for a child whose status nobody needs (ChildProcessError: gone already)."""
     try:

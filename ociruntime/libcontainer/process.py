@@ -12,6 +12,11 @@
                                                                     exec the C stage
     <-------------------------------------------------------------- "ready" | "error"
 
+When the intermediate has nothing to do between its fork and the init's (no namespace
+to join, no user or time namespace, no net device, no idmapped mount: init.direct), the
+parent makes the init itself, in its new namespaces (clone3 with their flags), and the
+init does the intermediate's cgroup joins; its pid is known at the fork, no "pid" comes.
+
 Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair, with a
 "type" from the MSG_* names below.  The child side never returns: it execs or _exits.
 """
@@ -104,7 +109,7 @@ class SyncSocket:
 
 def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
           on_seccomp=None, stdio=None, on_pid=None, die_with_parent=False, child_close=(),
-          wait_if_interrupted=True, cgroup2=None):
+          wait_if_interrupted=True, cgroup2=None, direct=None):
     """Fork child_main(sync) and serve its requests until it reports ready.
 
     stdio, when given, is three fds the child takes as its 0, 1 and 2 (the shim hands a
@@ -123,25 +128,36 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     cgroup2: a cgroup2 directory the child is created in (clone3 CLONE_INTO_CGROUP: no
     cgroup_threadgroup_rwsem write lock, so no grace period to wait); where the kernel
     cannot, the child joins it by its cgroup.procs first thing.
+    direct: (CLONE_NEW* flags, direct_main): the child is made in those namespaces
+    (clone3) and runs direct_main(sync) instead of child_main: the container process
+    itself, with no intermediate (its pid is known at once); where the kernel makes no
+    such child, child_main as before.
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
     parent_pid = os.getpid()
-    pid, join = monitor.fork_or_close(parent, child, spawn=lambda: _fork(cgroup2))
+    pid, join, made_direct = monitor.fork_or_close(
+        parent, child, spawn=lambda: _fork(cgroup2, direct and direct[0]))
     if pid == 0:
         if die_with_parent:
-            _die_with(parent_pid)
+            _die_with()
         for fd in child_close:
             if fd >= 0:
                 os.close(fd)
         parent.close()
+        if die_with_parent and _parent_gone(parent_pid, child.fd):
+            os._exit(1)
         if stdio is not None:
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
-        _run_child(child_main, child, join)
+        _run_child(direct[1] if made_direct else child_main, child, join)
     child.close()
     container_pid = None
     intermediate = pid
+    if made_direct:
+        container_pid, intermediate = pid, None
+        if on_pid is not None:
+            on_pid(container_pid)
     deferred = []  # the init's messages can overtake the intermediate's "pid"
     try:
         while True:
@@ -192,33 +208,55 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
         parent.close()
 
 
-def _fork(cgroup2):
-    """monitor.fork(), into the cgroup2 directory when one is given: (pid, the cgroup2
-    directory the child must still join itself, or None)."""
-    if cgroup2 is None:
-        return monitor.fork(), None
+def _fork(cgroup2, flags=None):
+    """monitor.fork(), into the cgroup2 directory when one is given, and in the new
+    namespaces of flags when not None and the kernel can: (pid, the cgroup2 directory
+    the child must still join itself, or None, whether it was made in those
+    namespaces)."""
+    fd = -1
+    if cgroup2 is not None:
+        try:
+            fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            pass  # the child's join reports why
     try:
-        fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return monitor.fork(), cgroup2  # the child's join reports why
-    try:
+        if flags is not None:
+            pid = monitor.clone_into(fd, flags)
+            if pid is not None:
+                return pid, cgroup2 if fd < 0 else None, True
+        if fd < 0:
+            return monitor.fork(), cgroup2, False
         pid, into = monitor.fork_into(fd)
+        return pid, None if into else cgroup2, False
     finally:
-        os.close(fd)
-    return pid, None if into else cgroup2
+        if fd >= 0:
+            os.close(fd)
 
 
-def _die_with(parent_pid):
-    """SIGKILL for this child when its parent dies (checked once after: it may be dead
-    already).  The CLI is single-threaded and the shim forks from its one-thread fork
+def _die_with():
+    """SIGKILL for this child when its parent dies (_parent_gone checks once after: it
+    may be dead already).  The CLI is single-threaded and the shim forks from its one-thread fork
     server, so "the parent" here is the thread that stays until the container exists."""
     from ociruntime.libcontainer import syscalls as sc
 
     # SIGKILL as a number (as _kill_and_reap): importing signal here, after the fork,
     # would cost this child enum, functools and collections, ~5 ms on create's path
     sc.prctl(sc.PR_SET_PDEATHSIG, 9)
-    if os.getppid() != parent_pid:
-        os._exit(1)
+
+
+def _parent_gone(parent_pid, sync_fd):
+    """The parent died before _die_with's PR_SET_PDEATHSIG took hold (checked once, after
+    it, with the child's copy of the parent's end closed).  A child made in a new pid
+    namespace (spawn's direct) sees its parent as pid 0, alive or not: there, the parent
+    is gone when the sync socket's other end has hung up."""
+    ppid = os.getppid()
+    if ppid != 0:
+        return ppid != parent_pid
+    import select
+
+    poller = select.poll()
+    poller.register(sync_fd, select.POLLHUP)
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
 
 def current_umask():

@@ -181,18 +181,19 @@ def keyctl_setperm(serial, perm):
     _sys.keyctl_setperm(serial, perm)
 
 
-def fork_into_cgroup(cgroup_fd):
+def fork_into_cgroup(cgroup_fd, flags=0):
     """os.fork(), the child created in the cgroup2 directory open at cgroup_fd (clone3
-    CLONE_INTO_CGROUP, Linux 5.7; _native/fork_into.c): the child's pid, 0 in the child;
-    None when no child was made that way: the kernel has no clone3 or no
-    CLONE_INTO_CGROUP, or refuses this cgroup, or this process has other threads (the
-    raw clone skips glibc's fork handlers, which keep another thread's malloc lock from
-    being inherited locked).  The caller then forks and joins as before, which reports a
-    refusal with the file's name."""
+    CLONE_INTO_CGROUP, Linux 5.7; _native/fork_into.c; -1: none) and in new namespaces
+    (flags: CLONE_NEW*): the child's pid, 0 in the child; None when no child was made
+    that way: the kernel has no clone3 or no CLONE_INTO_CGROUP, or refuses this cgroup
+    or a namespace, or this process has other threads (the raw clone skips glibc's fork
+    handlers, which keep another thread's malloc lock from being inherited locked).  The
+    caller then forks and joins as before, which reports a refusal with the file's
+    name."""
     if _threads() != 1:
         return None
     try:
-        return _sys.fork_into_cgroup(cgroup_fd)
+        return _sys.fork_into_cgroup(cgroup_fd, flags)
     except OSError:
         return None
 

@@ -1,10 +1,13 @@
-"""How the container's first process joins its cgroups (process.spawn, init.intermediate):
-without cgroup_threadgroup_rwsem's write side, whose first taker after a quiet spell waits
-a whole RCU grace period.  The v1 hierarchies by writing "0" to their `tasks` (the
-single-threaded intermediate moves itself), the cgroup2 one by creating the intermediate
-in it (clone3 CLONE_INTO_CGROUP); where clone3 is refused (ENOSYS, as container engines'
-seccomp profiles answer it), by cgroup.procs as before.  strace shows which way was taken;
-every hierarchy's line of the container's /proc/self/cgroup shows where it landed."""
+"""How the container's first process joins its cgroups (process.spawn, init.intermediate,
+init.init_direct): without cgroup_threadgroup_rwsem's write side, whose first taker after a
+quiet spell waits a whole RCU grace period.  The v1 hierarchies by writing "0" to their
+`tasks` (the single-threaded child moves itself), the cgroup2 one by creating the child in
+it (clone3 CLONE_INTO_CGROUP); where clone3 is refused (ENOSYS, as container engines'
+seccomp profiles answer it), by cgroup.procs as before.  The child is the container init
+itself, made in its namespaces, when no intermediate is needed (init.direct: this bundle's
+namespaces are all new, none a user or time namespace), else the intermediate.  strace
+shows which way was taken; every hierarchy's line of the container's /proc/self/cgroup
+shows where it landed."""
 
 import os
 import re
@@ -61,18 +64,24 @@ def _assert_in_own_cgroups(lines, cid):
     assert lines and all(line.endswith("/" + cid) for line in lines), lines
 
 
-def test_the_intermediate_is_created_in_cgroup2_and_moves_itself_in_v1(runtime, bundle,
-                                                                      scratch):
+def test_the_init_is_created_in_cgroup2_and_its_namespaces_and_moves_itself_in_v1(
+        runtime, bundle, scratch):
     cid, lines, trace = traced_cgroup_joins(runtime, bundle, scratch)
     _assert_in_own_cgroups(lines, cid)
     into = [c for c in _clones(trace) if "CLONE_INTO_CGROUP" in c[1]]
     assert len(into) == 1 and into[0][2] > 0, _clones(trace)
-    intermediate = into[0][2]
+    child = into[0][2]
+    # no intermediate: the child is made in the container's new namespaces and is the
+    # container's process (it forks nothing: it execs the stage, which execs cat)
+    assert "CLONE_NEWPID" in into[0][1] and "CLONE_NEWNS" in into[0][1], into
+    forks = [line for line in trace if line.startswith(f"{child} ")
+             and re.search(r" (clone3?|v?fork)\(", line)]
+    assert not forks, forks
     written = _written(trace)
     joins = [path for pid, path in written if path.endswith(("/tasks", "/cgroup.procs"))]
     v1 = [line for line in lines if not line.startswith("0::")]
     assert sorted(joins) == sorted(p for pid, p in written
-                                   if pid == intermediate and p.endswith("/tasks")), written
+                                   if pid == child and p.endswith("/tasks")), written
     assert len(joins) == len(v1) and all(p.endswith(f"/{cid}/tasks") for p in joins), joins
 
 
@@ -87,6 +96,6 @@ def test_without_clone3_the_child_joins_by_cgroup_procs(runtime, bundle, scratch
     has_v2 = any(line.startswith("0::") for line in lines)
     assert len(procs) == (1 if has_v2 else 0), procs
     assert procs[0][1].endswith(f"/{cid}/cgroup.procs") if procs else True
-    # the same child (the intermediate) joins them all
+    # the same child (the intermediate: no clone3 for the init either) joins them all
     assert len({pid for pid, _ in procs + tasks}) == 1, procs + tasks
 
