@@ -5,6 +5,8 @@ CAP_SYS_RESOURCE), are warnings, not errors (runtime-spec: "MUST log a warning; 
 fail").  The stage receives plain 64-bit masks.
 """
 
+import os
+
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
     "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
@@ -20,22 +22,43 @@ BITS = {name: bit for bit, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
+_last_cap = []  # the kernel's, read once: it never changes while the kernel runs
+
+
 def last_cap():
     """The highest capability number this kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    if not _last_cap:
+        try:
+            _last_cap.append(int(read_proc("/proc/sys/kernel/cap_last_cap")))
+        except (OSError, ValueError):
+            return len(NAMES) - 1
+    return _last_cap[0]
 
 
 def own_permitted(field="CapPrm:"):
     """The runtime's own permitted set: what it can possibly hand on."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1], 16)
-    return 0
+    value = status_field(field)
+    return 0 if value is None else int(value, 16)
+
+
+def status_field(field):
+    """The value (bytes) of a /proc/self/status line ("CapPrm:", "Umask:"), or None."""
+    data = b"\n" + read_proc("/proc/self/status")
+    at = data.find(b"\n" + field.encode())
+    if at < 0:
+        return None
+    end = data.find(b"\n", at + 1)
+    return data[at + 1 + len(field):end if end > 0 else len(data)].strip()
+
+
+def read_proc(path):
+    """A small /proc file in one read(2) (no buffered or text file objects: ~30 us less
+    a read, three a create)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
 
 
 def masks(caps, warn, new_userns=False):

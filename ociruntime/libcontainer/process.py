@@ -263,14 +263,15 @@ def current_umask():
     """The caller's umask, which the container process inherits unless process.user.umask
     says otherwise.  Read from /proc/self/status (Linux 4.7): umask(2) cannot read it
     without setting it, for a moment, for every thread of a long-lived caller."""
+    from ociruntime.libcontainer.capabilities import status_field
+
     try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
+        value = status_field("Umask:")
     except OSError:
-        pass
-    raise PyruncError("cannot read the umask from /proc/self/status")
+        value = None
+    if not value:
+        raise PyruncError("cannot read the umask from /proc/self/status")
+    return int(value, 8)
 
 
 def _run_child(child_main, sync, join=None):
