@@ -102,7 +102,8 @@ class Container:
             raise InvalidConfig(str(e)) from None
         if cfg.root is None:
             raise InvalidConfig("root: required on Linux")
-        cgroup_v2 = cgroups.host_is_v2()
+        mountinfo = cgroups.mountinfo()
+        cgroup_v2 = cgroups.host_is_v2(mountinfo)
         check_supported(cfg, cgroup_v2)
         seccomp_program = None
         if cfg.linux.seccomp is not None and cfg.process is not None:
@@ -147,7 +148,8 @@ class Container:
         try:
             self.state.claim()
             claimed = True
-            manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id, cgroup_v2)
+            manager = cgroups.new_manager(cfg.linux.cgroups_path, self.id, cgroup_v2,
+                                          mountinfo)
             _check_existing_cgroup(manager)
             # the intent first: before any cgroup, mount or process exists, a record names
             # what this create will make, so a create killed at any moment leaves nothing
@@ -740,12 +742,12 @@ def _check_rlimits(proc):
         if rl.soft > rl.hard:
             raise InvalidConfig(f"process.rlimits[{index}]: {rl.type} soft limit {rl.soft} is "
                               f"above its hard limit {rl.hard}")
-    import resource
-
     from ociruntime.libcontainer.capabilities import BITS, own_permitted
 
     if own_permitted() >> BITS["CAP_SYS_RESOURCE"] & 1:
         return
+    import resource
+
     for index, rl in enumerate(proc.rlimits):
         _, current_hard = resource.getrlimit(rl.resource)
         if current_hard != resource.RLIM_INFINITY and (

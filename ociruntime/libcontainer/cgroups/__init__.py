@@ -19,17 +19,25 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP2_SUPER_MAGIC = 0x63677270
 
 
-def host_is_v2():
-    """Pure cgroup v2 (the unified hierarchy mounted at /sys/fs/cgroup itself)."""
+def mountinfo():
+    """/proc/self/mountinfo's lines, or None when it cannot be read.  create reads it once
+    for host_is_v2 and v1's hierarchies (the kernel writes out every mount of the
+    namespace at each read: a cost that grows with a busy host's mounts)."""
     try:
         with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                if fields[4] == CGROUP_ROOT:
-                    sep = fields.index("-")
-                    return fields[sep + 1] == "cgroup2"
+            return f.read().splitlines()
     except OSError:
-        pass
+        return None
+
+
+def host_is_v2(lines=None):
+    """Pure cgroup v2 (the unified hierarchy mounted at /sys/fs/cgroup itself).
+    lines: mountinfo(), when the caller has it already."""
+    for line in (mountinfo() if lines is None else lines) or ():
+        fields = line.split()
+        if fields[4] == CGROUP_ROOT:
+            sep = fields.index("-")
+            return fields[sep + 1] == "cgroup2"
     return False
 
 
@@ -198,13 +206,13 @@ def _own_procs_file():
     return None
 
 
-def new_manager(cgroups_path, container_id, v2=None):
-    """v2: host_is_v2(), when the caller has it already (one read of mountinfo less)."""
-    if host_is_v2() if v2 is None else v2:
+def new_manager(cgroups_path, container_id, v2=None, lines=None):
+    """v2: host_is_v2(), lines: mountinfo(), when the caller has them already."""
+    if host_is_v2(lines) if v2 is None else v2:
         from ociruntime.libcontainer.cgroups.v2 import V2Manager
         return V2Manager.for_container(cgroups_path, container_id)
     from ociruntime.libcontainer.cgroups.v1 import V1Manager
-    return V1Manager.for_container(cgroups_path, container_id)
+    return V1Manager.for_container(cgroups_path, container_id, lines)
 
 
 def from_record(record):

@@ -22,22 +22,25 @@ DEFAULT_ALLOW = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c
                  "c 10:200 rwm")
 
 
-def hierarchies():
-    """{name: (mount point, root of the mount)} for every cgroup hierarchy mounted."""
+def hierarchies(lines=None):
+    """{name: (mount point, root of the mount)} for every cgroup hierarchy mounted.
+    lines: cgroups.mountinfo(), when the caller has it already."""
+    if lines is None:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
     found = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype = fields[sep + 1]
-            if fstype == "cgroup2":
-                found.setdefault("unified", (fields[4], fields[3]))
-            elif fstype == "cgroup":
-                opts = fields[sep + 3].split(",")
-                names = [o for o in opts if o not in ("rw", "ro") and "=" not in o
-                         and o not in ("xattr", "noprefix", "clone_children")]
-                names += [o.split("=", 1)[1] for o in opts if o.startswith("name=")]
-                found.setdefault(",".join(names), (fields[4], fields[3]))
+    for line in lines:
+        fields = line.split()
+        sep = fields.index("-")
+        fstype = fields[sep + 1]
+        if fstype == "cgroup2":
+            found.setdefault("unified", (fields[4], fields[3]))
+        elif fstype == "cgroup":
+            opts = fields[sep + 3].split(",")
+            names = [o for o in opts if o not in ("rw", "ro") and "=" not in o
+                     and o not in ("xattr", "noprefix", "clone_children")]
+            names += [o.split("=", 1)[1] for o in opts if o.startswith("name=")]
+            found.setdefault(",".join(names), (fields[4], fields[3]))
     return found
 
 
@@ -95,12 +98,12 @@ class V1Manager:
         self.created = created
 
     @classmethod
-    def for_container(cls, cgroups_path, container_id):
+    def for_container(cls, cgroups_path, container_id, lines=None):
         import os
 
         own = own_paths()
         dirs = {}
-        for name, (mountpoint, mount_root) in hierarchies().items():
+        for name, (mountpoint, mount_root) in hierarchies(lines).items():
             if os.path.dirname(mountpoint) != CGROUP_ROOT:
                 continue  # v1 hierarchies are mounted at /sys/fs/cgroup/NAME
             own_path = own.get(name, "/")
