@@ -71,6 +71,7 @@ def _warm_up():
         capabilities,
         cgroups,
         container,
+        create,
         execute,
         hooks,
         init,
@@ -238,7 +239,7 @@ def warm(server_pid):
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
             os._exit(0)  # the server died before the death signal was armed
-        from ociruntime.libcontainer import container  # noqa: F401  (what Create runs)
+        from ociruntime.libcontainer import container, create  # noqa: F401  (what Create runs)
 
         sock = socket.socket(fileno=3)
         data, fds = _recv(sock, 64, 5)
