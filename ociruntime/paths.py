@@ -47,16 +47,16 @@ def isdir(path):
 
 
 def exists(path):
-    try:
-        posix.stat(path)
-    except (OSError, ValueError):
-        return False
-    return True
+    return _stats(posix.stat, path)
 
 
 def lexists(path):
+    return _stats(posix.lstat, path)
+
+
+def _stats(stat, path):
     try:
-        posix.lstat(path)
+        stat(path)
     except (OSError, ValueError):
         return False
     return True
