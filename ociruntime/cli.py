@@ -284,7 +284,11 @@ def cmd_state(root, flags, args):
 
 def cmd_kill(root, flags, args):
     signum = parse_signal(args[1] if len(args) > 1 else "TERM")
-    container_for(root, args).kill(signum, all_processes=flags.get("all", False))
+    # kill's code alone: libcontainer.container (the other operations) is not imported
+    from ociruntime.libcontainer.kill import kill
+    from ociruntime.state import ContainerState
+
+    kill(ContainerState(root, args[0]), signum, all_processes=flags.get("all", False))
 
 
 def cmd_delete(root, flags, args):

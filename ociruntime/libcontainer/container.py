@@ -3,8 +3,9 @@
 The CLI and the shim both call this module.  Operations that change a container hold its
 directory lock; the status is derived (state.py), never stored.
 
-start, kill and delete import no os (posix and ociruntime.paths: see there), nor create's
-code, which is in create.py.
+start and delete import no os (posix and ociruntime.paths: see there), nor create's code,
+which is in create.py; kill's is in kill.py, which `pyrunc kill` imports instead of this
+module.
 """
 
 import posix
@@ -119,24 +120,10 @@ class Container:
         return log.warn if major_minor < (1, 3) else None
 
     def kill(self, signum, all_processes=False):
-        st = self.state
-        st.load()
-        status = st.status()
-        if all_processes:
-            # as runc: every process left in the cgroup, even of a stopped container
-            from ociruntime.libcontainer import cgroups
+        """kill.py: `pyrunc kill` reads that module alone."""
+        from ociruntime.libcontainer.kill import kill
 
-            pids = cgroups.from_record(st.record["cgroup"]).pids()
-            for pid in pids:
-                try:
-                    posix.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
-            if pids or st.record["cgroup"].get("version") != 0:
-                return
-        if status not in (CREATED, RUNNING, PAUSED):
-            raise WrongState("container not running")
-        _signal_init(st.record, signum)
+        kill(self.state, signum, all_processes)
 
     def delete(self, force=False):
         st = self.state
@@ -431,24 +418,6 @@ def _left_stage(pid):
         return not posix.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
     except OSError:
         return False  # gone (the caller checks that), or not ours to look at
-
-
-def _signal_init(record, signum):
-    """Signal the container's init through a pidfd, after checking that the pid is still
-    the process we started (never a bare, possibly reused, pid)."""
-    from ociruntime._native._sys import pidfd_send_signal
-
-    try:
-        pidfd = posix.pidfd_open(record["pid"])
-    except ProcessLookupError:
-        raise WrongState("container not running") from None
-    try:
-        stat = proc_stat(record["pid"])
-        if stat is None or stat[1] != record["pid_start"]:
-            raise WrongState("container not running")
-        pidfd_send_signal(pidfd, signum)
-    finally:
-        posix.close(pidfd)
 
 
 def kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
