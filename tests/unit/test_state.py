@@ -69,3 +69,21 @@ def test_load_tells_missing_from_damaged(tmp_path):
     (tmp_path / "c1" / "state.json").mkdir()
     with pytest.raises(StateDamaged, match="cannot read"):
         st.load()
+
+
+def test_load_keeps_its_record_only_while_state_json_is_the_file_it_came_from(tmp_path):
+    """run's start and delete skip re-reading the record create wrote; a record another
+    process writes since (of the very same size), or a removed one, is never missed."""
+    st = ContainerState(str(tmp_path), "c1")
+    st.claim()
+    st.save(dict(RECORD))
+    assert st.load() is st.record  # nothing changed: the record it wrote
+    other = ContainerState(str(tmp_path), "c1")
+    other.save(dict(RECORD, pid=43))  # same size, a new file
+    assert st.load()["pid"] == 43
+    (tmp_path / "c1" / "state.json").unlink()
+    with pytest.raises(StateMissing):
+        st.load()
+    (tmp_path / "c1" / "state.json").write_text("{")
+    with pytest.raises(StateDamaged):
+        st.load()
