@@ -292,7 +292,11 @@ def cmd_kill(root, flags, args):
 
 
 def cmd_delete(root, flags, args):
-    container_for(root, args).delete(force=flags.get("force", False))
+    # delete's code alone: libcontainer.container (the other operations) is not imported
+    from ociruntime.libcontainer.delete import delete
+    from ociruntime.state import ContainerState
+
+    delete(ContainerState(root, args[0]), force=flags.get("force", False))
 
 
 def cmd_run(root, flags, args):

@@ -3,19 +3,16 @@
 The CLI and the shim both call this module.  Operations that change a container hold its
 directory lock; the status is derived (state.py), never stored.
 
-start and delete import no os (posix and ociruntime.paths: see there), nor create's code,
-which is in create.py; kill's is in kill.py, which `pyrunc kill` imports instead of this
-module.
+start imports no os (posix and ociruntime.paths: see there), nor create's code, which is in
+create.py; kill's and delete's are in kill.py and delete.py, which `pyrunc kill` and `pyrunc
+delete` import instead of this module.
 """
 
 import posix
 
-from ociruntime import log, paths
+from ociruntime import log
 from ociruntime.errors import (
     HookError,
-    HostLimit,
-    Internal,
-    NotFound,
     PyruncError,
     WrongState,
 )
@@ -23,13 +20,9 @@ from ociruntime.state import (
     CREATED,
     PAUSED,
     RUNNING,
-    STOPPED,
     ContainerState,
-    proc_stat,
     write_atomic,
 )
-
-FORCE_LOCK_WAIT = 5  # seconds `delete --force` waits for another operation's lock
 
 
 class CreateOptions:
@@ -66,23 +59,6 @@ class Container:
 
         return create(self, opts)
 
-    def _recorded_hook_state(self, status):
-        from ociruntime.libcontainer.hooks import state_json
-
-        rec = self.state.record
-        return state_json(self.id, status, rec["pid"], rec["bundle"], rec.get("annotations"))
-
-    def _run_recorded_hooks(self, phase, status, warn=None):
-        """poststart in the bundle (runc 1.1 runs it from create, in the bundle); poststop
-        where the caller is, as runc's delete."""
-        recorded = self.state.record.get("hooks", {}).get(phase)
-        if recorded:
-            from ociruntime.libcontainer import hooks
-
-            hooks.run_all(hooks.from_record(recorded), phase,
-                          self._recorded_hook_state(status), warn=warn,
-                          cwd=self.state.record["bundle"] if phase == "poststart" else None)
-
     # --- the other operations --------------------------------------------------------------
     def load(self):
         self.state.load()
@@ -104,8 +80,11 @@ class Container:
             failure = _release_fifo(st.fifo_path, st.record)
             if failure is None:
                 try:
-                    self._run_recorded_hooks("poststart", RUNNING,
-                                             warn=self._poststart_warn())
+                    if st.record.get("hooks", {}).get("poststart"):
+                        from ociruntime.libcontainer.hooks import run_recorded
+
+                        run_recorded(st.record, self.id, "poststart", RUNNING,
+                                     warn=self._poststart_warn())
                 except PyruncError as e:
                     failure = str(e)
         if failure is not None:
@@ -126,93 +105,10 @@ class Container:
         kill(self.state, signum, all_processes)
 
     def delete(self, force=False):
-        st = self.state
-        if not st.exists():
-            if force:
-                # as runc: an engine cleaning up after a failed create (podman) or a crash
-                # retries `delete --force`; a container already gone is no error then.
-                # Nothing else is touched: a cgroup of the default name (the id under the
-                # caller's, as runc names it) is someone else's when we have no record
-                return
-            raise NotFound(f"container {self.id!r} does not exist")
-        with st.locked(timeout=FORCE_LOCK_WAIT if force else None) as held:
-            if not held.acquired:
-                # --force: whoever holds the lock (a hung hook, a wedged runtime) does not
-                # keep the container alive; what it was doing is moot once it is gone
-                log.warn(f"delete {self.id}: the container's lock is held by another "
-                         "process; deleting anyway")
-            self._delete_locked(force)
+        """delete.py: `pyrunc delete` reads that module alone."""
+        from ociruntime.libcontainer.delete import delete
 
-    def _delete_locked(self, force):
-        from ociruntime.state import StateDamaged, StateMissing
-
-        st = self.state
-        try:
-            st.load()
-        except StateMissing:
-            # a create that died before its first record: it made nothing else yet
-            st.remove()
-            return
-        except StateDamaged as e:
-            if not force:
-                raise Internal(f"{e}: cannot tell whether it still runs; nothing was "
-                               "deleted (delete --force removes what can be found)") from None
-            log.warn(f"{e}: removing what can be found without it")
-            _remove_default_cgroup(self.id)
-            st.remove()
-            return
-        from ociruntime.libcontainer import cgroups
-
-        manager = cgroups.from_record(st.record["cgroup"])
-        if st.creating:
-            self._delete_half_made(manager, force)
-            return
-        status = st.status()
-        # runc and crun kill and delete a created container without --force (a task
-        # created and never started; engines rely on it), against the spec's wording:
-        # see conformance/CHECKLIST.md "Deviations"
-        if status not in (STOPPED, CREATED) and not force:
-            raise WrongState(f"cannot delete container {self.id} that is not stopped: "
-                              f"{status}")
-        if status != STOPPED:
-            kill_wait(st.record["pid"], st.record["pid_start"],
-                       thaw=manager if status == PAUSED else None)
-        if not st.record.get("own_pid_ns", False):
-            # without a pid namespace of its own the init's children outlive it: what is
-            # left in the cgroup goes with the container (runc does the same).  With one,
-            # the kernel killed them all with the init, and anything else in a shared
-            # cgroup is not ours to kill.
-            _kill_cgroup(manager, paused=status == PAUSED)
-        manager.destroy()
-        if st.record.get("shares_mount_ns") is not None:
-            detach_container_mounts(st.record["rootfs"], st.record["shares_mount_ns"])
-        st.remove()
-        self._run_recorded_hooks("poststop", STOPPED, warn=log.warn)
-
-    def _delete_half_made(self, manager, force):
-        """A create's record that is still "creating" under our lock: that create was
-        killed half-way.  Kill what it made (the init, when its pid was recorded; all of a
-        cgroup made for it), remove the cgroup, its mounts and the state."""
-        from ociruntime.libcontainer import cgroups
-
-        rec = self.state.record
-        pid = rec.get("pid")
-        owned = cgroups.owns_all(manager)
-        alive = bool(pid and proc_stat(pid) and proc_stat(pid)[1] == rec.get("pid_start"))
-        if not force and (alive or (owned and manager.pids())):
-            raise WrongState(f"cannot delete container {self.id} that is being created "
-                              "(its create was interrupted?): use delete --force")
-        if alive:
-            kill_wait(pid, rec.get("pid_start"))
-        if owned:
-            _kill_cgroup(manager)
-        try:
-            manager.destroy()
-        except PyruncError as e:
-            log.warn(str(e))
-        if rec.get("shares_mount_ns") is not None:
-            detach_container_mounts(rec["rootfs"], rec["shares_mount_ns"])
-        self.state.remove()
+        delete(self.state, force)
 
     def pause(self):
         self._freeze(True)
@@ -306,53 +202,6 @@ def _merge_resources(saved, new):
     return merged
 
 
-def _remove_default_cgroup(container_id):
-    """Kill what is in the cgroup pyrunc names after this id by default (<id> under the
-    caller's cgroup) and remove it: for a container whose record is damaged."""
-    from ociruntime.libcontainer import cgroups
-
-    try:
-        manager = cgroups.new_manager(None, container_id)
-    except (PyruncError, OSError):
-        return
-    manager.created = [d for d in manager.dirs.values() if paths.isdir(d)]
-    if not manager.created:
-        return
-    _kill_cgroup(manager)
-    manager.destroy()
-
-
-def _kill_cgroup(manager, paused=False):
-    """SIGKILL every process in the container's cgroup and wait until it is empty."""
-    import time
-
-    deadline = time.monotonic() + 5
-    while True:
-        pids = manager.pids()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                posix.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        if paused:
-            manager.freeze(False)  # a frozen task dies only once thawed
-            paused = False
-        if time.monotonic() > deadline:
-            raise HostLimit(f"processes {pids} did not die")
-        time.sleep(0.002)
-
-
-def detach_container_mounts(rootfs, premounted):
-    """A container without a mount namespace of its own mounted in the runtime's, under its
-    rootfs: those mounts go with the container, what was there before stays."""
-    from ociruntime.libcontainer.rootfs import detach_mounts_under
-
-    for point in detach_mounts_under(rootfs, premounted):
-        log.warn(f"could not unmount {point}")
-
-
 STAGE_EXE = "/memfd:pyrunc-stage"  # /proc/PID/exe of a process still in the exec stage
 HOOK_FAILURE = b"hooks.startContainer["  # how the stage's failure answer begins, after "1"
 
@@ -418,26 +267,3 @@ def _left_stage(pid):
         return not posix.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
     except OSError:
         return False  # gone (the caller checks that), or not ours to look at
-
-
-def kill_wait(pid, start_time=None, timeout=5.0, thaw=None):
-    """SIGKILL a container process and wait until it is gone (or a zombie).  A frozen
-    process dies only once thawed: pass the cgroup manager as thaw for a paused one.
-    Never reaps it: its exit status belongs to its reaper (the shim's, or run's)."""
-    import time
-
-    stat = proc_stat(pid)
-    if stat is None or (start_time is not None and stat[1] != start_time):
-        return
-    try:
-        posix.kill(pid, 9)
-    except ProcessLookupError:
-        return
-    if thaw is not None:
-        thaw.freeze(False)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stat = proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            return
-        time.sleep(0.005)

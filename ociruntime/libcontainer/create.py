@@ -17,11 +17,8 @@ from ociruntime.errors import (
     PyruncError,
     WrongState,
 )
-from ociruntime.libcontainer.container import (
-    detach_container_mounts,
-    kill_wait,
-    write_pid_file,
-)
+from ociruntime.libcontainer.container import write_pid_file
+from ociruntime.libcontainer.delete import detach_container_mounts, kill_wait
 from ociruntime.state import proc_stat, rfc3339_now
 
 

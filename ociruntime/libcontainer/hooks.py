@@ -57,6 +57,17 @@ def from_record(records):
     return [_Hook(**r) for r in records or ()]
 
 
+def run_recorded(record, container_id, phase, status, warn=None):
+    """A container's hooks of one phase from its state record (start's poststart,
+    delete's poststop; the caller checks that the record holds some): poststart in the
+    bundle (runc 1.1 runs it from create, in the bundle), poststop where the caller is, as
+    runc's delete."""
+    state = state_json(container_id, status, record["pid"], record["bundle"],
+                       record.get("annotations"))
+    run_all(from_record(record["hooks"][phase]), phase, state, warn=warn,
+            cwd=record["bundle"] if phase == "poststart" else None)
+
+
 def run_all(hooks, phase, state, warn=None, env=None, cwd=None):
     """Run the hooks of one phase in order.  With warn given (poststop, and poststart of a
     pre-1.3 config), a failure is logged and the next hook still runs; otherwise it raises.

@@ -71,7 +71,9 @@ def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
     runtime.wait_exit(pid)
     mods = imported(runtime, "delete", created)
     # a v2 host's manager imports cgroups.files (its limits' code), and that keeps os
-    unwanted = NEVER | {"select", CREATE} | (NO_OS if CGROUPS + ".v2" not in mods else set())
+    assert "ociruntime.libcontainer.delete" in mods  # delete's code, not the operations'
+    unwanted = NEVER | {"select", CREATE, CONTAINER} | (NO_OS if CGROUPS + ".v2" not in mods
+                                                         else set())
     assert not mods & unwanted, mods & unwanted
     if "ociruntime.libcontainer.cgroups.v1" in mods:  # the limits' code is create's, update's
         limits = {"ociruntime.libcontainer.cgroups.v1limits",
