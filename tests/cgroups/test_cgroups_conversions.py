@@ -10,7 +10,7 @@ from ociruntime.libcontainer.cgroups.files import (
     cpu_shares_to_weight,
     swap_to_v2,
 )
-from ociruntime.libcontainer.cgroups.v2 import _controllers_for, _refuse_v1_only
+from ociruntime.libcontainer.cgroups.v2limits import _controllers_for, _refuse_v1_only
 
 
 @pytest.mark.parametrize("shares, weight", [

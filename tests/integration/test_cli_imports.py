@@ -70,15 +70,12 @@ def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
     assert not mods & (unwanted | {"select", CONTAINER}), mods & (unwanted | {"select", CONTAINER})
     runtime.wait_exit(pid)
     mods = imported(runtime, "delete", created)
-    # a v2 host's manager imports cgroups.files (its limits' code), and that keeps os
     assert "ociruntime.libcontainer.delete" in mods  # delete's code, not the operations'
-    unwanted = NEVER | {"select", CREATE, CONTAINER} | (NO_OS if CGROUPS + ".v2" not in mods
-                                                         else set())
+    unwanted = NEVER | NO_OS | {"select", CREATE, CONTAINER}
     assert not mods & unwanted, mods & unwanted
-    if "ociruntime.libcontainer.cgroups.v1" in mods:  # the limits' code is create's, update's
-        limits = {"ociruntime.libcontainer.cgroups.v1limits",
-                  "ociruntime.libcontainer.cgroups.files"}
-        assert not mods & limits, mods & limits
+    # the limits' code is create's and update's (v1limits, v2limits: the files module, os)
+    limits = {CGROUPS + ".v1limits", CGROUPS + ".v2limits", CGROUPS + ".files"}
+    assert not mods & limits, mods & limits
     assert runtime.run("state", created, check=False).returncode != 0
 
 
