@@ -35,15 +35,26 @@ def last_cap():
     return _last_cap[0]
 
 
-def own_permitted(field="CapPrm:"):
+def own_permitted(field="CapPrm:", status=None):
     """The runtime's own permitted set: what it can possibly hand on."""
-    value = status_field(field)
+    value = status_field(field, status)
     return 0 if value is None else int(value, 16)
 
 
-def status_field(field):
-    """The value (bytes) of a /proc/self/status line ("CapPrm:", "Umask:"), or None."""
-    data = b"\n" + read_proc("/proc/self/status")
+def read_status():
+    """/proc/self/status (bytes) for a caller that wants several of its fields (create: the
+    umask and a capability set), or None when it cannot be read (each field's reader then
+    tries itself, and reports)."""
+    try:
+        return read_proc("/proc/self/status")
+    except OSError:
+        return None
+
+
+def status_field(field, status=None):
+    """The value (bytes) of a /proc/self/status line ("CapPrm:", "Umask:"), or None.
+    status: read_status(), when the caller has it already."""
+    data = b"\n" + (read_proc("/proc/self/status") if status is None else status)
     at = data.find(b"\n" + field.encode())
     if at < 0:
         return None
@@ -61,14 +72,15 @@ def read_proc(path):
         os.close(fd)
 
 
-def masks(caps, warn, new_userns=False):
+def masks(caps, warn, new_userns=False, status=None):
     """{set name: mask} for a Capabilities record; warn(msg) once for the names that are
     skipped, all of them on one line (runc 1.1: "ignoring unknown or unavailable
     capabilities: [...]", sorted, each name once whatever sets it is in).
     new_userns: the container gets a user namespace of its own, where it has every
-    capability of the runtime's bounding set (an unprivileged caller has none permitted)."""
+    capability of the runtime's bounding set (an unprivileged caller has none permitted).
+    status: read_status(), when the caller has it already."""
     limit = last_cap()
-    have = own_permitted("CapBnd:" if new_userns else "CapPrm:")
+    have = own_permitted("CapBnd:" if new_userns else "CapPrm:", status)
     result = {}
     unknown, lacking = set(), set()
     for set_name in SETS:

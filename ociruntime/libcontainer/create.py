@@ -269,15 +269,16 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
 
         idmap_items = (*idmap_items, *idmap.source_items(cfg, bundle))
     caps = cfg.process.capabilities if cfg.process is not None else None
-    old_umask = process.current_umask()
+    proc_status = capabilities.read_status()  # one read for the umask and the capability set
+    old_umask = process.current_umask(proc_status)
     cgroup2, cgroup_joins = manager.joins()
     launch = init.Launch(
         config=cfg, bundle=bundle, rootfs=rootfs, ns_plan=ns_plan, join_fds=join_fds,
         cgroup_joins=cgroup_joins, cgroup_binds=manager.bind_sources(),
         cgroup_v2=cgroup_v2, stage_fd=stage_fd, fifo_fd=fifo_fd,
         preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
-        cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0)
-                   if caps is not None else None),
+        cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0,
+                                      proc_status) if caps is not None else None),
         cap_last=capabilities.last_cap(), umask=old_umask, container_id=container.id,
         run_runtime_hooks=_runtime_hooks(cfg),
         seccomp=(seccomp_fd, seccomp_program.flags) if seccomp_fd >= 0 else None,

@@ -259,14 +259,15 @@ def _parent_gone(parent_pid, sync_fd):
     return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
 
-def current_umask():
+def current_umask(status=None):
     """The caller's umask, which the container process inherits unless process.user.umask
     says otherwise.  Read from /proc/self/status (Linux 4.7): umask(2) cannot read it
-    without setting it, for a moment, for every thread of a long-lived caller."""
+    without setting it, for a moment, for every thread of a long-lived caller.  status:
+    capabilities.read_status(), when the caller has it already."""
     from ociruntime.libcontainer.capabilities import status_field
 
     try:
-        value = status_field("Umask:")
+        value = status_field("Umask:", status)
     except OSError:
         value = None
     if not value:
