@@ -280,7 +280,24 @@ class Bench:
                                  samples_ms=[round(x * 1e3, 3) for x in xs],
                                  cpu_samples_ms=[round(x * 1e3, 3) for x in cpu])
                 results[op][rt.name] = entry
+        results["lifecycle"] = lifecycle_sums(results, self.runtimes)
         return results
+
+
+LIFECYCLE = ("create", "start", "state", "kill", "delete")
+
+
+def lifecycle_sums(results, runtimes):
+    """A container's whole lifecycle through the CLI, as issue #15 states its goal: the sum
+    of the medians of create, start, state, kill and delete, and its ratio to runc's."""
+    sums = {}
+    for rt in runtimes:
+        medians = [results[op][rt.name].get("median_ms") for op in LIFECYCLE]
+        sums[rt.name] = None if None in medians else sum(medians)
+    base = sums.get("runc")
+    return {name: {"sum_ms": total,
+                   "ratio_vs_runc": total / base if total is not None and base else None}
+            for name, total in sums.items()}
 
 
 def throughput(runtimes, bundle, runs, inflights, reps, tag, progress):
@@ -401,6 +418,12 @@ def print_table(results, runtimes, meta):
             else:
                 print(f"{name:<10}{rt.name:<9}{'-':>10}{'-':>9}{'-':>9}{'-':>9}{'-':>8}"
                       f"{e['failures']:>8}")
+    print()
+    print("lifecycle (the sum of the medians of create, start, state, kill, delete)")
+    for rt in runtimes:
+        e = results["lifecycle"][rt.name]
+        if e["sum_ms"] is not None:
+            print(f"  {rt.name:<8}{e['sum_ms']:>8.1f} ms{_ratio(e):>9}")
 
 
 def print_throughput(results, runtimes, meta):
