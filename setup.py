@@ -135,7 +135,8 @@ setup(
     ext_modules=[Extension("ociruntime._native._sys", ["ociruntime/_native/sysmodule.c"],
                            depends=["ociruntime/_native/helper.c",
                                     "ociruntime/_native/fork_into.c",
-                                    "ociruntime/_native/sigsock.c"], py_limited_api=True,
+                                    "ociruntime/_native/sigsock.c",
+                                    "ociruntime/_native/sha256.c"], py_limited_api=True,
                            extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter"])],
     install_requires=["cffi>=1.15", "protobuf"],
     extras_require={

@@ -99,10 +99,10 @@ def _annotations(config_path):
 def socket_address(containerd_address, namespace, group=""):
     """The server's socket for (containerd address, namespace, group), hashed like
     containerd's shim.SocketAddress so the path stays short."""
-    import hashlib  # not CPython's private _sha256: it is _sha2 from Python 3.12 on
+    from ociruntime._native._sys import sha256_hex  # hashlib loads libcrypto: ~4 ms
 
     key = os.path.join(containerd_address, namespace, group, "pyrunc-shim")
-    return "unix://" + os.path.join(SOCKET_DIR, hashlib.sha256(key.encode()).hexdigest())
+    return "unix://" + os.path.join(SOCKET_DIR, sha256_hex(key.encode()))
 
 
 def state_root(bundle, namespace):

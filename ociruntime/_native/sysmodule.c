@@ -18,6 +18,7 @@
 #include "helper.c"
 #include "fork_into.c"
 #include "sigsock.c"
+#include "sha256.c"
 
 /* str (encoded as os.fsencode does), bytes, or None (NULL) */
 static int to_path(PyObject *obj, void *out)
@@ -409,6 +410,7 @@ static PyMethodDef methods[] = {
     {"keyctl_setperm", sys_keyctl_setperm, METH_VARARGS, NULL},
     {"fork_into_cgroup", sys_fork_into_cgroup, METH_VARARGS, NULL},
     SIGSOCK_METHODS
+    SHA256_METHODS
     {NULL, NULL, 0, NULL},
 };
 
@@ -420,7 +422,7 @@ static PyModuleDef_Slot slots[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "ociruntime._native._sys",
     "The system calls os lacks (helper.c, fork_into.c), signals and unix sockets "
-    "(sigsock.c).", 0, methods, slots, NULL, NULL, NULL,
+    "(sigsock.c), SHA-256 (sha256.c).", 0, methods, slots, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__sys(void)

@@ -26,6 +26,7 @@ state (send_to_listener).
 import os
 
 from ociruntime import log
+from ociruntime._native._sys import sha256_hex
 from ociruntime.errors import PyruncError
 
 CACHE_DIR = "@seccomp-cache"
@@ -122,7 +123,7 @@ def prepare(profile, root):
         # libseccomp's rule: WAIT_KILLABLE_RECV only means something with a listener
         flags &= ~WAIT_KILLABLE_RECV
     extra = (listener, profile.listener_metadata if listener else None)
-    key = _sha256(canonical(profile).encode()).hexdigest()
+    key = sha256_hex(canonical(profile).encode())
     path = os.path.join(root, CACHE_DIR, key + ".bpf")
     try:
         with open(path, "rb") as f:
@@ -140,14 +141,6 @@ def prepare(profile, root):
     except OSError as e:
         log.warn(f"seccomp: cannot cache the compiled program in {path}: {e.strerror}")
     return Program(bpf, flags, key, *extra)
-
-
-def _sha256(data):
-    """hashlib's, imported only when a profile is compiled or looked up (CPython's private
-    _sha256 was quicker to import but is gone in 3.12)."""
-    from hashlib import sha256
-
-    return sha256(data)
 
 
 def canonical(profile):

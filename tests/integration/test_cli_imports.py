@@ -99,3 +99,19 @@ def test_run_imports_no_enum_or_json(runtime, bundle):
               "__future__", "struct", "_struct", "pwd",
               "ociruntime.libcontainer.cgroups.v1limits", "ociruntime.libcontainer.cgroups.files"}
     assert not mods & unused, mods & unused
+
+
+def test_a_profile_cached_imports_neither_hashlib_nor_libseccomp(runtime, bundle):
+    """A create with a seccomp profile (every engine's containers) keys the compiled
+    program's cache by a SHA-256 of the profile: _native._sys's, as hashlib would load
+    libcrypto (~4 ms of every such create); on a cache hit no libseccomp (cffi) either."""
+    bundle.set_args("true")
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["kexec_load"],
+                                             "action": "SCMP_ACT_ERRNO"}]}
+    bundle.write()
+    first = imported(runtime, "run", "-b", bundle.path, runtime.new_id())
+    assert "hashlib" not in first and "_hashlib" not in first
+    assert "ociruntime.libcontainer.seccomp" in first
+    again = imported(runtime, "run", "-b", bundle.path, runtime.new_id())
+    assert not again & {"hashlib", "_hashlib", "_cffi_backend"}, again
