@@ -53,7 +53,9 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     from shim.service import SERVICE, TaskService
 
     listener = socket.socket(fileno=listener_fd)
+    bound = _inode(path)  # start bound it before the fork: this server's own socket file
     stop = threading.Event()
+    retired = threading.Event()  # the idle exit unlinked the socket itself
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     publisher = Publisher(namespace, containerd_address, publish_binary, ttrpc_address)
@@ -63,12 +65,14 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     server.register_service(SERVICE, service.handlers())
     threading.Thread(target=server.serve, args=(listener,), name="ttrpc-accept",
                      daemon=True).start()
-    threading.Thread(target=_housekeeping, args=(service, server, path, stop, reaper,
-                                                 idle_timeout),
+    threading.Thread(target=_housekeeping, args=(service, server, path, stop, retired,
+                                                 reaper, idle_timeout),
                      name="housekeeping", daemon=True).start()
     sys.stderr.write(f"shim: serving {namespace} on {path} (pid {os.getpid()})\n")
     sys.stderr.flush()
     reaper.run(stop)
+    if not retired.is_set():
+        _release(path, bound)
     server.shutdown(timeout=5.0)
     workers.close()
     publisher.close()
@@ -76,7 +80,7 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     return 0
 
 
-def _housekeeping(service, server, path, stop, reaper, idle_timeout):
+def _housekeeping(service, server, path, stop, retired, reaper, idle_timeout):
     """OOM events, and the idle exit."""
     while not stop.wait(OOM_POLL):
         service.poll_oom()
@@ -86,8 +90,33 @@ def _housekeeping(service, server, path, stop, reaper, idle_timeout):
         if time.monotonic() - service.last_activity < idle_timeout:
             continue
         if _retire(path, service, server):
+            retired.set()
             stop.set()
             reaper.wake()
+
+
+def _inode(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _release(path, bound):
+    """On a SIGTERM or SIGINT: unlink the socket, as containerd's Go shims remove theirs
+    when they exit, under start's lock (a start sees a live server or no socket), if the
+    path is still the file start bound for this server.  (After the idle exit, which
+    unlinked it itself, a later server's socket may be there, even under a reused inode
+    number: serve does not call this then.)  A killed server's socket is left to the
+    next start or delete (cli._remove_dead_socket)."""
+    lock_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if bound is not None and _inode(path) == bound:
+            os.unlink(path)
+    finally:
+        os.close(lock_fd)
 
 
 def _retire(path, service, server):
