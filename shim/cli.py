@@ -12,12 +12,16 @@ containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.
   <shim> -v
       Version.
 
-`start` is on every container's critical path, so this module imports only what that
-needs; the daemon (shim.server) loads the runtime after the fork.
+`start` and `delete` are on every container's critical path, so this module imports
+only what they need: posix and ociruntime.paths rather than os (~1.1 ms of CPU: see
+ociruntime/paths.py), which only the daemon's fork and its rare paths import; the daemon
+(shim.server) loads the runtime after the fork.
 """
 
-import os
+import posix
 import sys
+
+from ociruntime import paths
 
 SOCKET_DIR = "/run/containerd/s"  # where containerd 1.6's own shims put their sockets
 RUNTIME_NAME = "io.containerd.pyrunc.v2"
@@ -71,12 +75,12 @@ GROUP_MODES = ("container", "namespace")
 
 def group_of(bundle, task_id):
     """The group a task's server is shared by: "" for the whole namespace, else a name."""
-    mode = os.environ.get(GROUP_ENV, "container")
+    mode = paths.getenv(GROUP_ENV) or "container"
     if mode not in GROUP_MODES:
         raise ValueError(f"{GROUP_ENV}={mode!r}: expected one of {', '.join(GROUP_MODES)}")
     if mode == "namespace":
         return ""
-    annotations = _annotations(os.path.join(bundle, "config.json"))
+    annotations = _annotations(paths.join(bundle, "config.json"))
     for key in GROUP_ANNOTATIONS:
         if annotations.get(key):
             return "group:" + annotations[key]
@@ -84,13 +88,22 @@ def group_of(bundle, task_id):
 
 
 def _annotations(config_path):
-    """The spec's annotations ({} without a readable config: a bundle half deleted)."""
+    """The spec's annotations ({} without a readable config: a bundle half deleted; and {}
+    when no string in it can be a group's key: one with no escape in a spec without a
+    backslash is its text as written, so the parse, ~1 ms for a spec of 20 KB, and the
+    import of jsonlite are skipped for a task outside a group)."""
+    try:
+        with open(config_path, "rb") as f:
+            text = f.read().decode()
+    except (OSError, ValueError):
+        return {}
+    if "\\" not in text and not any(f'"{key}"' in text for key in GROUP_ANNOTATIONS):
+        return {}
     from ociruntime import jsonlite
 
     try:
-        with open(config_path, "rb") as f:
-            spec = jsonlite.loads(f.read().decode())
-    except (OSError, ValueError):
+        spec = jsonlite.loads(text)
+    except ValueError:
         return {}
     annotations = spec.get("annotations") if isinstance(spec, dict) else None
     return annotations if isinstance(annotations, dict) else {}
@@ -101,15 +114,49 @@ def socket_address(containerd_address, namespace, group=""):
     containerd's shim.SocketAddress so the path stays short."""
     from ociruntime._native._sys import sha256_hex  # hashlib loads libcrypto: ~4 ms
 
-    key = os.path.join(containerd_address, namespace, group, "pyrunc-shim")
-    return "unix://" + os.path.join(SOCKET_DIR, sha256_hex(key.encode()))
+    key = paths.join(containerd_address, namespace, group, "pyrunc-shim")
+    return "unix://" + paths.join(SOCKET_DIR, sha256_hex(key.encode()))
 
 
 def state_root(bundle, namespace):
     """Where the shim keeps its containers' runtime state: beside containerd's own state
     (the bundle is <state>/io.containerd.runtime.v2.task/<ns>/<id>), per namespace."""
-    state = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(bundle))))
-    return os.path.join(state, "pyrunc", namespace)
+    state = paths.dirname(paths.dirname(paths.dirname(_abspath(bundle))))
+    return paths.join(state, "pyrunc", namespace)
+
+
+def _is_normal(path):
+    """Whether path is absolute and has no empty, "." or ".." component (as getcwd's)."""
+    return path.startswith("/") and not {"", ".", ".."} & set(path.split("/")[1:])
+
+
+def _abspath(path):
+    """os.path.abspath, without os for a path that is already absolute and normal."""
+    if _is_normal(path):
+        return path
+    import os
+
+    return os.path.abspath(path)
+
+
+def _realpath(path):
+    """os.path.realpath, without os when path is absolute, normal and no component of it
+    is a symbolic link (a bundle under containerd's state: the common case)."""
+    if _is_normal(path):
+        parts = path.split("/")
+        try:
+            for end in range(2, len(parts) + 1):
+                if posix.lstat("/".join(parts[:end])).st_mode & 0o170000 == 0o120000:
+                    break
+            else:
+                return path
+        except FileNotFoundError:
+            return path  # nothing below a missing component can be a link
+        except (OSError, ValueError):
+            pass
+    import os
+
+    return os.path.realpath(path)
 
 
 def _can_connect(path):
@@ -118,7 +165,7 @@ def _can_connect(path):
     from ociruntime._native._sys import connect_unix
 
     try:
-        os.close(connect_unix(path))
+        posix.close(connect_unix(path))
         return True
     except OSError:
         return False
@@ -129,7 +176,7 @@ def _write_address(address):
     tmp = "address.tmp"
     with open(tmp, "w") as f:
         f.write(address)
-    os.rename(tmp, "address")
+    posix.rename(tmp, "address")
 
 
 def cmd_start(flags):
@@ -140,22 +187,27 @@ def cmd_start(flags):
         sys.stdin.buffer.read()  # the runtime options (io.containerd.runc.v1.Options): unused
     except (OSError, ValueError):
         pass
-    bundle = os.getcwd()
+    bundle = posix.getcwd()
     group = group_of(bundle, flags.get("id"))
     address = socket_address(flags.get("address"), namespace, group)
     path = address[len("unix://"):]
-    os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
+    if not paths.isdir(SOCKET_DIR):
+        import os
+
+        os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
     # the socket directory is the lock: concurrent starts make one daemon, and a daemon
     # retires (unlinks its socket) only under it (shim.server)
-    lock_fd = os.open(SOCKET_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    lock_fd = posix.open(SOCKET_DIR, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if os.path.exists(path):
+        if paths.exists(path):
             if _can_connect(path):
                 _write_address(address)
                 sys.stdout.write(address)
                 return 0
-            os.unlink(path)  # a dead server's socket
+            posix.unlink(path)  # a dead server's socket
+        import os
+
         from ociruntime._native._sys import listen_unix
 
         listener = listen_unix(path, 128)
@@ -166,7 +218,7 @@ def cmd_start(flags):
             _daemon(flags, listener, path, bundle, group)  # never returns
         os.close(listener)
     finally:
-        os.close(lock_fd)
+        posix.close(lock_fd)
     sys.stdout.write(address)
     return 0
 
@@ -176,6 +228,8 @@ def _daemon(flags, listener, path, bundle, group):
     pipes (containerd waits for them to close before it reads the address), logs to a
     file, and a fresh exec (`... serve`): a clean command line with no task id in it, and
     one malloc arena (every ttrpc call runs in a thread; glibc would give each its own)."""
+    import os
+
     try:
         os.setsid()
         root = state_root(bundle, flags.get("namespace"))
@@ -215,6 +269,8 @@ def _fork_warm_worker(listener):
     of CPU on the container's path).  The server (this pid after the exec) is its parent;
     "PID:FD", FD the server's end of their socket.  The worker keeps only its end, on fd
     3, and stdio: never the server's listener."""
+    import os
+
     from ociruntime._native._sys import SOCK_SEQPACKET, socketpair
 
     mine, theirs = socketpair(SOCK_SEQPACKET)  # not socket's: its imports would delay the exec
@@ -242,6 +298,8 @@ def cmd_serve(flags):
     -state-root where the namespace's containers keep their runtime state, -idle-timeout
     how long it outlives its last task (0 for a task's own server), -warm-worker PID:FD
     the Create's worker start forked for it (_fork_warm_worker)."""
+    import os
+
     from shim.server import IDLE_TIMEOUT, serve
 
     _, fd, path = flags.get("socket").split(":", 2)
@@ -257,11 +315,11 @@ def cmd_serve(flags):
 def cmd_delete(flags):
     """After the server died: kill and delete the task's container, unmount its rootfs,
     print the DeleteResponse containerd expects (exit status 137, as runc's shim)."""
-    bundle = flags.get("bundle") or os.getcwd()
+    bundle = flags.get("bundle") or posix.getcwd()
     root = state_root(bundle, flags.get("namespace"))
     task_id = flags.get("id")
-    if (os.path.exists(os.path.join(root, task_id))
-            or is_mount_point(os.path.join(bundle, "rootfs"))):
+    if (paths.exists(paths.join(root, task_id))
+            or is_mount_point(paths.join(bundle, "rootfs"))):
         from shim.cleanup import delete_after_crash
 
         data = delete_after_crash(bundle, task_id, root)
@@ -281,7 +339,7 @@ def _recorded_address(bundle):
     """The server's address as start wrote it into the bundle (None if absent or not one
     of ours): delete, after every task, then needs neither the spec nor hashlib (~4 ms)."""
     try:
-        with open(os.path.join(bundle, "address")) as f:
+        with open(paths.join(bundle, "address")) as f:
             address = f.read().strip()
     except OSError:
         return None
@@ -294,14 +352,15 @@ def _recorded_address(bundle):
 def is_mount_point(path):
     """Whether something is mounted on path (/proc/self/mountinfo: os.path.ismount misses
     a bind mount from the same filesystem)."""
-    path = os.path.realpath(path)
+    path = _realpath(path).encode(sys.getfilesystemencoding(),
+                                  sys.getfilesystemencodeerrors())  # os.fsencode
     try:
         with open("/proc/self/mountinfo", "rb") as f:
             for line in f:
                 point = line.split(b" ", 5)[4]
                 if b"\\" in point:
                     point = point.decode("unicode_escape").encode("latin-1")
-                if point == os.fsencode(path):
+                if point == path:
                     return True
     except OSError:
         pass
@@ -313,15 +372,15 @@ def _remove_dead_socket(address):
     import fcntl
 
     path = address[len("unix://"):]
-    if not os.path.exists(path):
+    if not paths.exists(path):
         return
-    lock_fd = os.open(SOCKET_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    lock_fd = posix.open(SOCKET_DIR, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if os.path.exists(path) and not _can_connect(path):
-            os.unlink(path)
+        if paths.exists(path) and not _can_connect(path):
+            posix.unlink(path)
     finally:
-        os.close(lock_fd)
+        posix.close(lock_fd)
 
 
 def _killed_response():
@@ -363,6 +422,8 @@ def main(argv=None):
 
 
 def _version():
+    import os
+
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "ociruntime", "_native", "COMMIT")
     try:

@@ -5,8 +5,6 @@ Only what ttrpc's Request/Response/Status/KeyValue messages need: varints
 decoding, fixed32/fixed64 fields and any unknown field are skipped.
 """
 
-from __future__ import annotations
-
 WIRE_VARINT = 0
 WIRE_FIXED64 = 1
 WIRE_LEN = 2
