@@ -46,7 +46,9 @@ absolute_paths = text.map(lambda tail: "/" + tail)
 map_keys = st.text(characters, min_size=1, max_size=8).filter(
     lambda key: not key.startswith(UNKNOWN_PREFIX))
 # mount destinations the /proc rule lets through whatever the mount's type
-mount_destinations = text.filter(lambda dest: cfg.proc_mount_problem(dest, None, True) is None)
+# (a bind or not: "proc", /proc itself, takes only a procfs or a bind of one)
+mount_destinations = text.filter(lambda dest: all(
+    cfg.proc_mount_problem(dest, None, is_bind) is None for is_bind in (True, False)))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
     lambda children: st.lists(children, max_size=3)
