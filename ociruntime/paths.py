@@ -6,16 +6,17 @@ interpreter the launcher starts (-I -S) imports none of them.  Everything else o
 these calls is `posix` itself, the public module os re-exports (posix.open, posix.kill,
 the O_ flags...: the same functions, raising the same OSErrors).  So the modules on
 their path (the launcher, cli, log, state, procexit, container's operations, the cgroup
-managers' reading and removing) use posix and these helpers, and leave os to what only
-create, run and exec do (they import far more than os anyway).  tests/integration/
-test_cli_imports.py holds the four calls to it.
+managers' reading and removing, the shim's `start` and `delete`) use posix and these
+helpers, and leave os to what only create, run and exec do (they import far more than os
+anyway).  tests/integration/test_cli_imports.py and tests/shim/test_imports.py hold them
+to it.
 
 Each helper means what os.path's function of the same name means, for str paths."""
 
 import posix
 import sys
 
-_S_IFMT, _S_IFDIR = 0o170000, 0o040000
+_S_IFMT, _S_IFDIR, _S_IFLNK = 0o170000, 0o040000, 0o120000
 
 
 def join(path, *parts):
@@ -60,6 +61,41 @@ def _stats(stat, path):
     except (OSError, ValueError):
         return False
     return True
+
+
+def abspath(path):
+    """os.path.abspath; os itself only for a path that is not already absolute and
+    normal (the shim's bundle, a getcwd(), always is)."""
+    if _is_normal(path):
+        return path
+    import os
+
+    return os.path.abspath(path)
+
+
+def realpath(path):
+    """os.path.realpath; os itself only unless path is absolute, normal and no component
+    of it is a symbolic link (a bundle under containerd's state: the common case)."""
+    if _is_normal(path):
+        parts = path.split("/")
+        try:
+            for end in range(2, len(parts) + 1):
+                if posix.lstat("/".join(parts[:end])).st_mode & _S_IFMT == _S_IFLNK:
+                    break
+            else:
+                return path
+        except FileNotFoundError:
+            return path  # nothing below a missing component can be a link
+        except (OSError, ValueError):
+            pass
+    import os
+
+    return os.path.realpath(path)
+
+
+def _is_normal(path):
+    """Whether path is absolute with no empty, "." or ".." component (as getcwd's)."""
+    return path.startswith("/") and not {"", ".", ".."} & set(path.split("/")[1:])
 
 
 def getenv(name):

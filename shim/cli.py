@@ -121,42 +121,8 @@ def socket_address(containerd_address, namespace, group=""):
 def state_root(bundle, namespace):
     """Where the shim keeps its containers' runtime state: beside containerd's own state
     (the bundle is <state>/io.containerd.runtime.v2.task/<ns>/<id>), per namespace."""
-    state = paths.dirname(paths.dirname(paths.dirname(_abspath(bundle))))
+    state = paths.dirname(paths.dirname(paths.dirname(paths.abspath(bundle))))
     return paths.join(state, "pyrunc", namespace)
-
-
-def _is_normal(path):
-    """Whether path is absolute and has no empty, "." or ".." component (as getcwd's)."""
-    return path.startswith("/") and not {"", ".", ".."} & set(path.split("/")[1:])
-
-
-def _abspath(path):
-    """os.path.abspath, without os for a path that is already absolute and normal."""
-    if _is_normal(path):
-        return path
-    import os
-
-    return os.path.abspath(path)
-
-
-def _realpath(path):
-    """os.path.realpath, without os when path is absolute, normal and no component of it
-    is a symbolic link (a bundle under containerd's state: the common case)."""
-    if _is_normal(path):
-        parts = path.split("/")
-        try:
-            for end in range(2, len(parts) + 1):
-                if posix.lstat("/".join(parts[:end])).st_mode & 0o170000 == 0o120000:
-                    break
-            else:
-                return path
-        except FileNotFoundError:
-            return path  # nothing below a missing component can be a link
-        except (OSError, ValueError):
-            pass
-    import os
-
-    return os.path.realpath(path)
 
 
 def _can_connect(path):
@@ -352,7 +318,7 @@ def _recorded_address(bundle):
 def is_mount_point(path):
     """Whether something is mounted on path (/proc/self/mountinfo: os.path.ismount misses
     a bind mount from the same filesystem)."""
-    path = _realpath(path).encode(sys.getfilesystemencoding(),
+    path = paths.realpath(path).encode(sys.getfilesystemencoding(),
                                   sys.getfilesystemencodeerrors())  # os.fsencode
     try:
         with open("/proc/self/mountinfo", "rb") as f:

@@ -42,3 +42,16 @@ def test_getenv(monkeypatch):
     for name in ("PYRUNC_TEST_PATHS", "PYRUNC_TEST_PATHS_UNDECODABLE",
                  "PYRUNC_TEST_PATHS_UNSET"):
         assert paths.getenv(name) == os.environ.get(name)
+
+
+def test_abspath_and_realpath_mean_what_os_path_means(tmp_path, monkeypatch):
+    (tmp_path / "dir" / "rootfs").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    (tmp_path / "dir" / "loop").symlink_to("loop")
+    monkeypatch.chdir(tmp_path)
+    for path in [str(tmp_path / "dir" / "rootfs"), str(tmp_path / "link" / "rootfs"),
+                 str(tmp_path / "dir" / "missing" / "rootfs"), str(tmp_path / "dir" / "loop"),
+                 str(tmp_path) + "//dir/./rootfs", str(tmp_path / "link" / ".." / "dir"),
+                 "dir/rootfs", "link/rootfs", ".", "/", "//", "/proc/self/cwd/dir"]:
+        assert paths.abspath(path) == os.path.abspath(path), path
+        assert paths.realpath(path) == os.path.realpath(path), path
