@@ -147,9 +147,10 @@ static PyObject *py_socketpair(PyObject *self, PyObject *args)
     return Py_BuildValue("(ii)", fds[0], fds[1]);
 }
 
-/* A close-on-exec AF_UNIX stream socket and path's address in addr (its length, as
- * Python's socket module gives it: no NUL counted); -1 with OSError set on failure. */
-static int stream_socket(PyObject *path, struct sockaddr_un *addr, socklen_t *addrlen)
+/* A close-on-exec AF_UNIX socket of type (SOCK_STREAM or SOCK_SEQPACKET) and path's
+ * address in addr (its length, as Python's socket module gives it: no NUL counted); -1
+ * with OSError set on failure. */
+static int unix_socket(PyObject *path, int type, struct sockaddr_un *addr, socklen_t *addrlen)
 {
     const char *raw = PyBytes_AsString(path);
     Py_ssize_t len = PyBytes_Size(path);
@@ -165,7 +166,7 @@ static int stream_socket(PyObject *path, struct sockaddr_un *addr, socklen_t *ad
     }
     memcpy(addr->sun_path, raw, (size_t)len);
     *addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)len);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
     if (fd < 0)
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
     return fd;
@@ -182,18 +183,20 @@ static PyObject *socket_error(int fd, PyObject *path)
     return NULL;
 }
 
-/* connect_unix(path, timeout=0.0) -> fd: a close-on-exec stream socket connected to
- * path; timeout > 0 bounds (in seconds) the connect and every later send and receive */
+/* connect_unix(path, timeout=0.0, type=SOCK_STREAM) -> fd: a close-on-exec socket
+ * connected to path; timeout > 0 bounds (in seconds) the connect and every later send and
+ * receive */
 static PyObject *py_connect_unix(PyObject *self, PyObject *args)
 {
     PyObject *path;
     double timeout = 0.0;
     struct sockaddr_un addr;
     socklen_t addrlen;
-    int fd, rc;
-    if (!PyArg_ParseTuple(args, "O&|d:connect_unix", PyUnicode_FSConverter, &path, &timeout))
+    int fd, rc, type = SOCK_STREAM;
+    if (!PyArg_ParseTuple(args, "O&|di:connect_unix", PyUnicode_FSConverter, &path, &timeout,
+                          &type))
         return NULL;
-    fd = stream_socket(path, &addr, &addrlen);
+    fd = unix_socket(path, type, &addr, &addrlen);
     if (fd < 0) {
         Py_DECREF(path);
         return NULL;
@@ -222,16 +225,18 @@ static PyObject *py_connect_unix(PyObject *self, PyObject *args)
     return PyLong_FromLong(fd);
 }
 
-/* listen_unix(path, backlog) -> fd: a close-on-exec stream socket bound to path */
+/* listen_unix(path, backlog, type=SOCK_STREAM) -> fd: a close-on-exec socket listening
+ * on path */
 static PyObject *py_listen_unix(PyObject *self, PyObject *args)
 {
     PyObject *path;
-    int backlog, fd;
+    int backlog, fd, type = SOCK_STREAM;
     struct sockaddr_un addr;
     socklen_t addrlen;
-    if (!PyArg_ParseTuple(args, "O&i:listen_unix", PyUnicode_FSConverter, &path, &backlog))
+    if (!PyArg_ParseTuple(args, "O&i|i:listen_unix", PyUnicode_FSConverter, &path, &backlog,
+                          &type))
         return NULL;
-    fd = stream_socket(path, &addr, &addrlen);
+    fd = unix_socket(path, type, &addr, &addrlen);
     if (fd < 0) {
         Py_DECREF(path);
         return NULL;
@@ -353,9 +358,9 @@ static PyObject *py_recv_fd(PyObject *self, PyObject *args)
     {"socketpair", py_socketpair, METH_VARARGS, \
      "socketpair(type) -> (fd, fd): an AF_UNIX pair, close-on-exec"}, \
     {"connect_unix", py_connect_unix, METH_VARARGS, \
-     "connect_unix(path, timeout=0.0) -> fd: a stream socket connected to path"}, \
+     "connect_unix(path, timeout=0.0, type=SOCK_STREAM) -> fd: a socket connected to path"}, \
     {"listen_unix", py_listen_unix, METH_VARARGS, \
-     "listen_unix(path, backlog) -> fd: a stream socket listening on path"}, \
+     "listen_unix(path, backlog, type=SOCK_STREAM) -> fd: a socket listening on path"}, \
     {"send_fd", py_send_fd, METH_VARARGS, \
      "send_fd(sock, data, fd) -> sent: sendmsg with fd as SCM_RIGHTS (none if fd < 0)"}, \
     {"recv_fd", py_recv_fd, METH_VARARGS, \
