@@ -2,6 +2,11 @@
 
 The process model, and why:
 
+    starter (one per containerd address and namespace; single-threaded, warm: the shim's
+    |        and the runtime's modules imported; answers `start` and `delete`, shim.starter)
+    +-- (a middle process that exits at once: the double fork)
+        +-- shim server (below), one per task or pod: reparented, never the starter's
+
     shim server (subreaper; threads: ttrpc accept + connections, events, housekeeping,
     |            pty copies; the reaper in the main thread)
     +-- fork server (forked at startup, before the first thread; single-threaded)
@@ -48,8 +53,15 @@ once for all its containers.  The server of a single task (its own group, idle t
 0: the default for a container outside a pod) would pay it per container, +40%, for a
 Create and a few Execs: it spawns each worker instead (posix_spawn of a fresh
 interpreter, waited for through the reaper), which costs ~30 ms per request and no
-memory in between (shim.forkserver.Spawner).  The first, its Create's, is forked by
-`start` (single-threaded, just before it execs the server) and waits warm for the
+memory in between (shim.forkserver.Spawner).  The first, its Create's, is forked before
+the server's first thread (by the server's own process, a fork of the starter, or by
+`start` just before it execs the server when no starter does it) and waits warm for the
 request, its imports off the Create's path.
+
+The starter makes every server a fork of a warm process instead of a fresh interpreter
+(~25 ms of start-up and imports off each container's path, and the pages it has not
+written since shared with every server), and answers the per-container `start` and
+`delete` calls in-process: they only relay (shim.starter's protocol).  It forks
+(twice) with no thread running, keeps no child, and a crash of it loses no container.
 benchmarks/README.md has the figures.
 """

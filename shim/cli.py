@@ -12,6 +12,11 @@ containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.
   <shim> -v
       Version.
 
+`start` and `delete` are relayed to the namespace's starter (shim.starter: a warm process
+that forks task servers), launched by the first `start` that finds none; the relay is
+shim.starter's.  `delete` with something to clean, and anything the starter hands back
+(b"F"), is done here.
+
 `start` and `delete` are on every container's critical path, so this module imports
 only what they need: posix and ociruntime.paths rather than os (~1.1 ms of CPU: see
 ociruntime/paths.py), which only the daemon's fork and its rare paths import; the daemon
@@ -35,6 +40,7 @@ class Flags:
     BOOLS = ("debug", "v", "version")
 
     def __init__(self, argv):
+        self.argv = list(argv)
         self.values = {"publish-binary": "containerd"}
         self.bools = set()
         self.action = ""
@@ -73,9 +79,10 @@ GROUP_ENV = "PYRUNC_SHIM_GROUP"
 GROUP_MODES = ("container", "namespace")
 
 
-def group_of(bundle, task_id):
-    """The group a task's server is shared by: "" for the whole namespace, else a name."""
-    mode = paths.getenv(GROUP_ENV) or "container"
+def group_of(bundle, task_id, mode=None):
+    """The group a task's server is shared by: "" for the whole namespace, else a name.
+    mode: GROUP_ENV's value in the caller's environment (None: this process's)."""
+    mode = (paths.getenv(GROUP_ENV) if mode is None else mode) or "container"
     if mode not in GROUP_MODES:
         raise ValueError(f"{GROUP_ENV}={mode!r}: expected one of {', '.join(GROUP_MODES)}")
     if mode == "namespace":
@@ -125,90 +132,238 @@ def state_root(bundle, namespace):
     return paths.join(state, "pyrunc", namespace)
 
 
-def _can_connect(path):
+def _can_connect(path, kind=None):
     """Whether a server answers on path.  The socket calls come from _native._sys, not
     `socket` (enum, selectors: ~8 ms), as `start` runs once per container."""
-    from ociruntime._native._sys import connect_unix
+    from ociruntime._native._sys import SOCK_STREAM, connect_unix
 
     try:
-        posix.close(connect_unix(path))
+        posix.close(connect_unix(path, 0.0, SOCK_STREAM if kind is None else kind))
         return True
     except OSError:
         return False
 
 
-def _write_address(address):
+def _write_address(bundle, address):
     """containerd reads <bundle>/address to reconnect to the shim after a restart."""
-    tmp = "address.tmp"
+    tmp = paths.join(bundle, "address.tmp")
     with open(tmp, "w") as f:
         f.write(address)
-    posix.rename(tmp, "address")
+    posix.rename(tmp, paths.join(bundle, "address"))
 
 
-def cmd_start(flags):
-    import fcntl
-
-    namespace = flags.get("namespace")
-    try:
-        sys.stdin.buffer.read()  # the runtime options (io.containerd.runc.v1.Options): unused
-    except (OSError, ValueError):
-        pass
-    bundle = posix.getcwd()
-    group = group_of(bundle, flags.get("id"))
-    address = socket_address(flags.get("address"), namespace, group)
-    path = address[len("unix://"):]
+def _lock_socket_dir():
+    """SOCKET_DIR opened, for its flock: the lock under which servers and starters are
+    made and retire (so a start sees a live one or no socket)."""
     if not paths.isdir(SOCKET_DIR):
         import os
 
         os.makedirs(SOCKET_DIR, 0o711, exist_ok=True)
+    return posix.open(SOCKET_DIR, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+
+
+def serve_task(containerd_address, namespace, bundle, task_id, group_mode, launch):
+    """start's work, here or in the starter: the address of the server of the task's group
+    (bundle an absolute path), written into the bundle; when none runs, its socket is
+    bound and launch(listener fd, path, group) makes the server (the fd is closed after)."""
+    import fcntl
+
+    group = group_of(bundle, task_id, group_mode)
+    address = socket_address(containerd_address, namespace, group)
+    path = address[len("unix://"):]
     # the socket directory is the lock: concurrent starts make one daemon, and a daemon
     # retires (unlinks its socket) only under it (shim.server)
-    lock_fd = posix.open(SOCKET_DIR, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    lock_fd = _lock_socket_dir()
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         if paths.exists(path):
             if _can_connect(path):
-                _write_address(address)
-                sys.stdout.write(address)
-                return 0
+                _write_address(bundle, address)
+                return address
             posix.unlink(path)  # a dead server's socket
-        import os
-
         from ociruntime._native._sys import listen_unix
 
         listener = listen_unix(path, 128)
-        _write_address(address)
-        pid = os.fork()
-        if pid == 0:
-            os.close(lock_fd)
-            _daemon(flags, listener, path, bundle, group)  # never returns
-        os.close(listener)
+        try:
+            _write_address(bundle, address)
+            launch(listener, path, group)
+        except BaseException:
+            posix.unlink(path)
+            raise
+        finally:
+            posix.close(listener)
     finally:
         posix.close(lock_fd)
+    return address
+
+
+def cmd_start(flags):
+    try:
+        sys.stdin.buffer.read()  # the runtime options (io.containerd.runc.v1.Options): unused
+    except (OSError, ValueError):
+        pass
+    reply = relay(flags)
+    if reply is None:  # no starter: launch one, then ask it
+        launch_starter(flags)
+        reply = relay(flags)
+    if reply not in (None, b"F"):
+        return _answer(reply)
+    address = serve_task(flags.get("address"), flags.get("namespace"), posix.getcwd(),
+                         flags.get("id"), None, lambda listener, path, group: _fork_daemon(
+                             flags, listener, path, posix.getcwd(), group))
     sys.stdout.write(address)
     return 0
 
 
+def _fork_daemon(flags, listener, path, bundle, group):
+    import os
+
+    if os.fork() == 0:
+        _daemon(flags, listener, path, bundle, group)  # never returns
+
+
+STARTER_PROTOCOL = b"pyrunc-starter/1"
+RELAY_TIMEOUT = 60.0
+
+
+def starter_socket(containerd_address, namespace):
+    """The namespace's starter's socket (shim.starter: hashed as the servers' are)."""
+    from ociruntime._native._sys import sha256_hex
+
+    key = paths.join(containerd_address, namespace, "pyrunc-starter")
+    return paths.join(SOCKET_DIR, sha256_hex(key.encode()))
+
+
+def _request(argv):
+    """This call as the starter's request: the cwd, the arguments, the environment."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    env = [key + b"=" + value for key, value in posix.environ.items()]
+    fields = [STARTER_PROTOCOL, posix.getcwdb(), str(len(argv)).encode(),
+              *(arg.encode(encoding, errors) for arg in argv), str(len(env)).encode(), *env]
+    return b"\0".join(fields) + b"\0"
+
+
+def relay(flags):
+    """The starter's reply to this call (b"0..." or b"1..."; b"F": do it here), or None
+    when no starter answers the connect."""
+    from ociruntime._native._sys import SOCK_SEQPACKET, connect_unix
+
+    try:
+        fd = connect_unix(starter_socket(flags.get("address"), flags.get("namespace")),
+                          RELAY_TIMEOUT, SOCK_SEQPACKET)
+    except OSError:
+        return None
+    try:
+        posix.write(fd, _request(flags.argv))
+        reply = posix.read(fd, 1 << 16)
+    except OSError:
+        return b"F"
+    finally:
+        posix.close(fd)
+    return reply if reply[:1] in (b"0", b"1") else b"F"
+
+
+def _answer(reply):
+    """The starter's b"0" or b"1" reply as this call's output and exit status."""
+    if reply[:1] == b"0":
+        sys.stdout.buffer.write(reply[1:])
+        sys.stdout.flush()
+        return 0
+    sys.stderr.write(reply[1:].decode(errors="replace") + "\n")
+    return 1
+
+
+def launch_starter(flags):
+    """Start the namespace's starter unless one answers (under SOCKET_DIR's flock: one
+    starter per namespace): its socket bound here, 0600, then a fork that execs
+    `... starter` with one malloc arena (which its forks, the servers, keep)."""
+    import fcntl
+    import os
+
+    from ociruntime._native._sys import SOCK_SEQPACKET, listen_unix
+
+    path = starter_socket(flags.get("address"), flags.get("namespace"))
+    lock_fd = _lock_socket_dir()
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if _can_connect(path, SOCK_SEQPACKET):
+            return
+        if paths.exists(path):
+            os.unlink(path)  # a dead starter's socket
+        listener = listen_unix(path, 128, SOCK_SEQPACKET)
+        try:
+            os.chmod(path, 0o600)
+            root = state_root(posix.getcwd(), flags.get("namespace"))
+            if os.fork() == 0:
+                try:
+                    _detach(root, listener)
+                    argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
+                            "-namespace", flags.get("namespace"),
+                            "-address", flags.get("address"),
+                            "-socket", f"fd:{listener}:{path}", "-state-root", root,
+                            "starter"]
+                    os.set_inheritable(listener, True)
+                    os.execve(sys.executable, argv, dict(os.environ, MALLOC_ARENA_MAX="1"))
+                except BaseException as e:
+                    _last_word("the starter", e)
+                os._exit(1)
+        except BaseException:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(listener)
+    finally:
+        posix.close(lock_fd)
+
+
+def _detach(root, keep=-1):
+    """A daemon's start (the server's, the starter's): no fd but stdio and keep (the
+    lock's would hold SOCKET_DIR's flock while it lives), its own session, stdio away
+    from containerd's pipes (containerd waits for them to close before it reads the
+    address), its log the namespace's shim.log, cwd /."""
+    import os
+
+    close_fds_but(keep)
+    os.setsid()
+    os.makedirs(root, 0o711, exist_ok=True)
+    null = os.open(os.devnull, os.O_RDWR)
+    log = os.open(os.path.join(root, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                  0o600)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    os.chdir("/")
+
+
+def close_fds_but(keep=-1):
+    """Close every fd but stdio and keep."""
+    import os
+
+    if keep > 3:
+        os.closerange(3, keep)
+    os.closerange(max(3, keep + 1), 1 << 20)
+
+
+def _last_word(what, e):
+    """A daemon's failure to start, into its log."""
+    try:
+        posix.write(2, f"shim: cannot start {what}: {type(e).__name__}: {e}\n".encode())
+    except OSError:
+        pass
+
+
 def _daemon(flags, listener, path, bundle, group):
-    """The forked child becomes the server: its own session, stdio away from containerd's
-    pipes (containerd waits for them to close before it reads the address), logs to a
-    file, and a fresh exec (`... serve`): a clean command line with no task id in it, and
-    one malloc arena (every ttrpc call runs in a thread; glibc would give each its own)."""
+    """The forked child becomes the server, when no starter does it (shim.starter): a
+    daemon (_detach) and a fresh exec (`... serve`): a clean command line with no task id
+    in it, and one malloc arena (every ttrpc call runs in a thread; glibc would give each
+    its own)."""
     import os
 
     try:
-        os.setsid()
         root = state_root(bundle, flags.get("namespace"))
-        os.makedirs(root, 0o711, exist_ok=True)
-        null = os.open(os.devnull, os.O_RDWR)
-        log = os.open(os.path.join(root, "shim.log"),
-                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
-        os.chdir("/")
+        _detach(root, listener)
         argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
                 "-namespace", flags.get("namespace"), "-address", flags.get("address"),
                 "-publish-binary", flags.get("publish-binary"),
@@ -220,10 +375,7 @@ def _daemon(flags, listener, path, bundle, group):
             argv.append("-debug")
         os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
     except BaseException as e:  # the daemon's last word goes to its log
-        try:
-            os.write(2, f"shim: cannot start the server: {type(e).__name__}: {e}\n".encode())
-        except OSError:
-            pass
+        _last_word("the server", e)
     os._exit(1)
 
 
@@ -278,27 +430,55 @@ def cmd_serve(flags):
                  warm_worker=flags.get("warm-worker"))
 
 
+def cmd_starter(flags):
+    """The namespace's starter (launch_starter): -socket fd:N:PATH its listening socket,
+    -state-root where its log is."""
+    from shim.starter import run
+
+    _, fd, path = flags.get("socket").split(":", 2)
+    return run(int(fd), path, flags.get("namespace"), flags.get("address"))
+
+
 def cmd_delete(flags):
     """After the server died: kill and delete the task's container, unmount its rootfs,
-    print the DeleteResponse containerd expects (exit status 137, as runc's shim)."""
-    bundle = flags.get("bundle") or posix.getcwd()
-    root = state_root(bundle, flags.get("namespace"))
-    task_id = flags.get("id")
-    if (paths.exists(paths.join(root, task_id))
-            or is_mount_point(paths.join(bundle, "rootfs"))):
+    print the DeleteResponse containerd expects (exit status 137, as runc's shim).  With
+    nothing to clean the starter answers, if one runs."""
+    reply = relay(flags)
+    if reply not in (None, b"F"):
+        return _answer(reply)
+    cwd = posix.getcwd()
+    data = delete_if_clean(flags, cwd, None)
+    if data is None:
+        bundle = paths.join(cwd, flags.get("bundle") or cwd)
         from shim.cleanup import delete_after_crash
 
-        data = delete_after_crash(bundle, task_id, root)
-    else:
-        # containerd runs this after every disconnect, also after a clean delete: with
-        # nothing left to clean, answer without loading the runtime
-        data = _killed_response()
-    _remove_dead_socket(_recorded_address(bundle)
-                        or socket_address(flags.get("address"), flags.get("namespace"),
-                                          group_of(bundle, task_id)))
+        data = delete_after_crash(bundle, flags.get("id"),
+                                  state_root(bundle, flags.get("namespace")))
+        _remove_dead_socket(_server_address(flags, bundle, None))
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
+
+
+def delete_if_clean(flags, cwd, group_mode):
+    """delete's answer when nothing is left to clean (containerd runs it after every
+    disconnect, also after a clean delete: answered without loading the runtime), a dead
+    server's socket removed; None when there is something to clean.  cwd: the caller's
+    (absolute), group_mode as group_of's."""
+    bundle = paths.join(cwd, flags.get("bundle") or cwd)
+    root = state_root(bundle, flags.get("namespace"))
+    if (paths.exists(paths.join(root, flags.get("id")))
+            or is_mount_point(paths.join(bundle, "rootfs"))):
+        return None
+    data = _killed_response()
+    _remove_dead_socket(_server_address(flags, bundle, group_mode))
+    return data
+
+
+def _server_address(flags, bundle, group_mode):
+    return (_recorded_address(bundle)
+            or socket_address(flags.get("address"), flags.get("namespace"),
+                              group_of(bundle, flags.get("id"), group_mode)))
 
 
 def _recorded_address(bundle):
@@ -340,7 +520,7 @@ def _remove_dead_socket(address):
     path = address[len("unix://"):]
     if not paths.exists(path):
         return
-    lock_fd = posix.open(SOCKET_DIR, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    lock_fd = _lock_socket_dir()
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         if paths.exists(path) and not _can_connect(path):
@@ -374,7 +554,8 @@ def main(argv=None):
     if not flags.get("namespace"):
         sys.stderr.write("containerd-shim-pyrunc-v2: shim namespace cannot be empty\n")
         return 1
-    actions = {"start": cmd_start, "delete": cmd_delete, "serve": cmd_serve}
+    actions = {"start": cmd_start, "delete": cmd_delete, "serve": cmd_serve,
+               "starter": cmd_starter}
     action = actions.get(flags.action)
     if action is None:
         sys.stderr.write(f"containerd-shim-pyrunc-v2: unknown action {flags.action!r} "

@@ -20,6 +20,7 @@ from ociruntime.libcontainer import syscalls as sc
 
 IDLE_TIMEOUT = float(os.environ.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30"))
 OOM_POLL = 1.0
+SERVER_NAME = "pyrunc-shim"  # the servers' process name (/proc/PID/comm)
 
 
 def serve(listener_fd, path, root, namespace, containerd_address, publish_binary,
@@ -28,6 +29,7 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     from shim.forkserver import ForkServer, Spawner
     from shim.reaper import Reaper
 
+    set_process_name(SERVER_NAME)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     os.set_inheritable(listener_fd, False)  # start's hand-over is done: no child gets it
     reaper = Reaper()
@@ -78,6 +80,17 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     publisher.close()
     sys.stderr.write("shim: exiting\n")
     return 0
+
+
+def set_process_name(name):
+    """The process's name (comm, as ps shows it): a server forked by the starter carries
+    the starter's command line, this tells them apart (and from the exec'd `... serve`
+    nothing else does)."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name)
+    except OSError:
+        pass
 
 
 def _housekeeping(service, server, path, stop, retired, reaper, idle_timeout):

@@ -24,7 +24,15 @@ for _path in (os.path.join(HERE, "proto"), os.path.join(os.path.dirname(HERE), "
 
 import cri_api_pb2 as api  # noqa: E402  (compiled by setup.py build_ext --inplace)
 from e2e.conftest import engine_dir, host_paths_created  # noqa: E402, F401  (fixtures)
-from shimlib import PARENT, SHIM, Containerd, enginelib, wait_until  # noqa: E402
+from shimlib import (  # noqa: E402
+    PARENT,
+    SERVER_NAME,
+    SHIM,
+    Containerd,
+    comm,
+    enginelib,
+    wait_until,
+)
 
 import pyrunc_testlib as lib  # noqa: E402
 
@@ -200,6 +208,7 @@ def cluster(engine_dir, busybox_rootfs, pyrunc_bin, host_paths_created):  # noqa
         finally:
             c.ctr.kill_servers()
             daemon.stop()
+            c.ctr.stop_starters()
             enginelib.kill_pids(enginelib.processes_with_cmdline(engine_dir))
             for top in c.cgroup_dirs():
                 _remove_cgroup_tree(top)
@@ -214,12 +223,14 @@ def _answers(cri):
 
 
 def _ancestors(pid):
+    """(name, command line) of pid's ancestors."""
     out = []
     while pid > 1:
         with open(f"/proc/{pid}/stat") as f:
             pid = int(f.read().rpartition(")")[2].split()[1])
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            out.append(f.read().replace(b"\0", b" ").decode(errors="replace").strip())
+            out.append((comm(pid),
+                        f.read().replace(b"\0", b" ").decode(errors="replace").strip()))
     return out
 
 
@@ -244,9 +255,9 @@ def test_a_pod_runs_through_the_handler(cluster, handler):
     pid = c.ctr.tasks()[cid][0]
     ancestors = _ancestors(pid)
     if handler == "pyrunc":
-        assert any(SHIM in a and a.endswith(" serve") for a in ancestors), ancestors
+        assert any(SHIM in a and name == SERVER_NAME for name, a in ancestors), ancestors
     else:
-        assert any("containerd-shim-runc-v2" in a for a in ancestors), ancestors
+        assert any("containerd-shim-runc-v2" in a for _, a in ancestors), ancestors
         state = os.path.join(c.dir, "runc-root", K8S_NAMESPACE, cid, "state.json")
         assert os.path.exists(state), "pyrunc (BinaryName) made the container"
     # the logs, written by the CRI plugin from the container's stdout and stderr

@@ -44,6 +44,7 @@ def containerd(request, engine_dir, busybox_rootfs, host_paths_created):  # noqa
             # sockets they leave when killed
             c.kill_servers()
             c.daemon.stop()
+            c.stop_starters()
             enginelib.kill_pids(enginelib.processes_with_cmdline(engine_dir))
             for name in c.names:
                 lib.kill_and_remove_cgroups(name)

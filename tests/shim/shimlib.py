@@ -2,6 +2,7 @@
 shim servers it runs."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ IMAGE = "docker.io/library/pyrunc-shim-busybox:latest"
 RUNTIME = "io.containerd.pyrunc.v2"
 PARENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaping_parent.py")
 SHIM = os.path.join(os.path.dirname(sys.executable), "containerd-shim-pyrunc-v2")
+SERVER_NAME = "pyrunc-shim"  # shim.server.SERVER_NAME
+STARTER_NAME = "pyrunc-starter"  # shim.starter.STARTER_NAME
 
 
 
@@ -67,10 +70,23 @@ class Containerd:
         return out
 
     def servers(self):
-        """Pids of the pyrunc shim servers serving this containerd (`... serve`), not
-        counting a server's own short-lived forks (a create's fork chain, same cmdline)."""
+        """Pids of the pyrunc shim servers serving this containerd (named SERVER_NAME,
+        forked by the starter or exec'd as `... serve`), not counting a server's own
+        forks (its fork server, workers, a create's fork chain: same name)."""
         return top_level([pid for pid in enginelib.processes_with_cmdline(self.address)
-                          if _cmdline(pid).endswith(" serve") and SHIM in _cmdline(pid)])
+                          if SHIM in _cmdline(pid) and comm(pid) == SERVER_NAME])
+
+    def starter_socket(self):
+        return starter_socket(self.address, self.namespace)
+
+    def starters(self):
+        """Pids of the processes listening on this namespace's starter socket."""
+        return listening_on(self.starter_socket())
+
+    def stop_starters(self):
+        """End this namespace's starter as a finalizer must (SIGTERM: it unlinks its
+        socket), SIGKILL if it does not go, and its socket then."""
+        stop_starter(self.address, self.namespace)
 
     def server_of(self, name):
         """The pid of the server that serves task `name`: the init's nearest ancestor
@@ -88,7 +104,7 @@ class Containerd:
         for pid in self.servers():
             socket = socket_of(pid)
             enginelib.kill_pids([pid])
-            if os.path.exists(socket):
+            if socket and os.path.exists(socket):
                 os.unlink(socket)
 
     def cleanup(self):
@@ -101,10 +117,110 @@ class Containerd:
 
 
 def socket_of(pid):
-    """The socket path a server listens on: its command line has -socket fd:N:PATH."""
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = f.read().decode().split("\0")
-    return argv[argv.index("-socket") + 1].split(":", 2)[2]
+    """The socket path a server listens on (the listening unix socket among its fds)."""
+    inodes = _socket_inodes(pid)
+    found = {path for inode, path in _unix_listeners() if inode in inodes}
+    return found.pop() if len(found) == 1 else None
+
+
+def listening_on(path):
+    """Pids holding a listening unix socket bound to path (not their forks that hold a
+    copy of it: the top level ones)."""
+    inodes = {inode for inode, bound in _unix_listeners() if bound == path}
+    if not inodes:
+        return []
+    return top_level([int(e) for e in os.listdir("/proc")
+                      if e.isdigit() and _socket_inodes(int(e)) & inodes])
+
+
+def _unix_listeners():
+    """(inode, path) of the host's listening unix sockets bound to a path."""
+    out = []
+    with open("/proc/net/unix") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and int(fields[3], 16) & 0x10000:  # __SO_ACCEPTCON
+                out.append((int(fields[6]), fields[7]))
+    return out
+
+
+def _socket_inodes(pid):
+    found = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.add(int(target[8:-1]))
+    except OSError:
+        pass
+    return found
+
+
+def starter_socket(address, namespace):
+    from shim.cli import starter_socket
+
+    return starter_socket(address, namespace)
+
+
+def stop_starter(address, namespace, timeout=30.0):
+    """SIGTERM to the (address, namespace) starter and wait for it (it unlinks its socket
+    on the way out); SIGKILL after timeout, and its socket removed then."""
+    path = starter_socket(address, namespace)
+    pids = listening_on(path)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/{pid}") and parent_pid(pid) is not None
+              and _state(pid) != "Z" for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    enginelib.kill_pids(pids)
+    if os.path.lexists(path) and not listening_on(path):
+        os.unlink(path)
+
+
+class AnsweringSocket:
+    """A listening unix socket at path (a stand-in containerd address for the shim's own
+    calls: the starter goes when its containerd's address stops answering); a context
+    manager that also stops that address's starters of the namespace on the way out."""
+
+    def __init__(self, path, namespace):
+        import socket
+
+        self.path, self.namespace = path, namespace
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(128)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            stop_starter(self.path, self.namespace)
+        finally:
+            self.sock.close()
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
 
 
 def top_level(pids):

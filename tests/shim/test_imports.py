@@ -42,9 +42,11 @@ def _importtime(argv, cwd, site=False):
 
 
 def test_start_and_delete_import_no_os_on_the_common_path(tmp_path):
-    """`start` where its pod's server already runs and `delete` with nothing to clean, each
-    once per container: neither imports os (~1.1 ms: ociruntime/paths.py) nor hashlib;
-    a task outside a group does not even parse its spec (jsonlite)."""
+    """`start` and `delete` with nothing to clean, each once per container, relayed to the
+    namespace's starter: neither imports os (~1.1 ms: ociruntime/paths.py), hashlib nor
+    jsonlite (the starter reads the spec); and group_of, where it runs (the starter, or
+    a call that does the work itself), does not even parse the spec of a task outside a
+    group."""
     root = tmp_path / "io.containerd.runtime.v2.task" / "ns"
     pod, alone = root / "c1", root / "c2"
     pod.mkdir(parents=True)
@@ -55,18 +57,21 @@ def test_start_and_delete_import_no_os_on_the_common_path(tmp_path):
     (alone / "config.json").write_text('{"ociVersion": "1.0.2"}')
     address = str(tmp_path / "containerd.sock")
     shim = [shimlib.SHIM, "-namespace", "ns", "-address", address]
+    containerd = shimlib.AnsweringSocket(address, "ns")
     first = subprocess.run([*shim, "-id", "c1", "start"], cwd=pod, input=b"",
                            capture_output=True, timeout=60)
     socket = first.stdout.decode().removeprefix("unix://")
     try:
         assert first.returncode == 0, first.stderr
+        assert shimlib.listening_on(shimlib.starter_socket(address, "ns")), "a starter"
         imported, printed = _importtime([*shim, "-id", "c1", "start"], pod)
         assert printed == first.stdout, "the pod's server is found again"
-        assert "ociruntime.jsonlite" in imported and "shim.cli" in imported
-        assert not {"os", "hashlib"} & imported, imported
-        imported, _ = _importtime([*shim, "-id", "c1", "delete"], pod)
-        assert "shim.protowire" in imported
+        assert "shim.cli" in imported
         assert not {"os", "hashlib", "ociruntime.jsonlite"} & imported, imported
+        imported, printed = _importtime([*shim, "-id", "c1", "delete"], pod)
+        assert printed.startswith(b"\x10\x89\x01"), "a DeleteResponse, exit status 137"
+        assert not {"os", "hashlib", "ociruntime.jsonlite", "shim.protowire"} & imported, \
+            imported
         assert os.path.exists(socket), "delete leaves a live server's socket"
         for bundle, group, parsed in ((alone, "task:c2", False),
                                       (pod, "group:pod-" + tmp_path.name, True)):
@@ -77,6 +82,7 @@ def test_start_and_delete_import_no_os_on_the_common_path(tmp_path):
             assert printed.decode() == group
             assert ("ociruntime.jsonlite" in imported) == parsed
     finally:
+        containerd.__exit__()
         shimlib.enginelib.kill_pids(shimlib.enginelib.processes_with_cmdline(str(tmp_path)))
         if os.path.exists(socket):  # SIGKILL: the server could not remove it
             os.unlink(socket)

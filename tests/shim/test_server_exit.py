@@ -1,7 +1,8 @@
 """A server asked to stop (SIGTERM, SIGINT) removes its socket on the way out, as
 containerd's Go shims do: nothing is left in /run/containerd/s for the next start or
 delete to find dead.  The server is made as containerd makes it, by the shim's `start`
-(here with a private containerd address, so its socket name is this test's own)."""
+(here with a private containerd address, so its socket name is this test's own), which
+has the namespace's starter fork it."""
 
 import os
 import signal
@@ -20,7 +21,9 @@ def task(tmp_path):
     bundle = tmp_path / "io.containerd.runtime.v2.task" / "ns" / "t1"
     bundle.mkdir(parents=True)
     (bundle / "config.json").write_text('{"ociVersion": "1.0.2"}')
-    yield bundle, str(tmp_path / "containerd.sock")
+    address = str(tmp_path / "containerd.sock")
+    with shimlib.AnsweringSocket(address, "ns"):
+        yield bundle, address
     pids = shimlib.enginelib.processes_with_cmdline(str(tmp_path))
     shimlib.enginelib.kill_pids(pids)
 
@@ -35,14 +38,15 @@ def test_a_stopped_server_removes_its_socket(task, sig):
     socket = started.stdout.decode().removeprefix("unix://")
     assert os.path.exists(socket)
     try:
-        def servers():  # start's daemon child execs the server: wait for its command line
-            return shimlib.top_level(shimlib.enginelib.processes_with_cmdline(socket, "serve"))
+        def servers():
+            return shimlib.listening_on(socket)
 
         shimlib.wait_until(servers, "the server")
         servers = servers()
         assert len(servers) == 1, servers
         log = bundle.parents[2] / "pyrunc" / "ns" / "shim.log"
-        shimlib.wait_until(lambda: log.exists() and "serving" in log.read_text(),
+        serving = f"shim: serving ns on {socket} (pid {servers[0]})"
+        shimlib.wait_until(lambda: log.exists() and serving in log.read_text(),
                            "the server's signal handlers (it logs that it serves)")
         os.kill(servers[0], sig)
         shimlib.wait_until(lambda: not os.path.exists(f"/proc/{servers[0]}"),

@@ -121,7 +121,7 @@ def test_parallel_tasks_with_hooks_and_user_namespaces(scratch, pyrunc_bin, defa
         assert not failures, "\n".join(failures)
         assert len(shim.servers()) == 1
         # the server, and its fork server if grouped (the workers exit when they answer)
-        wait_until(lambda: len(lib.processes_of(shim.address)) == (2 if grouped else 1),
+        wait_until(lambda: len(shim.processes()) == (2 if grouped else 1),
                    "the server (and its fork server) alone")
         with open(os.path.join(shim.root, "shim.log")) as f:
             log = f.read()

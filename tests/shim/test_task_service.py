@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 from google.protobuf import any_pb2
-from shimlib import _cmdline, parent_pid, top_level, wait_until
+from shimlib import SERVER_NAME, comm, parent_pid, stop_starter, top_level, wait_until
 
 import pyrunc_testlib as lib
 from shim import ttrpc
@@ -169,11 +169,19 @@ class Shim:
         return self.events()
 
     def servers(self):
-        """Pids of shim servers of this test (their command line names our address), not
-        counting the server's own short-lived forks (a create's fork chain, same cmdline)."""
-        return top_level([pid for pid, _ in lib.processes_of(self.address)])
+        """Pids of shim servers of this test (their command line names our address, and
+        their name is the servers'), not counting the server's own forks (its fork
+        server, workers, a create's fork chain: same name)."""
+        return top_level([pid for pid in self.processes() if comm(pid) == SERVER_NAME])
+
+    def processes(self):
+        """Pids of this test's shim processes but the namespace's starter (it goes when
+        idle, our address does not answer: the next start launches another)."""
+        return [pid for pid, _ in lib.processes_of(self.address)
+                if comm(pid) != "pyrunc-starter"]
 
     def teardown(self):
+        stop_starter(self.address, self.namespace)
         for client in self.clients.values():
             client.close()
         for pid in self.servers():
@@ -350,29 +358,23 @@ def test_a_bad_config_fails_and_leaves_nothing(shim):
 
 
 def _warm_workers(server):
-    """The server's children that are a Spawner's warm worker (shim.forkserver.warm):
-    forked by start, so with start's command line."""
+    """The server's children that are a Spawner's warm worker (shim.forkserver.warm): a
+    task's own server has no other child named as it is (no fork server)."""
     return [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
-            and parent_pid(int(pid)) == server and _cmdline(int(pid)).endswith(" start")]
+            and parent_pid(int(pid)) == server and comm(int(pid)) == SERVER_NAME]
 
 
 def test_a_tasks_own_server_forks_its_creates_worker_before_the_create(shim):
-    """The worker of a task's own server's Create starts with the server (start forks it
-    before it execs the server: it imports the library while the server starts): waiting
-    before the Create, gone after it, and the task it made runs to its exit."""
+    """The worker of a task's own server's Create starts with the server (forked before
+    the server's threads start: it imports what the starter has not while the server
+    starts): waiting before the Create, gone after it, and the task it made runs to its
+    exit."""
     cid, bundle = shim.bundle("sh", "-c", "exit 3")
     path = shim.start(cid, bundle)
-
-    def exec_done():
-        servers = shim.servers()
-        return len(servers) == 1 and _cmdline(servers[0]).endswith(" serve")
-
-    # the server once exec'd (before that, start's daemon child and the worker it forked
-    # both read "... start"): its command line names the worker start forked for it
-    wait_until(exec_done, "the server's exec")
+    wait_until(lambda: len(shim.servers()) == 1, "the server")
     [server] = shim.servers()
-    worker = int(_cmdline(server).split("-warm-worker ", 1)[1].split(":", 1)[0])
-    assert _warm_workers(server) == [worker]
+    wait_until(lambda: len(_warm_workers(server)) == 1, "its warm worker")
+    [worker] = _warm_workers(server)
 
     # one socket, its own on fd 3: not the server's listener (start's, inheritable), once
     # it has closed what the fork gave it (seen right after the fork, it still has them)

@@ -1,0 +1,294 @@
+"""The starter: one warm process per (containerd address, namespace) that answers the
+shim's `start` and `delete` and forks task servers.
+
+A server exec'd per task pays an interpreter's start-up and the shim's and the runtime's
+imports (~25 ms before its threads are up) on the container's path, and `start` and
+`delete` an interpreter each (~12 ms of CPU).  The starter has all of that imported once:
+`start` becomes a request to it, and each task's server a fork of it, warm.  It is still a
+server of its own per task (or per pod), in its own session, never the starter's child (a
+double fork): a starter's crash loses no container, and a server's loses its task (or
+pod) only.
+
+Single-threaded, so its forks are safe (shim/__init__.py): the forked server starts its
+threads itself, after its Create's worker is forked (a task's own server) or its fork
+server (a pod's).  It was exec'd with MALLOC_ARENA_MAX=1, which its forks keep.  It goes
+when its containerd stops answering (checked every CHECK_EVERY s while idle) or after
+PYRUNC_SHIM_STARTER_IDLE seconds (default 600) without a request, unlinking its socket
+under SOCKET_DIR's flock as a server does; so on SIGTERM or SIGINT.
+
+The protocol (shared with any other client of it, such as a front binary in C):
+  socket  /run/containerd/s/<sha256 hex of ADDRESS + "/" + NAMESPACE + "/pyrunc-starter">
+          (cli.starter_socket), AF_UNIX SOCK_SEQPACKET, 0600, the starter's euid;
+  request one message, every field a byte string ended by one NUL: "pyrunc-starter/1",
+          the client's cwd (the bundle, for start), N, the N arguments of the shim's
+          argv[1:] unchanged, M, the M environment entries "KEY=VALUE" (the client has read
+          its stdin to EOF: start's runtime options, unused);
+  reply   one message: b"0" + bytes for stdout, exit 0; b"1" + text for stderr (a newline
+          added), exit 1; b"F": the client does the work itself.  Anything else, no
+          reply (a closed connection, 60 s), or no starter to connect to: as b"F".
+`start`: the address of the task's group's server (forking one when none runs), written
+into the bundle; `delete` when nothing is left to clean: the DeleteResponse; anything else
+(another action, namespace or address, something to clean): b"F".
+
+A request is untrusted: from the starter's own uid only (SO_PEERCRED; the socket is 0600),
+one message of at most MAX_REQUEST bytes, parsed strictly; anything wrong is one b"1"
+answer or a dropped connection, never the starter's end.
+"""
+
+import gc
+import os
+import posix
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+from shim import cli, server
+
+IDLE = float(os.environ.get("PYRUNC_SHIM_STARTER_IDLE", "600"))
+CHECK_EVERY = 3.0
+MAX_REQUEST = 1 << 20
+RECV_TIMEOUT = 2.0  # a client sends its request at once: none holds the starter longer
+PROG = "containerd-shim-pyrunc-v2"
+STARTER_NAME = "pyrunc-starter"  # its process name (/proc/PID/comm); servers' server.SERVER_NAME
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _warm_up():
+    """What a task's server and its Create's worker run, imported here once."""
+    import threading  # noqa: F401
+
+    from ociruntime.libcontainer import cgroups, monitor  # noqa: F401
+    from shim import events, forkserver, reaper, service, stdio, ttrpc  # noqa: F401
+
+    forkserver._warm_up()
+    cgroups.host_is_v2()
+
+
+def _log(line):
+    try:
+        os.write(2, f"shim: starter: {line}\n".encode())
+    except OSError:
+        pass
+
+
+def run(listener_fd, path, namespace, containerd_address, idle=IDLE):
+    """Serve requests on the listening socket until idle or containerd is gone."""
+    server.set_process_name(STARTER_NAME)
+    os.set_inheritable(listener_fd, False)
+    bound = server._inode(path)
+    _warm_up()
+    gc.freeze()  # the warm heap, shared with every fork: no collection writes to it
+    starter = Starter(socket.socket(fileno=listener_fd), path, namespace,
+                      containerd_address)
+    _log(f"serving {namespace} on {path} (pid {os.getpid()})")
+    try:
+        starter.loop(idle)
+    finally:
+        server._release(path, bound)
+        starter.drain()
+        _log("exiting")
+    return 0
+
+
+class Starter:
+    def __init__(self, listener, path, namespace, containerd_address):
+        self.listener = listener
+        self.path = path
+        self.namespace = namespace
+        self.address = containerd_address
+        self.stopped = False
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, *_):
+        self.stopped = True
+
+    def loop(self, idle):
+        poller = select.poll()
+        poller.register(self.listener.fileno(), select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        last = time.monotonic()
+        while not self.stopped:
+            ready = poller.poll(CHECK_EVERY * 1000)
+            if self.stopped:
+                break
+            if any(fd == self.listener.fileno() for fd, _ in ready):
+                self.accept_one()
+                last = time.monotonic()
+                continue
+            if any(fd == self.wake_r for fd, _ in ready):
+                try:
+                    os.read(self.wake_r, 64)
+                except BlockingIOError:
+                    pass
+            if time.monotonic() - last >= idle:
+                _log(f"idle for {idle:g} s")
+                break
+            if not cli._can_connect(self.address):
+                _log(f"containerd ({self.address}) does not answer")
+                break
+
+    def drain(self):
+        """Answer who connected before the socket was unlinked (they would else fall back
+        to doing it themselves)."""
+        self.listener.setblocking(False)
+        while True:
+            try:
+                self.accept_one()
+            except BlockingIOError:
+                return
+
+    def accept_one(self):
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            raise
+        except OSError as e:
+            _log(f"accept: {e}")
+            return
+        with conn:
+            try:
+                self.answer(conn)
+            except Exception as e:  # a client gone, a failed send: that connection only
+                _log(f"request: {type(e).__name__}: {e}")
+
+    def answer(self, conn):
+        _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                        struct.calcsize("3i")))
+        if uid != os.geteuid():
+            _log(f"dropped a connection from uid {uid}")
+            return
+        conn.settimeout(RECV_TIMEOUT)
+        data, _, msg_flags, _ = conn.recvmsg(MAX_REQUEST + 1)
+        if not data:
+            return
+        if msg_flags & socket.MSG_TRUNC or len(data) > MAX_REQUEST:
+            reply = b"1" + f"{PROG}: the starter's request is over {MAX_REQUEST} bytes".encode()
+        else:
+            try:
+                reply = self.handle(data)
+            except BadRequest as e:
+                reply = b"1" + f"{PROG}: a bad request to the starter: {e}".encode()
+        conn.send(reply)
+
+    def handle(self, data):
+        cwd, args, env = parse(data)
+        try:
+            flags = cli.Flags(args)
+        except SystemExit as e:
+            return b"1" + f"{PROG}: {e}".encode()
+        if (flags.get("namespace") != self.namespace or flags.get("address") != self.address
+                or flags.bools & {"v", "version"}):
+            return b"F"  # not this starter's (or not its) business
+        mode = env.get(cli.GROUP_ENV, "")  # the request's, never the starter's own
+        try:
+            if flags.action == "start":
+                address = cli.serve_task(
+                    self.address, self.namespace, cwd, flags.get("id"), mode,
+                    lambda listener, path, group: self.fork_server(
+                        flags, listener, path, cwd, group, env))
+                return b"0" + address.encode()
+            if flags.action == "delete":
+                data = cli.delete_if_clean(flags, cwd, mode)
+                return b"F" if data is None else b"0" + data
+        except Exception as e:
+            _log(f"{flags.action} {flags.get('id')}: {type(e).__name__}: {e}")
+            return b"1" + f"{PROG}: {flags.action}: {e}".encode()
+        return b"F"
+
+    def fork_server(self, flags, listener, path, bundle, group, env):
+        """The task's (or pod's) server, a grandchild: the child forks it and exits at
+        once, so the server is nobody's child here and the starter keeps no process."""
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                cli.close_fds_but(listener)  # the starter's socket is its own at once
+                if os.fork() == 0:
+                    self._become_server(flags, listener, path, bundle, group, env)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise OSError("cannot fork the task's server")
+
+    def _become_server(self, flags, listener, path, bundle, group, env):
+        """In the forked server: the request's environment, a daemon as the exec'd one
+        (cli._daemon), its name, then shim.server.serve.  Never returns."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _replace_environ(env)
+            root = cli.state_root(bundle, self.namespace)
+            cli._detach(root, listener)  # closes the starter's fds: its listener, the lock
+            server.set_process_name(server.SERVER_NAME)  # before its worker's fork
+            alone = group.startswith("task:")  # no other task finds it: no lingering
+            code = server.serve(
+                listener, path, root, namespace=self.namespace,
+                containerd_address=self.address,
+                publish_binary=flags.get("publish-binary"),
+                ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
+                idle_timeout=0 if alone else float(env.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30")),
+                warm_worker=cli._fork_warm_worker(listener) if alone else "")
+        except BaseException as e:
+            cli._last_word("the server", e)
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+
+def _replace_environ(env):
+    """This process's environment (os.environ, posix.environ, the C library's) becomes
+    env, with the starter's one malloc arena."""
+    env = dict(env, MALLOC_ARENA_MAX="1")
+    os.environ.clear()
+    os.environ.update(env)
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    posix.environ.clear()
+    posix.environ.update({k.encode(encoding, errors): v.encode(encoding, errors)
+                          for k, v in env.items()})
+
+
+def parse(data):
+    """The request (the module's docstring): (cwd, [arg], {key: value}), or BadRequest."""
+    fields = data.split(b"\0")
+    if len(fields) < 5 or fields[0] != cli.STARTER_PROTOCOL or fields[-1] != b"":
+        raise BadRequest("not a pyrunc-starter/1 message")
+    cwd = _text(fields[1])
+    if not cwd.startswith("/"):
+        raise BadRequest("the directory is not absolute")
+    n = _count(fields[2], len(fields))
+    m = _count(fields[3 + n] if 3 + n < len(fields) else b"", len(fields))
+    if 4 + n + m != len(fields) - 1:
+        raise BadRequest("the counts do not match the fields")
+    args = [_text(arg) for arg in fields[3:3 + n]]
+    env = {}
+    for entry in fields[4 + n:4 + n + m]:
+        key, eq, value = _text(entry).partition("=")
+        if eq and key:
+            env[key] = value
+    return cwd, args, env
+
+
+def _count(field, limit):
+    if not field.isdigit() or len(field) > 7 or int(field) > limit:
+        raise BadRequest(f"bad count {field[:20]!r}")
+    return int(field)
+
+
+def _text(field):
+    return field.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
