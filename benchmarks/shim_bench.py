@@ -40,10 +40,11 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "benchmarks"), os.path.join(REPO, "tests"),
-                os.path.join(REPO, "tests", "e2e")]
+                os.path.join(REPO, "tests", "e2e"), os.path.join(REPO, "tests", "shim")]
 
 import enginelib  # noqa: E402  (tests/e2e/enginelib.py: the OCI archive, containerd's config)
 from bench import become_subreaper, make_bundles, reap_orphans  # noqa: E402
+from shimlib import socket_of  # noqa: E402  (tests/shim/shimlib.py)
 
 RUNTIMES = {"pyrunc": "io.containerd.pyrunc.v2", "runc": "io.containerd.runc.v2"}
 SHIM_BINARIES = {"pyrunc": "containerd-shim-pyrunc-v2", "runc": "containerd-shim-runc-v2"}
@@ -134,13 +135,8 @@ class Containerd:
 
 
 def server_socket(pid):
-    """The socket a pyrunc shim server listens on (its argv has -socket fd:N:PATH)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().decode(errors="replace").split("\0")
-        return argv[argv.index("-socket") + 1].split(":", 2)[2]
-    except (OSError, ValueError, IndexError):
-        return None
+    """The socket a pyrunc shim process (a server, the starter) listens on."""
+    return socket_of(pid)
 
 
 def memory(pids):

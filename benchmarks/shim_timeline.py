@@ -53,10 +53,17 @@ def record(cd, runtime, runs, data):
                           text=True).stdout
 
 
+STARTER = "pyrunc-starter"  # the shim's starter (shim/starter.py), by its process name
+
+
 def processes(text):
     """[{exe, exec, end, cpu}] of ctr and of everything containerd forked, in exec order:
-    a fork belongs to its parent's process until it execs."""
-    owner, procs = {}, []
+    a fork belongs to its parent's process until it execs.  The shim's starter (running
+    before the runs) is one more process per run: its CPU between two ctr execs (start's
+    and delete's requests); what it forks (a server, and the middle process of its double
+    fork) a process of its own, "pyrunc-shim" (a server's own forks, such as its Create's
+    worker, count to it)."""
+    owner, procs, starter = {}, [], None
     for line in text.splitlines():
         m = LINE.match(line)
         if not m:
@@ -65,7 +72,11 @@ def processes(text):
             m.group(4), m.group(5)
         if event == "sched:sched_process_fork":
             child = int(re.search(r"child_pid=(\d+)", rest).group(1))
-            if tid in owner:
+            if comm == STARTER:
+                procs.append({"exe": "pyrunc-shim", "tid": child, "exec": when, "end": None,
+                              "cpu": 0.0})
+                owner[child] = procs[-1]
+            elif tid in owner:
                 owner[child] = owner[tid]
             elif comm == "containerd":
                 owner[child] = None  # not a process of ours until it execs
@@ -76,13 +87,23 @@ def processes(text):
                     owner[tid]["end"] = when  # it became another program
                 procs.append({"exe": exe, "tid": tid, "exec": when, "end": None, "cpu": 0.0})
                 owner[tid] = procs[-1]
+                if exe == "ctr":
+                    starter = None
         elif event == "sched:sched_process_exit":
             if owner.get(tid) is not None and owner[tid]["tid"] == tid:  # not a thread's
                 owner[tid]["end"] = when
         elif event == "sched:sched_stat_runtime":
             pid = int(re.search(r" pid=(\d+)", rest).group(1))
+            cpu = int(re.search(r"runtime=(\d+)", rest).group(1)) / 1e6
             if owner.get(pid) is not None:
-                owner[pid]["cpu"] += int(re.search(r"runtime=(\d+)", rest).group(1)) / 1e6
+                owner[pid]["cpu"] += cpu
+            elif comm == STARTER and pid not in owner:
+                if starter is None:
+                    starter = {"exe": STARTER, "tid": pid, "exec": when, "end": when,
+                               "cpu": 0.0}
+                    procs.append(starter)
+                starter["cpu"] += cpu
+                starter["end"] = when
     return procs
 
 
@@ -146,7 +167,7 @@ def main():
         bundles = make_bundles(work, shutil.which("busybox") or "/bin/busybox")
         rootfs = os.path.join(os.path.dirname(bundles["run"]), "rootfs")
         tar = sb.enginelib.write_oci_archive(rootfs, os.path.join(work, "image.tar"), sb.IMAGE)
-        cd = sb.Containerd(os.path.join(work, "cd"))
+        cd = sb.Containerd(os.path.join(work, "cd"), repo=sb.REPO)
         cd.ctr("images", "import", "--all-platforms", tar)
         for i in range(2):  # warm caches: the image, the shim's .pyc files
             cd.ctr("run", "--rm", "--runtime", sb.RUNTIMES[args.runtime], sb.IMAGE, f"w{i}",
