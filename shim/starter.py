@@ -212,7 +212,11 @@ class Starter:
         if pid == 0:
             code = 1
             try:
-                cli.close_fds_but(listener)  # the starter's socket is its own at once
+                # the starter's signal handling, wake-up pipe and socket stay its own
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                cli.close_fds_but(listener)
                 if os.fork() == 0:
                     self._become_server(flags, listener, path, bundle, group, env)
                 code = 0
@@ -227,9 +231,6 @@ class Starter:
         (cli._daemon), its name, then shim.server.serve.  Never returns."""
         code = 1
         try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
             _replace_environ(env)
             root = cli.state_root(bundle, self.namespace)
             cli._detach(root, listener)  # closes the starter's fds: its listener, the lock
