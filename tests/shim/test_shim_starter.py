@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 
 import pytest
 import shimlib
@@ -231,3 +232,55 @@ def test_an_idle_starter_goes(starter):
     (pid,) = listening_on(path)
     wait_until(lambda: parent_pid(pid) is None or _zombie(pid), "the idle starter's exit")
     assert not os.path.exists(path)
+
+
+def test_start_and_delete_work_without_the_starter(tmp_path):
+    """A starter that hands everything back (b"F"; a stand-in bound at its socket, which
+    also keeps a real one from being launched): start forks and execs the server itself
+    (`... serve`), delete answers itself."""
+    bundle = tmp_path / "io.containerd.runtime.v2.task" / "ns" / "t1"
+    bundle.mkdir(parents=True)
+    (bundle / "config.json").write_text('{"ociVersion": "1.0.2"}')
+    address = str(tmp_path / "containerd.sock")
+    path = shimlib.starter_socket(address, "ns")
+    assert not os.path.lexists(path)
+    refuser = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    refuser.bind(path)
+    refuser.listen(16)
+    answered = []
+
+    def refuse():
+        while True:
+            try:
+                conn, _ = refuser.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(1 << 20):
+                    answered.append(True)
+                    conn.send(b"F")
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    server_socket = None
+    try:
+        done = _shim(address, bundle, "-id", "t1", "start")
+        assert done.returncode == 0, done.stderr
+        server_socket = done.stdout.decode().removeprefix("unix://")
+        wait_until(lambda: [comm(pid) for pid in listening_on(server_socket)] == [SERVER_NAME],
+                   "the exec'd server (named)")
+        (server,) = listening_on(server_socket)
+        assert shimlib._cmdline(server).endswith(" serve")
+        assert listening_on(path) == [os.getpid()], "no starter was launched"
+        done = _shim(address, bundle, "-id", "t1", "delete")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(b"\x10\x89\x01")
+        assert len(answered) == 2
+    finally:
+        refuser.shutdown(socket.SHUT_RDWR)
+        refuser.close()
+        os.unlink(path)
+        thread.join(10)
+        shimlib.enginelib.kill_pids(shimlib.enginelib.processes_with_cmdline(str(tmp_path)))
+        if server_socket and os.path.lexists(server_socket):
+            os.unlink(server_socket)
