@@ -207,6 +207,11 @@ class AnsweringSocket:
             self.sock.close()
 
 
+def gone(pid):
+    """Whether pid has exited (gone, or a zombie not reaped yet)."""
+    return parent_pid(pid) is None or _state(pid) == "Z"
+
+
 def comm(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import shimlib
-from shimlib import SERVER_NAME, SHIM, comm, listening_on, parent_pid, wait_until
+from shimlib import SERVER_NAME, SHIM, comm, gone, listening_on, parent_pid, wait_until
 
 import pyrunc_testlib as lib
 
@@ -57,7 +57,7 @@ def test_a_killed_starter_loses_no_container(containerd):
     c.run(names[1], "sleep", "1000", flags=("-d", "--annotation", f"{SANDBOX}={names[1]}"))
     starter = _starter(c)
     os.kill(starter, signal.SIGKILL)
-    wait_until(lambda: parent_pid(starter) is None or _zombie(starter), "the starter's death")
+    wait_until(lambda: gone(starter), "the starter's death")
     tasks = c.tasks()
     assert all(tasks[n][1] == "RUNNING" for n in names), tasks
     for n in names:  # still managed: exec, kill, wait, delete
@@ -96,13 +96,6 @@ def test_a_killed_server_loses_its_task_only(containerd):
     assert c("tasks", "exec", "--exec-id", "e1", survivor, "echo", "alive").stdout == \
         "alive\n"
 
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 # -- a starter on a stand-in containerd address
@@ -217,7 +210,7 @@ def test_hostile_requests_are_answered_cleanly(starter):
 def test_the_starter_goes_with_its_containerd(starter):
     pid, path, _, _, containerd = starter
     containerd.sock.close()
-    wait_until(lambda: parent_pid(pid) is None or _zombie(pid), "the starter's exit")
+    wait_until(lambda: gone(pid), "the starter's exit")
     assert not os.path.exists(path), "the starter removed its socket"
 
 
@@ -230,7 +223,7 @@ def test_an_idle_starter_goes(starter):
     assert done.returncode == 0, done.stderr
     wait_until(lambda: len(listening_on(path)) == 1, "the new starter")
     (pid,) = listening_on(path)
-    wait_until(lambda: parent_pid(pid) is None or _zombie(pid), "the idle starter's exit")
+    wait_until(lambda: gone(pid), "the idle starter's exit")
     assert not os.path.exists(path)
 
 
