@@ -65,7 +65,11 @@ def _recv(sock, size, max_fds):
 
 def _warm_up():
     """Import what the workers run, once, before the fork: each worker starts warm and
-    the modules' memory is shared with the server."""
+    the modules' memory is shared with the server.  That includes what the library
+    imports late for the CLI's sake (a create's support check, rlimits, this host's
+    cgroup manager: ~5 modules that every Create would otherwise import)."""
+    import resource  # noqa: F401
+
     from ociruntime import config  # noqa: F401
     from ociruntime.libcontainer import (  # noqa: F401
         capabilities,
@@ -78,7 +82,14 @@ def _warm_up():
         procattrs,
         process,
         rootfs,
+        support,
     )
+    from ociruntime.libcontainer.cgroups import files  # noqa: F401
+
+    if cgroups.host_is_v2():
+        from ociruntime.libcontainer.cgroups import devices_bpf, v2, v2limits  # noqa: F401
+    else:
+        from ociruntime.libcontainer.cgroups import v1, v1limits  # noqa: F401
 
 
 class ForkServer:

@@ -64,10 +64,9 @@ def _warm_up():
     import threading  # noqa: F401
 
     from ociruntime.libcontainer import cgroups, monitor  # noqa: F401
-    from shim import events, forkserver, reaper, service, stdio, ttrpc  # noqa: F401
+    from shim import events, forkserver, reaper, rootfs, service, stdio, ttrpc  # noqa: F401
 
     forkserver._warm_up()
-    cgroups.host_is_v2()
 
 
 def _log(line):
