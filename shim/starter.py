@@ -12,9 +12,10 @@ pod) only.
 Single-threaded, so its forks are safe (shim/__init__.py): the forked server starts its
 threads itself, after its Create's worker is forked (a task's own server) or its fork
 server (a pod's).  It was exec'd with MALLOC_ARENA_MAX=1, which its forks keep.  It goes
-when its containerd stops answering (checked every CHECK_EVERY s while idle) or after
-PYRUNC_SHIM_STARTER_IDLE seconds (default 600) without a request, unlinking its socket
-under SOCKET_DIR's flock as a server does; so on SIGTERM or SIGINT.
+when its containerd stops answering (checked every CHECK_EVERY s while idle), after
+PYRUNC_SHIM_STARTER_IDLE seconds (default 600) without a request, or when a file of its
+code changed (Code), unlinking its socket under SOCKET_DIR's flock as a server does; so on
+SIGTERM or SIGINT.
 
 The protocol (shared with any other client of it, such as a front binary in C):
   socket  /run/containerd/s/<sha256 hex of ADDRESS + "/" + NAMESPACE + "/pyrunc-starter">
@@ -76,15 +77,54 @@ def _log(line):
         pass
 
 
+class Code:
+    """The files the starter's code came from (the launcher, and every module of pyrunc's
+    packages it imported), as they were when it started: once one changes (an upgrade, a
+    developer's edit), the servers it would fork would run the old code, so it retires
+    and the next start launches one with the new."""
+
+    def __init__(self):
+        import ociruntime
+
+        roots = tuple(os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+                      + "/" for package in (ociruntime, sys.modules["shim"]))
+        files = {os.path.abspath(sys.argv[0])}
+        for module in list(sys.modules.values()):
+            name = getattr(module, "__file__", None)
+            if name and os.path.abspath(name).startswith(roots):
+                files.add(os.path.abspath(name))
+        self.files = {name: self._stat(name) for name in files}
+        self.checked = time.monotonic()
+
+    @staticmethod
+    def _stat(name):
+        try:
+            st = os.stat(name)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def changed(self):
+        """The first file that changed (None if none), at most every CHECK_EVERY s."""
+        if time.monotonic() - self.checked < CHECK_EVERY:
+            return None
+        self.checked = time.monotonic()
+        for name, seen in self.files.items():
+            if self._stat(name) != seen:
+                return name
+        return None
+
+
 def run(listener_fd, path, namespace, containerd_address, idle=IDLE):
     """Serve requests on the listening socket until idle or containerd is gone."""
     server.set_process_name(STARTER_NAME)
     os.set_inheritable(listener_fd, False)
     bound = server._inode(path)
     _warm_up()
+    code = Code()
     gc.freeze()  # the warm heap, shared with every fork: no collection writes to it
     starter = Starter(socket.socket(fileno=listener_fd), path, namespace,
-                      containerd_address)
+                      containerd_address, code)
     _log(f"serving {namespace} on {path} (pid {os.getpid()})")
     try:
         starter.loop(idle)
@@ -96,11 +136,13 @@ def run(listener_fd, path, namespace, containerd_address, idle=IDLE):
 
 
 class Starter:
-    def __init__(self, listener, path, namespace, containerd_address):
+    def __init__(self, listener, path, namespace, containerd_address, code):
         self.listener = listener
         self.path = path
         self.namespace = namespace
         self.address = containerd_address
+        self.code = code
+        self.stale = False  # its code changed: it hands every request back (b"F")
         self.stopped = False
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
@@ -118,6 +160,11 @@ class Starter:
         while not self.stopped:
             ready = poller.poll(CHECK_EVERY * 1000)
             if self.stopped:
+                break
+            changed = self.code.changed()
+            if changed:
+                _log(f"{changed} changed: leaving it to a new starter")
+                self.stale = True
                 break
             if any(fd == self.listener.fileno() for fd, _ in ready):
                 self.accept_one()
@@ -180,6 +227,8 @@ class Starter:
 
     def handle(self, data):
         cwd, args, env = parse(data)
+        if self.stale:
+            return b"F"
         try:
             flags = cli.Flags(args)
         except SystemExit as e:

@@ -214,6 +214,24 @@ def test_the_starter_goes_with_its_containerd(starter):
     assert not os.path.exists(path), "the starter removed its socket"
 
 
+def test_a_starter_goes_when_its_code_changes(starter):
+    """An upgrade (here the launcher's mtime moved on, then back) must not leave the old
+    code forking servers: the starter goes, and the next start launches a new one."""
+    pid, path, address, bundle, _ = starter
+    launcher = os.path.realpath(SHIM)
+    st = os.stat(launcher)
+    os.utime(launcher, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        wait_until(lambda: gone(pid), "the starter's exit")
+    finally:
+        os.utime(launcher, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not os.path.exists(path)
+    done = _shim(address, bundle, "-id", "t1", "start")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: len(listening_on(path)) == 1, "the new starter")
+    assert listening_on(path) != [pid]
+
+
 def test_an_idle_starter_goes(starter):
     pid, path, address, bundle, _ = starter
     os.kill(pid, signal.SIGTERM)  # the fixture's starter, without the idle setting
