@@ -394,7 +394,7 @@ def pretty_json(value, indent="", unit="  "):
 if __name__ == "__main__":
     import gc
 
-    from ociruntime.procexit import exit_process
+    from ociruntime import exit_process
 
     gc.disable()  # as the launcher (see ociruntime/_bin/pyrunc)
     exit_process(main())

@@ -5,7 +5,7 @@ in _collections_abc (its ABC classes), posixpath, genericpath and stat, and the 
 interpreter the launcher starts (-I -S) imports none of them.  Everything else os gives
 these calls is `posix` itself, the public module os re-exports (posix.open, posix.kill,
 the O_ flags...: the same functions, raising the same OSErrors).  So the modules on
-their path (the launcher, cli, log, state, procexit, container's operations, the cgroup
+their path (the launcher, cli, log, state, exit_process, container's operations, the cgroup
 managers' reading and removing, the shim's `start` and `delete`) use posix and these
 helpers, and leave os to what only create, run and exec do (they import far more than os
 anyway).  tests/integration/test_cli_imports.py and tests/shim/test_imports.py hold them

@@ -1,4 +1,4 @@
-"""procexit.exit_process: the CLI ends without the interpreter's teardown, and nothing that
+"""ociruntime.exit_process: the CLI ends without the interpreter's teardown, and nothing that
 teardown would have done is lost: buffered stdout and stderr, the status as sys.exit
 gives it, threads still running and atexit handlers (then Python's own exit runs)."""
 
@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from ociruntime import procexit
+import ociruntime
 
-REPO = str(pathlib.Path(procexit.__file__).resolve().parents[1])
+REPO = str(pathlib.Path(ociruntime.__file__).resolve().parents[1])
 
 
 def run_isolated(body, tmp_path):
     """body in a fresh `python -I -S` (as the launcher runs), ended by exit_process."""
     code = (f"import sys\nsys.path.insert(0, {REPO!r})\n"
-            "from ociruntime.procexit import exit_process\n")
+            "from ociruntime import exit_process\n")
     return subprocess.run([sys.executable, "-I", "-S", "-c", code + body], cwd=tmp_path,
                           capture_output=True, timeout=60, check=False)
 
@@ -57,7 +57,7 @@ def test_atexit_handlers_still_run(tmp_path):
 def test_a_closed_stdout_is_reported_as_python_reports_it(tmp_path):
     """A reader gone before the flush: Python's exit reports the broken pipe, status 120."""
     code = (f"import sys, os\nsys.path.insert(0, {REPO!r})\n"
-            "from ociruntime.procexit import exit_process\n"
+            "from ociruntime import exit_process\n"
             "sys.stdout.write('x' * 100)\nexit_process(0)")
     read, write = os.pipe()
     os.close(read)
