@@ -209,7 +209,17 @@ class ContainerState:
             self._lock_fd = -1
 
     def remove(self):
-        """Remove the directory and everything in it (state.json, fifo, temp files)."""
+        """Remove the directory and everything in it (state.json, fifo, temp files).  By a
+        delete it holds state.json alone (start consumed the fifo): that unlink and the
+        rmdir come first, the listing (four syscalls more) only when something is left."""
+        try:
+            posix.unlink(paths.join(self.dir, STATE_FILE))
+            posix.rmdir(self.dir)
+        except OSError:
+            self._remove_listed()
+        self.unlock()
+
+    def _remove_listed(self):
         try:
             names = posix.listdir(self.dir)
         except FileNotFoundError:
@@ -228,7 +238,6 @@ class ContainerState:
             posix.rmdir(self.dir)
         except FileNotFoundError:
             pass
-        self.unlock()
 
     # --- the recorded facts ---------------------------------------------------------------
     @property

@@ -85,11 +85,14 @@ def below_root(base, path):
 
 
 def recorded_dirs(dirs, created):
-    """The directories of a Manager's dirs map and created list, refusing a record of any
-    other shape (a damaged state.json) with one error instead of a traceback."""
+    """The directories of a Manager's dirs map and created list, each once (a container's
+    own cgroups are in both: each is checked once, not twice, ~3 us a directory), refusing
+    a record of any other shape (a damaged state.json) with one error instead of a
+    traceback."""
     if type(dirs) is not dict or type(created) is not list:
         raise PyruncError("damaged cgroup record: dirs must be an object, created a list")
-    return [*dirs.values(), *created]
+    own = list(dirs.values())
+    return own + [d for d in created if d not in own]
 
 
 def check_below(directory, hierarchy_root):
