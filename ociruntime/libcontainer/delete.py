@@ -51,9 +51,8 @@ def _delete_locked(st, force):
         return
     from ociruntime.libcontainer import cgroups
 
-    manager = cgroups.from_record(st.record["cgroup"])
     if st.creating:
-        _delete_half_made(st, manager, force)
+        _delete_half_made(st, cgroups.from_record(st.record["cgroup"]), force)
         return
     status = st.status()
     # runc and crun kill and delete a created container without --force (a task
@@ -62,16 +61,22 @@ def _delete_locked(st, force):
     if status not in (STOPPED, CREATED) and not force:
         raise WrongState(f"cannot delete container {st.id} that is not stopped: "
                           f"{status}")
-    if status != STOPPED:
-        kill_wait(st.record["pid"], st.record["pid_start"],
-                   thaw=manager if status == PAUSED else None)
-    if not st.record.get("own_pid_ns", False):
-        # without a pid namespace of its own the init's children outlive it: what is
-        # left in the cgroup goes with the container (runc does the same).  With one,
-        # the kernel killed them all with the init, and anything else in a shared
-        # cgroup is not ours to kill.
-        _kill_cgroup(manager, paused=status == PAUSED)
-    manager.destroy()
+    own_pid_ns = st.record.get("own_pid_ns", False)
+    if status == STOPPED and own_pid_ns:
+        # the common case: nothing to kill or thaw, only the directories to remove
+        cgroups.destroy_recorded(st.record["cgroup"])
+    else:
+        manager = cgroups.from_record(st.record["cgroup"])
+        if status != STOPPED:
+            kill_wait(st.record["pid"], st.record["pid_start"],
+                      thaw=manager if status == PAUSED else None)
+        if not own_pid_ns:
+            # without a pid namespace of its own the init's children outlive it: what is
+            # left in the cgroup goes with the container (runc does the same).  With
+            # one, the kernel killed them all with the init, and anything else in a
+            # shared cgroup is not ours to kill.
+            _kill_cgroup(manager, paused=status == PAUSED)
+        manager.destroy()
     if st.record.get("shares_mount_ns") is not None:
         detach_container_mounts(st.record["rootfs"], st.record["shares_mount_ns"])
     st.remove()

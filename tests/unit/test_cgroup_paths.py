@@ -7,7 +7,12 @@ and a wrong resolver is caught before any test hands such a path to a real conta
 import pytest
 
 from ociruntime.errors import PyruncError
-from ociruntime.libcontainer.cgroups import below_root, check_below, resolve_path
+from ociruntime.libcontainer.cgroups import (
+    below_root,
+    check_below,
+    destroy_recorded,
+    resolve_path,
+)
 from ociruntime.libcontainer.cgroups.v1 import V1Manager
 from ociruntime.libcontainer.cgroups.v2 import V2Manager
 
@@ -53,6 +58,10 @@ def test_v2_manager_refuses_directories_not_below_the_root(directory):
         V2Manager({"unified": directory}, [])
     with pytest.raises(PyruncError, match="refusing cgroup directory"):
         V2Manager({"unified": "/sys/fs/cgroup/ok"}, [directory])
+    # delete's way without the Manager checks the same, before it removes anything
+    with pytest.raises(PyruncError, match="refusing cgroup directory"):
+        destroy_recorded({"version": 2, "dirs": {"unified": "/sys/fs/cgroup/ok"},
+                          "created": [directory]})
 
 
 @pytest.mark.parametrize("directory", [
@@ -65,6 +74,10 @@ def test_v1_manager_refuses_hierarchy_roots(directory):
         V1Manager({"devices": directory}, [])
     with pytest.raises(PyruncError, match="refusing cgroup directory"):
         V1Manager({"devices": "/sys/fs/cgroup/devices/ok"}, [directory])
+    for version in (1, None):  # a record without a version is v1's, as from_record reads it
+        with pytest.raises(PyruncError, match="refusing cgroup directory"):
+            destroy_recorded({"version": version, "dirs": {"devices": directory},
+                              "created": [directory]})
 
 
 def test_managers_take_directories_below_the_root():
@@ -80,3 +93,6 @@ def test_a_damaged_record_is_one_error(dirs, created):
     for manager in (V1Manager, V2Manager):
         with pytest.raises(PyruncError, match="damaged cgroup record"):
             manager(dirs, created)
+    for version in (1, 2):
+        with pytest.raises(PyruncError, match="damaged cgroup record"):
+            destroy_recorded({"version": version, "dirs": dirs, "created": created})

@@ -95,6 +95,19 @@ def recorded_dirs(dirs, created):
     return own + [d for d in created if d not in own]
 
 
+def check_recorded(version, dirs, created):
+    """A Manager's constructor's check of the directories it is given (v1: each below
+    its own hierarchy's mount point, /sys/fs/cgroup/NAME; v2: below /sys/fs/cgroup)."""
+    for d in recorded_dirs(dirs, created):
+        check_below(d, CGROUP_ROOT if version == 2 else hierarchy_root(d))
+
+
+def hierarchy_root(d):
+    """The mount point of the v1 hierarchy a directory lives in: /sys/fs/cgroup/NAME."""
+    name = d[len(CGROUP_ROOT) + 1:].split("/", 1)[0] if type(d) is str else ""
+    return f"{CGROUP_ROOT}/{name or '-'}"
+
+
 def check_below(directory, hierarchy_root):
     """Refuse a cgroup directory that is not canonical and strictly below hierarchy_root
     (an absolute mount point): every directory a Manager writes, joins or removes passes
@@ -228,6 +241,19 @@ def from_record(record):
         return V2Manager(record["dirs"], record.get("created", []))
     from ociruntime.libcontainer.cgroups.v1 import V1Manager
     return V1Manager(record["dirs"], record.get("created", []))
+
+
+def destroy_recorded(record):
+    """What destroy() does for the Manager from_record(record) builds (v1 or v2: remove
+    the directories create made; none for a container without cgroups), after the same
+    checks, without building it: delete of a stopped container whose init had a pid
+    namespace of its own (the kernel killed the cgroup's processes with it: none to list,
+    kill or thaw) needs nothing else of the v1 or v2 module (~0.18 ms to import)."""
+    if record.get("version") == 0:
+        return
+    dirs, created = record["dirs"], record.get("created", [])
+    check_recorded(record.get("version"), dirs, created)
+    remove_dirs(created, own=set(dirs.values()))
 
 
 def planned_record(manager):

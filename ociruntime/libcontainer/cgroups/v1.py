@@ -1,16 +1,17 @@
 """cgroup v1 (and the hybrid layout): one directory per mounted hierarchy.
 
-ociruntime.paths, not os (see cgroups): delete imports this module."""
+ociruntime.paths, not os (see cgroups): kill --all, pause and a delete with processes left
+to kill import this module."""
 
 from ociruntime import paths
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
-    check_below,
+    check_recorded,
+    hierarchy_root,
     make_dirs,
     read_file,
     read_tree_pids,
-    recorded_dirs,
     remove_dirs,
     resolve_path,
     write_file,
@@ -61,7 +62,7 @@ def _fill_cpusets(d):
     concurrent create (cgroupsPath /ns/id for twenty containers at once) may not have its
     sets yet when our directory is made below it; an empty cpuset holds no task, so filling
     it takes nothing from anyone."""
-    root = _hierarchy_root(d)
+    root = hierarchy_root(d)
     chain = []
     while d != root and d.startswith(root + "/"):
         chain.append(d)
@@ -72,12 +73,6 @@ def _fill_cpusets(d):
             if read_file(paths.join(child, name)).strip():
                 continue
             write_file(paths.join(child, name), read_file(paths.join(parent, name)).strip())
-
-
-def _hierarchy_root(d):
-    """The mount point of the hierarchy a directory lives in: /sys/fs/cgroup/NAME."""
-    name = d[len(CGROUP_ROOT) + 1:].split("/", 1)[0] if type(d) is str else ""
-    return f"{CGROUP_ROOT}/{name or '-'}"
 
 
 def _limits_in(res):
@@ -92,8 +87,7 @@ class V1Manager:
     version = 1
 
     def __init__(self, dirs, created):
-        for d in recorded_dirs(dirs, created):
-            check_below(d, _hierarchy_root(d))
+        check_recorded(self.version, dirs, created)
         self.dirs = dirs  # {hierarchy name: absolute directory}
         self.created = created
 

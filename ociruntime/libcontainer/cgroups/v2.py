@@ -1,16 +1,16 @@
 """cgroup v2: one directory in the unified hierarchy.
 
-ociruntime.paths, not os (see cgroups): delete imports this module; the limits' code,
-which imports os and the files module, is in v2limits (create, update)."""
+ociruntime.paths, not os (see cgroups): kill --all, pause and a delete with processes left
+to kill import this module; the limits' code, which imports os and the files module, is in
+v2limits (create, update)."""
 
 from ociruntime import paths
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.cgroups import (
     CGROUP_ROOT,
-    check_below,
+    check_recorded,
     make_dirs,
     read_tree_pids,
-    recorded_dirs,
     remove_dirs,
     resolve_path,
 )
@@ -28,8 +28,7 @@ class V2Manager:
     version = 2
 
     def __init__(self, dirs, created):
-        for d in recorded_dirs(dirs, created):
-            check_below(d, CGROUP_ROOT)
+        check_recorded(self.version, dirs, created)
         self.dirs = dirs
         self.created = created
 
