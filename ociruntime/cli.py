@@ -267,7 +267,11 @@ def cmd_create(root, flags, args):
 
 
 def cmd_start(root, flags, args):
-    container_for(root, args).start()
+    # start's code alone: libcontainer.container (the other operations) is not imported
+    from ociruntime.libcontainer.start import start
+    from ociruntime.state import ContainerState
+
+    start(ContainerState(root, args[0]))
     log.debug(f"start {args[0]}: the program runs")
 
 

@@ -3,19 +3,12 @@
 The CLI and the shim both call this module.  Operations that change a container hold its
 directory lock; the status is derived (state.py), never stored.
 
-start imports no os (posix and ociruntime.paths: see there), nor create's code, which is in
-create.py; kill's and delete's are in kill.py and delete.py, which `pyrunc kill` and `pyrunc
-delete` import instead of this module.
+create's code is in create.py; start's, kill's and delete's are in start.py, kill.py and
+delete.py, which `pyrunc start`, `pyrunc kill` and `pyrunc delete` import instead of this
+module.
 """
 
-import posix
-
-from ociruntime import log
-from ociruntime.errors import (
-    HookError,
-    PyruncError,
-    WrongState,
-)
+from ociruntime.errors import PyruncError, WrongState
 from ociruntime.state import (
     CREATED,
     PAUSED,
@@ -68,35 +61,10 @@ class Container:
         return self.state.status()
 
     def start(self):
-        st = self.state
-        with st.locked():
-            st.load()
-            status = st.status()
-            if status != CREATED:
-                raise WrongState(f"cannot start a container in the {status} state "
-                                 "(it must be created)")
-            if not st.record.get("has_process"):
-                raise WrongState("cannot start: config.json has no process")
-            failure = _release_fifo(st.fifo_path, st.record)
-            if failure is None:
-                try:
-                    if st.record.get("hooks", {}).get("poststart"):
-                        from ociruntime.libcontainer.hooks import run_recorded
+        """start.py: `pyrunc start` reads that module alone."""
+        from ociruntime.libcontainer.start import start
 
-                        run_recorded(st.record, self.id, "poststart", RUNNING,
-                                     warn=self._poststart_warn())
-                except PyruncError as e:
-                    failure = str(e)
-        if failure is not None:
-            # a failed startContainer or poststart hook: stop and destroy (spec steps 12-13)
-            self.delete(force=True)
-            raise HookError(failure)
-
-    def _poststart_warn(self):
-        """Before runtime-spec 1.3.0 a failing poststart hook was only a warning."""
-        version = self.state.record.get("config_oci_version", "1.3.0")
-        major_minor = tuple(int(x) for x in version.split("-")[0].split(".")[:2])
-        return log.warn if major_minor < (1, 3) else None
+        start(self.state)
 
     def kill(self, signum, all_processes=False):
         """kill.py: `pyrunc kill` reads that module alone."""
@@ -200,70 +168,3 @@ def _merge_resources(saved, new):
         else:
             merged[key] = value
     return merged
-
-
-STAGE_EXE = "/memfd:pyrunc-stage"  # /proc/PID/exe of a process still in the exec stage
-HOOK_FAILURE = b"hooks.startContainer["  # how the stage's failure answer begins, after "1"
-
-
-def _release_fifo(fifo_path, record):
-    """Open exec.fifo for reading: the parked stage's open completes, it runs the
-    startContainer hooks and answers "0" (going to exec the program) or "1<why>".  Returns
-    None, or the failure text.  Reads to EOF: the stage keeps the fifo open until execve
-    closes it, so poststart hooks run after the program is executed.
-
-    What was read only explains; the process decides.  Nobody but root can reach the
-    fifo, but a start must neither hang nor destroy a container over it: it stops waiting
-    once the process has left the stage (exec'd the program) or died; garbage written into
-    the fifo makes no failure while the program runs; a stage that someone else released
-    (the program runs, nothing came to us) is reported, and the container left alone."""
-    import select
-    import time
-
-    from ociruntime.state import process_alive
-
-    pid, start_time = record["pid"], record["pid_start"]
-    fd = posix.open(fifo_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-    answer = b""
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(100):
-                data = posix.read(fd, 4096)
-                if data:
-                    answer += data
-                    if answer == b"0":
-                        continue  # the usual answer: EOF follows at execve
-                elif answer:
-                    break  # EOF after the answer: the stage exec'd the program, or died
-                else:
-                    time.sleep(0.01)  # a writer came and went without a word
-            if not process_alive(pid, start_time) or _left_stage(pid):
-                break
-    finally:
-        posix.close(fd)
-    posix.unlink(fifo_path)
-    if answer == b"0":
-        return None
-    hook_failed = answer.find(b"1" + HOOK_FAILURE)
-    if process_alive(pid, start_time) and _left_stage(pid):
-        if not answer:
-            raise WrongState("cannot start an already running container (another process "
-                              "opened its exec.fifo)")
-        log.warn(f"exec.fifo: unexpected data {answer[:64]!r}; the program runs")
-        return None
-    if hook_failed >= 0:
-        return answer[hook_failed + 1:].decode(errors="replace")
-    if b"0" in answer:  # the stage's "0" among someone else's bytes; the program ran
-        log.warn(f"exec.fifo: unexpected data {answer[:64]!r}")
-        return None
-    raise WrongState("container process exited before it could start")
-
-
-def _left_stage(pid):
-    """The process has exec'd something else than the stage (the container's program)."""
-    try:
-        return not posix.readlink(f"/proc/{pid}/exe").startswith(STAGE_EXE)
-    except OSError:
-        return False  # gone (the caller checks that), or not ours to look at
