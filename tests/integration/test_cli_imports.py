@@ -82,6 +82,28 @@ def test_start_kill_delete_import_no_more_than_they_need(runtime, created):
     assert runtime.run("state", created, check=False).returncode != 0
 
 
+# each module of ours costs a call ~0.06-0.3 ms of CPU (finding, reading and running it,
+# whatever its size): these are all the four calls read, a new one on their path is a
+# regression unless it is worth its cost
+OURS = {"ociruntime", "ociruntime.cli", "ociruntime.clispec", "ociruntime.errors",
+        "ociruntime.jsonlite", "ociruntime.log", "ociruntime.paths", "ociruntime.state"}
+LIB = "ociruntime.libcontainer"
+
+
+def test_each_call_reads_these_modules_of_ours_and_no_other(runtime, created):
+    def ours(*args):
+        return {m for m in imported(runtime, *args) if m.split(".")[0] in ("ociruntime", "shim")}
+
+    pid = runtime.state(created)["pid"]
+    assert ours("state", created) == OURS
+    assert ours("start", created) == OURS | {LIB, LIB + ".start"}
+    assert ours("kill", created, "KILL") == OURS | {"ociruntime._native",
+                                                     "ociruntime._native._sys", LIB,
+                                                     LIB + ".kill"}
+    runtime.wait_exit(pid)
+    assert ours("delete", created) == OURS | {LIB, LIB + ".delete", LIB + ".cgroups"}
+
+
 def test_run_imports_no_enum_or_json(runtime, bundle):
     """run (create, start, wait, delete in one call) imports the config model and the fork
     chain, but not signal/socket/json and the enum, functools, collections they bring:
