@@ -11,6 +11,7 @@ import sys
 import uuid
 
 import pytest
+from shimlib import stop_starter
 from test_task_service import PARENT, SHIM, Shim, _create
 
 import pyrunc_testlib as lib
@@ -134,8 +135,11 @@ def test_shim_command_line_on_newer_pythons(python, scratch):
                           "task")
     os.makedirs(bundle)
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, "TTRPC_ADDRESS": ""}
-    base = [python, SHIM, "-namespace", namespace, "-address",
-            os.path.join(scratch.path, "containerd.sock"), "-id", "task"]
+    containerd = os.path.join(scratch.path, "containerd.sock")
+    base = [python, SHIM, "-namespace", namespace, "-address", containerd, "-id", "task"]
+    # start launches the namespace's starter, which (as the server) cannot run there, dies
+    # at once and leaves its socket: start does the work itself, the finalizer removes it
+    scratch.add_finalizer(lambda: stop_starter(containerd, namespace))
     done = subprocess.run(base + ["delete"], cwd=bundle, env=env, capture_output=True,
                           timeout=lib.TIMEOUT)
     assert done.returncode == 0, done.stderr.decode()
