@@ -1,6 +1,8 @@
 /*
- * sha256.c: SHA-256 (FIPS 180-4) of a bytes object, as a hex digest; part of
- * ociruntime._native._sys (included by sysmodule.c, which lists SHA256_METHODS).
+ * sha256.c: SHA-256 (FIPS 180-4) as a hex digest, in plain C: sha256_hex_digest().
+ * Included by sysmodule.c, where it is ociruntime._native._sys.sha256_hex (the wrapper
+ * below, compiled only beside Python.h, which lists SHA256_METHODS), and by shim_front.c,
+ * the shim binary, for the starter's socket name.
  *
  * Why not hashlib: importing it loads OpenSSL's libcrypto through _hashlib, ~4 ms of
  * CPU in a fresh interpreter, and two per-container paths need one digest each: the
@@ -8,6 +10,7 @@
  * compiled program's cache key).  CPython's own _sha256/_sha2 are private modules.
  * tests/unit/test_sha256.py holds this to hashlib, the oracle.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -51,31 +54,24 @@ static void sha256_block(uint32_t h[8], const unsigned char *p)
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
 }
 
-/* sha256_hex(data: bytes) -> str: the digest in lower-case hex, as hashlib's hexdigest. */
-static PyObject *sys_sha256_hex(PyObject *self, PyObject *args)
+/* The digest of p[0..n) in lower-case hex (hashlib's hexdigest), NUL-terminated. */
+static void sha256_hex_digest(const unsigned char *p, size_t n, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     unsigned char tail[128];
-    char out[65];
-    PyObject *data;
-    char *p;
-    Py_ssize_t n, rest, full, tail_len;
+    size_t rest, full, tail_len;
     uint64_t bits;
     int i;
 
-    if (!PyArg_ParseTuple(args, "O!", &PyBytes_Type, &data))
-        return NULL;
-    if (PyBytes_AsStringAndSize(data, &p, &n) < 0)
-        return NULL;
     full = n - n % 64;
     for (rest = 0; rest < full; rest += 64)
-        sha256_block(h, (const unsigned char *)p + rest);
+        sha256_block(h, p + rest);
     /* the last partial block, 0x80, zeros, the length in bits (big-endian): 1 or 2 blocks */
     tail_len = n % 64 < 56 ? 64 : 128;
     memset(tail, 0, sizeof(tail));
-    memcpy(tail, p + full, (size_t)(n % 64));
+    memcpy(tail, p + full, n % 64);
     tail[n % 64] = 0x80;
     bits = (uint64_t)n * 8;
     for (i = 0; i < 8; i++)
@@ -89,7 +85,24 @@ static PyObject *sys_sha256_hex(PyObject *self, PyObject *args)
         out[2 * i + 1] = hex[byte & 15];
     }
     out[64] = '\0';
+}
+
+#ifdef Py_PYTHON_H
+/* sha256_hex(data: bytes) -> str: the digest in lower-case hex, as hashlib's hexdigest. */
+static PyObject *sys_sha256_hex(PyObject *self, PyObject *args)
+{
+    char out[65];
+    PyObject *data;
+    char *p;
+    Py_ssize_t n;
+
+    if (!PyArg_ParseTuple(args, "O!", &PyBytes_Type, &data))
+        return NULL;
+    if (PyBytes_AsStringAndSize(data, &p, &n) < 0)
+        return NULL;
+    sha256_hex_digest((const unsigned char *)p, (size_t)n, out);
     return PyUnicode_FromString(out);
 }
 
 #define SHA256_METHODS {"sha256_hex", sys_sha256_hex, METH_VARARGS, NULL},
+#endif
