@@ -15,7 +15,9 @@ containerd runs the binary three ways (runtime/v2/binary.go and shim/shim.go, 1.
 `start` and `delete` are relayed to the namespace's starter (shim.starter: a warm process
 that forks task servers), launched by the first `start` that finds none; the relay is
 shim.starter's.  `delete` with something to clean, and anything the starter hands back
-(b"F"), is done here.
+(b"F"), is done here.  The binary containerd runs is a C front
+(ociruntime/_native/shim_front.c) that relays `start` and `delete` to a running starter
+itself and execs this module's script, containerd-shim-pyrunc-v2-py, for anything else.
 
 `start` and `delete` are on every container's critical path, so this module imports
 only what they need: posix and ociruntime.paths rather than os (~1.1 ms of CPU: see

@@ -34,6 +34,7 @@ def test_pyrunc_ignores_pythonpath(pyrunc_bin, injected):
 
 
 def test_shim_ignores_pythonpath(injected):
+    """Through the front (the C binary), which execs the Python shim for -v."""
     if not os.access(SHIM, os.X_OK):
         pytest.skip(f"{SHIM} is not installed (.ci/setup installs it)")
     env, mark = injected
@@ -44,11 +45,11 @@ def test_shim_ignores_pythonpath(injected):
     assert not mark.exists(), "the shim imported a sitecustomize.py from PYTHONPATH"
 
 
-@pytest.mark.parametrize("name", ["pyrunc", "containerd-shim-pyrunc-v2"])
+@pytest.mark.parametrize("name", ["pyrunc", "containerd-shim-pyrunc-v2-py"])
 def test_installed_launchers_are_isolated_and_skip_site(name):
     """pip rewrites the #! line without its flags; .ci/setup puts `-IS` back on both (the
-    shim's is the same launcher under another name), or every call would pay for site
-    and, worse, honour PYTHONPATH as root."""
+    Python shim, which the shim's C front execs, is the same launcher under another
+    name), or every call would pay for site and, worse, honour PYTHONPATH as root."""
     script = REPO / ".venv" / "bin" / name
     if not script.exists():
         pytest.skip(f"{script} is not installed (.ci/setup installs it)")

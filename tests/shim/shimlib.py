@@ -22,6 +22,8 @@ PARENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaping_paren
 SHIM = os.path.join(os.path.dirname(sys.executable), "containerd-shim-pyrunc-v2")
 SERVER_NAME = "pyrunc-shim"  # shim.server.SERVER_NAME
 STARTER_NAME = "pyrunc-starter"  # shim.starter.STARTER_NAME
+# the Python shim the front (SHIM, a C binary) execs: what a test runs under an interpreter
+PYTHON_SHIM = SHIM + "-py"
 
 
 

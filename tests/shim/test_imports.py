@@ -56,7 +56,7 @@ def test_start_and_delete_import_no_os_on_the_common_path(tmp_path):
                     "annotations": {"io.kubernetes.cri.sandbox-id": "pod-" + tmp_path.name}}))
     (alone / "config.json").write_text('{"ociVersion": "1.0.2"}')
     address = str(tmp_path / "containerd.sock")
-    shim = [shimlib.SHIM, "-namespace", "ns", "-address", address]
+    shim = [shimlib.PYTHON_SHIM, "-namespace", "ns", "-address", address]
     containerd = shimlib.AnsweringSocket(address, "ns")
     first = subprocess.run([*shim, "-id", "c1", "start"], cwd=pod, input=b"",
                            capture_output=True, timeout=60)

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 from shimlib import stop_starter
-from test_task_service import PARENT, SHIM, Shim, _create
+from test_task_service import PARENT, PYTHON_SHIM, Shim, _create
 
 import pyrunc_testlib as lib
 from shim import ttrpc
@@ -136,7 +136,7 @@ def test_shim_command_line_on_newer_pythons(python, scratch):
     os.makedirs(bundle)
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": REPO, "TTRPC_ADDRESS": ""}
     containerd = os.path.join(scratch.path, "containerd.sock")
-    base = [python, SHIM, "-namespace", namespace, "-address", containerd, "-id", "task"]
+    base = [python, PYTHON_SHIM, "-namespace", namespace, "-address", containerd, "-id", "task"]
     # start launches the namespace's starter, which (as the server) cannot run there, dies
     # at once and leaves its socket: start does the work itself, the finalizer removes it
     scratch.add_finalizer(lambda: stop_starter(containerd, namespace))

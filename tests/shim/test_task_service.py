@@ -35,6 +35,7 @@ from shim.proto import (
 from shim.proto import shim_pb2 as pb
 
 SHIM = os.path.join(os.path.dirname(sys.executable), "containerd-shim-pyrunc-v2")
+PYTHON_SHIM = SHIM + "-py"  # the Python shim the front (SHIM, a C binary) execs
 PARENT = os.path.join(os.path.dirname(__file__), "reaping_parent.py")
 SERVICE = "containerd.task.v2.Task"
 PROCESS_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process"
@@ -508,7 +509,7 @@ def test_delete_with_nothing_to_clean_finds_the_server_by_the_bundles_address(sh
         with open(os.path.join(bundle, "address"), "w") as f:
             f.write("unix://" + dead)
         done = subprocess.run(
-            [sys.executable, "-I", "-X", "importtime", SHIM, "-namespace", shim.namespace,
+            [sys.executable, "-I", "-X", "importtime", PYTHON_SHIM, "-namespace", shim.namespace,
              "-address", shim.address, "-id", "gone", "delete"],
             cwd=bundle, capture_output=True, timeout=lib.TIMEOUT, check=True)
         response = pb.DeleteResponse()
