@@ -23,6 +23,12 @@ for, from wait4) is reported: on a busy machine it moves far less than wall time
 throughput (M `run`s of /bin/true, 1, 4 and 8 in flight, the batch timed whole) and the
 PSS of a parked container (its process between create and start, /proc/PID/smaps_rollup).
 `--quick` is a one-minute check with fewer of everything.
+
+The floor: in every round, the interpreter pyrunc runs on (its launcher's shebang) starts
+and exits through the same wrapper, twice: `-I -S -c pass` (issue #15's floor) and `-I -S
+-c 'import posix; posix._exit(0)'` (no teardown: stricter, as pyrunc's calls skip it
+too). The small calls (start, state, kill, delete) are reported above both, wall and CPU:
+the wrapper's cost is in both figures and cancels.
 """
 
 import argparse
@@ -47,6 +53,8 @@ WRAPPER = ["unshare", "-m", "sh", "-c",
 CALL_TIMEOUT = 60.0      # seconds; a runtime that hangs longer is a failed call
 STOP_TIMEOUT = 10.0      # seconds for a KILLed container to exit
 PR_SET_CHILD_SUBREAPER = 36
+SMALL_CALLS = ("start", "state", "kill", "delete")
+FLOORS = (("floor", "pass"), ("floor-strict", "import posix; posix._exit(0)"))
 
 
 def bundle_config(rootfs, args):
@@ -100,11 +108,15 @@ class Runtime:
         self.live = set()       # ids that may exist under self.root
 
     def call(self, *args):
-        """Run `RUNTIME --root ROOT ARGS...` in the wrapper; time it from fork to exit and
+        """Run `RUNTIME --root ROOT ARGS...` in the wrapper (see run)."""
+        return self.run([self.path, "--root", self.root, *args])
+
+    def run(self, command):
+        """Run command in the wrapper; time it from fork to exit and
         take its CPU time (it and the children it waited for) from wait4. stdio goes to
         files, not pipes: a container created with terminal false inherits them, and a pipe
         would keep the call from ever seeing EOF. Safe to call from several threads."""
-        argv = [*WRAPPER, self.path, "--root", self.root, *args]
+        argv = [*WRAPPER, *command]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             # A blocking wait4, not Popen.wait(timeout=): with a timeout it polls with
             # growing sleeps (0.5 ms, 1 ms, ... 50 ms) and the figures come out rounded up
@@ -178,13 +190,39 @@ def wait_exit(pid, timeout=STOP_TIMEOUT):
     return False
 
 
+def interpreter_of(script):
+    """The interpreter a script's shebang names (pyrunc's launcher: `#!PYTHON -IS`)."""
+    try:
+        with open(script, "rb") as f:
+            line = f.readline().decode()
+    except (OSError, ValueError):
+        return None
+    if not line.startswith("#!"):
+        return None
+    words = line[2:].split()
+    return words[0] if words else None
+
+
 class Bench:
-    def __init__(self, runtimes, bundles, tag):
+    def __init__(self, runtimes, bundles, tag, python=None):
         self.runtimes, self.bundles, self.tag = runtimes, bundles, tag
+        self.python = python    # the floor's interpreter (None: no floor)
         self.samples = {op: {rt.name: [] for rt in runtimes} for op in OPERATIONS}
         self.cpu = {op: {rt.name: [] for rt in runtimes} for op in OPERATIONS}
         self.failures = {op: {rt.name: 0 for rt in runtimes} for op in OPERATIONS}
         self.errors = {}        # (runtime, op) -> first error message
+        self.floors = {name: ([], []) for name, _ in FLOORS}    # name -> (walls, cpus)
+
+    def floor(self, counted):
+        """The interpreter's start and exit, through the same wrapper, each floor once."""
+        runner = self.runtimes[0]
+        for name, code in FLOORS:
+            call = runner.run([self.python, "-I", "-S", "-c", code])
+            if not call.ok:
+                self.errors.setdefault(("python", name), call.err or f"exit {call.rc}")
+            elif counted:
+                self.floors[name][0].append(call.seconds)
+                self.floors[name][1].append(call.cpu)
 
     def _record(self, rt, op, call, counted):
         if not counted:
@@ -239,6 +277,8 @@ class Bench:
             counted = n >= warmup
             for rt in self.runtimes:
                 self.one(rt, n, counted)
+            if self.python:
+                self.floor(counted)
             if progress:
                 what = f"round {n - warmup + 1}/{rounds}" if counted else \
                     f"warm-up {n + 1}/{warmup}"
@@ -281,7 +321,25 @@ class Bench:
                                  cpu_samples_ms=[round(x * 1e3, 3) for x in cpu])
                 results[op][rt.name] = entry
         results["lifecycle"] = lifecycle_sums(results, self.runtimes)
+        results["floor"] = self.floor_report(results)
         return results
+
+    def floor_report(self, results):
+        """The floors' medians, and each small call of pyrunc's above each (wall, CPU)."""
+        report = {}
+        for name, (walls, cpus) in self.floors.items():
+            if not walls:
+                continue
+            wall, cpu = statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
+            above = {}
+            for op in SMALL_CALLS:
+                e = results[op].get("pyrunc", {})
+                if e.get("n"):
+                    above[op] = {"wall_ms": e["median_ms"] - wall,
+                                 "cpu_ms": e["cpu_median_ms"] - cpu}
+            report[name] = {"median_ms": wall, "cpu_median_ms": cpu, "n": len(walls),
+                            "pyrunc_above": above}
+        return report
 
 
 LIFECYCLE = ("create", "start", "state", "kill", "delete")
@@ -426,6 +484,27 @@ def print_table(results, runtimes, meta):
             print(f"  {rt.name:<8}{e['sum_ms']:>8.1f} ms{_ratio(e):>9}")
 
 
+def print_floor(floor, python):
+    if not floor:
+        return
+    print()
+    print(f"pyrunc's small calls above the bare interpreter ({python} -I -S, same wrapper)")
+    header = f"{'floor':<14}{'median ms':>10}{'cpu ms':>8}" + "".join(
+        f"{op + ' +ms':>13}" for op in SMALL_CALLS)
+    print(header)
+    print("-" * len(header))
+    for name, _ in FLOORS:
+        e = floor.get(name)
+        if not e:
+            continue
+        cells = "".join(
+            f"{e['pyrunc_above'][op]['wall_ms']:>6.1f}/{e['pyrunc_above'][op]['cpu_ms']:<6.1f}"
+            if op in e["pyrunc_above"] else f"{'-':>13}" for op in SMALL_CALLS)
+        print(f"{name:<14}{e['median_ms']:>10.1f}{e['cpu_median_ms']:>8.1f}{cells}")
+    print("  (+ms: pyrunc's median above the floor's, wall/cpu; -c " + " and -c ".join(
+        repr(code) for _, code in FLOORS) + ")")
+
+
 def print_throughput(results, runtimes, meta):
     print()
     print(f"throughput: {meta['throughput_runs']} x run /bin/true per batch, "
@@ -533,7 +612,9 @@ def main(argv=None):
                 "wrapper": WRAPPER, "order": [rt.name for rt in runtimes]}
         tag = f"bench{os.getpid()}"
         progress = not args.json and sys.stderr.isatty()
-        bench = Bench(runtimes, bundles, tag)
+        python = interpreter_of(args.pyrunc) if "pyrunc" in args.runtimes else None
+        meta["python"] = python
+        bench = Bench(runtimes, bundles, tag, python)
         bench.rounds(args.rounds, args.warmup, progress)
         results = bench.report()
         if args.throughput_runs:
@@ -564,6 +645,7 @@ def main(argv=None):
         print()
     else:
         print_table(results, runtimes, meta)
+        print_floor(results.get("floor"), meta.get("python"))
         if tput:
             print_throughput(tput, runtimes, meta)
         if pss:
