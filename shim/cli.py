@@ -371,7 +371,8 @@ def _daemon(flags, listener, path, bundle, group):
                 "-publish-binary", flags.get("publish-binary"),
                 "-socket", f"fd:{listener}:{path}", "-state-root", root]
         if group.startswith("task:"):  # no other task finds this server: no lingering
-            argv += ["-idle-timeout", "0", "-warm-worker", _fork_warm_worker(listener)]
+            argv += ["-idle-timeout", "0", "-warm-worker",
+                     _fork_warm_worker(listener, bundle)]
         os.set_inheritable(listener, True)
         if "debug" in flags.bools:
             argv.append("-debug")
@@ -381,14 +382,15 @@ def _daemon(flags, listener, path, bundle, group):
     os._exit(1)
 
 
-def _fork_warm_worker(listener):
+def _fork_warm_worker(listener, bundle=""):
     """Fork the Create's worker of a task's own server (shim.forkserver.warm) just before
     this process execs the server: it imports the library beside the server's start-up
     and waits for the request.  A fork, not a fresh interpreter: this process (start's
     daemon child) has no threads, and the worker skips an interpreter's start-up (~10 ms
     of CPU on the container's path).  The server (this pid after the exec) is its parent;
     "PID:FD", FD the server's end of their socket.  The worker keeps only its end, on fd
-    3, and stdio: never the server's listener."""
+    3, and stdio: never the server's listener.  bundle: the task's, whose config it
+    parses while it waits."""
     import os
 
     from ociruntime._native._sys import SOCK_SEQPACKET, socketpair
@@ -405,7 +407,7 @@ def _fork_warm_worker(listener):
                 os.close(theirs)
             from shim.forkserver import warm
 
-            warm(server)  # never returns
+            warm(server, bundle)  # never returns
         finally:
             os._exit(1)
     os.close(theirs)

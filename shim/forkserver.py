@@ -242,16 +242,20 @@ def spawned(server_pid):
     _work([3, 4, 5, 6, 7], server_pid)
 
 
-def warm(server_pid):
+def warm(server_pid, bundle=""):
     """A Spawner's warm worker: the library's container module imported first (Create's;
-    an Exec imports the rest itself), then its one request from the socket on fd 3, as a
-    fork server's.  Never returns."""
+    an Exec imports the rest itself), and the task's bundle's config read and parsed
+    (create.prepare_config) while containerd has yet to send the Create; then its one
+    request from the socket on fd 3, as a fork server's.  Never returns."""
+    prepared = None
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
             os._exit(0)  # the server died before the death signal was armed
         from ociruntime.libcontainer import container, create  # noqa: F401  (what Create runs)
 
+        if bundle:
+            prepared = create.prepare_config(bundle)
         sock = socket.socket(fileno=3)
         data, fds = _recv(sock, 64, 5)
         sock.close()
@@ -260,7 +264,7 @@ def warm(server_pid):
         os._exit(1)
     if not data:
         os._exit(0)  # the server is gone, or never needed it
-    _work(fds, server_pid)
+    _work(fds, server_pid, prepared)
 
 
 def _serve(sock, server_pid):
@@ -298,7 +302,7 @@ def _log(line):
         pass
 
 
-def _work(fds, parent_pid):
+def _work(fds, parent_pid, prepared=None):
     """A worker: run one request, answer on its reply socket, exit."""
     # first: the worker waits for its own children (SIG_IGN would have them reaped)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -310,7 +314,10 @@ def _work(fds, parent_pid):
             os._exit(1)  # its parent died before the death signal was armed
         request = jsonlite.loads(_read_all(fds[1]))
         stdio = tuple(fds[2:5])
-        pid, console = (_create if request["op"] == "create" else _exec)(request, stdio)
+        if request["op"] == "create":
+            pid, console = _create(request, stdio, prepared)
+        else:
+            pid, console = _exec(request, stdio)
         _send(reply_sock, jsonlite.dumps({"pid": pid}).encode(),
               (console,) if console is not None else ())
     except BaseException as e:
@@ -345,12 +352,13 @@ def _read_all(fd):
     return b"".join(chunks)
 
 
-def _create(request, stdio):
+def _create(request, stdio, prepared=None):
     from ociruntime.libcontainer.container import Container, CreateOptions
 
     opts = CreateOptions(bundle=request["bundle"], no_pivot=request["no_pivot"],
                          no_new_keyring=request["no_new_keyring"])
     opts.stdio = stdio
+    opts.prepared = prepared  # create checks it is this bundle's config, unchanged
     masters = []
     if request["terminal"]:
         opts.keep_console = masters.append

@@ -290,7 +290,7 @@ class Starter:
                 publish_binary=flags.get("publish-binary"),
                 ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
                 idle_timeout=0 if alone else float(env.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30")),
-                warm_worker=cli._fork_warm_worker(listener) if alone else "")
+                warm_worker=cli._fork_warm_worker(listener, bundle) if alone else "")
         except BaseException as e:
             cli._last_word("the server", e)
         finally:

@@ -37,6 +37,9 @@ class CreateOptions:
         # before its own imports, so more of the grace period is off create's path; on
         # Linux 5.7 and later there is none: the joins take no grace period)
         self.primed = None
+        # the bundle's config read and parsed ahead (prepare_config), by a caller that
+        # knew the bundle before the create was asked for (the shim's waiting worker)
+        self.prepared = None
 
 
 class Container:

@@ -55,11 +55,15 @@ def _create(container, opts, primed):
     bundle = os.path.realpath(opts.bundle)
     if not os.path.isdir(bundle):
         raise InvalidConfig(f"bundle {opts.bundle}: not a directory")
-    try:
-        doc = read_config(bundle)
-        cfg = parse_config(doc)
-    except ConfigError as e:
-        raise InvalidConfig(str(e)) from None
+    prepared = opts.prepared
+    if prepared is not None and prepared[:2] == (bundle, _config_key(bundle)):
+        doc, cfg = prepared[2:]
+    else:
+        try:
+            doc = read_config(bundle)
+            cfg = parse_config(doc)
+        except ConfigError as e:
+            raise InvalidConfig(str(e)) from None
     if cfg.root is None:
         raise InvalidConfig("root: required on Linux")
     mountinfo = cgroups.mountinfo()
@@ -235,6 +239,33 @@ def _record(container, cfg, doc, bundle, rootfs, ns_plan, premounted, opts, secc
         record["hooks"] = {"poststart": hooks.to_record(cfg.hooks.poststart),
                            "poststop": hooks.to_record(cfg.hooks.poststop)}
     return record
+
+
+def prepare_config(bundle):
+    """The bundle's config read and parsed before the create is asked for (for
+    CreateOptions.prepared): a caller that waits for the request does this meanwhile.
+    create uses it only while config.json is still the file read here (its inode, size,
+    mtime and ctime); None when it cannot be read or parsed (create then reports why)."""
+    from ociruntime.config import ConfigError, parse_config, read_config
+
+    bundle = os.path.realpath(bundle)
+    key = _config_key(bundle)
+    try:
+        doc = read_config(bundle)
+        cfg = parse_config(doc)
+    except (ConfigError, OSError):
+        return None
+    if key is None or _config_key(bundle) != key:
+        return None  # changed while it was read
+    return bundle, key, doc, cfg
+
+
+def _config_key(bundle):
+    try:
+        st = os.stat(os.path.join(bundle, "config.json"))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,

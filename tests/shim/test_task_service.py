@@ -394,6 +394,25 @@ def test_a_tasks_own_server_forks_its_creates_worker_before_the_create(shim):
     lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
+def test_a_config_changed_after_start_is_the_one_created(shim):
+    """The warm worker reads the bundle's config ahead, while it waits for the Create: a
+    config.json rewritten after `start` (the worker parsed the old one) is read again."""
+    cid, bundle = shim.bundle("sh", "-c", "exit 3")
+    path = shim.start(cid, bundle)
+    wait_until(lambda: len(shim.servers()) == 1, "the server")
+    [server] = shim.servers()
+    wait_until(lambda: len(_warm_workers(server)) == 1, "its warm worker")
+    time.sleep(0.2)  # its read of the first config done
+    bundle.config["process"]["args"] = ["sh", "-c", "exit 5"]
+    bundle.write()
+    _create(shim, path, cid, bundle)
+    shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    waited = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    assert waited.exit_status == 5
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
 def test_one_server_for_a_group_and_cleanup_after_it_is_killed(shim):
     first, bundle1 = shim.bundle("sleep", "1000")
     second, bundle2 = shim.bundle("sleep", "1000")
