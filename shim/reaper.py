@@ -30,12 +30,13 @@ def exit_code(status):
 class _Waiter:
     """monitor.wait()'s side of one started pid."""
 
-    __slots__ = ("done", "status", "exited_at")
+    __slots__ = ("done", "status", "exited_at", "forgotten")
 
     def __init__(self):
         self.done = threading.Event()
         self.status = None
         self.exited_at = None  # monotonic time of the exit
+        self.forgotten = False  # nobody will wait(): its exit is dropped
 
     def __call__(self, code, when, status):
         self.status = status
@@ -83,6 +84,18 @@ class Reaper:
             self._started.pop(pid, None)
         return waiter.status
 
+    def forget(self, pid):
+        """The caller of start() will not wait() for pid (a worker that has answered: the
+        reply does not wait for its exit): its exit is dropped, now if it has exited."""
+        with self._lock:
+            waiter = self._started.get(pid)
+            if waiter is None:
+                return
+            if waiter.done.is_set():
+                del self._started[pid]
+            else:
+                waiter.forgotten = True
+
     def reap(self):
         """Reap every child that has exited; deliver the exits."""
         while True:
@@ -95,6 +108,9 @@ class Reaper:
             code, when = exit_code(status), time.time_ns()
             with self._lock:
                 waiter = self._started.get(pid)
+                if waiter is not None and waiter.forgotten:
+                    del self._started[pid]
+                    continue
                 if waiter is not None and waiter.done.is_set():
                     # an older process's exit that nobody collected: this pid is reused
                     del self._started[pid]
