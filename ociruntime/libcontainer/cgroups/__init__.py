@@ -282,18 +282,26 @@ def owns_all(manager):
 
 
 def make_dirs(path, created):
-    """mkdir -p that records each directory it made (outermost first)."""
-    missing = []
-    p = path
-    while not paths.isdir(p):
-        missing.append(p)
-        p = paths.dirname(p)
-    for d in reversed(missing):
+    """mkdir -p that records each directory it made (outermost first).  A parent can go
+    between the walk and the mkdir below it: another container's delete removes the
+    parent it made (/ns of /ns/id) once it looks empty; then walk again."""
+    for attempt in range(10):
+        missing = []
+        p = path
+        while not paths.isdir(p):
+            missing.append(p)
+            p = paths.dirname(p)
         try:
-            posix.mkdir(d, 0o755)
-        except FileExistsError:
-            continue
-        created.append(d)
+            for d in reversed(missing):
+                try:
+                    posix.mkdir(d, 0o755)
+                except FileExistsError:
+                    continue
+                created.append(d)
+            return
+        except FileNotFoundError:
+            if attempt == 9:
+                raise
 
 
 def remove_dirs(created, own=()):
@@ -311,9 +319,10 @@ def remove_dirs(created, own=()):
             for root, _dirs, _files in os.walk(d, topdown=False):
                 _rmdir_cgroup(root)
             continue
-        if any(other.startswith(d + "/") for other in created) and _has_subgroups(d):
-            continue
-        _rmdir_cgroup(d)
+        if any(other.startswith(d + "/") for other in created):
+            _rmdir_parent(d)
+        else:
+            _rmdir_cgroup(d)
 
 
 def _rmdir_at_once(d):
@@ -345,6 +354,19 @@ def _rmdir_cgroup(d):
             time.sleep(0.01)
 
 
+def _rmdir_parent(d):
+    """A parent made on the way (/ns of /ns/id): removed when empty, and left, at once,
+    when another container's cgroup lives in it (EBUSY), even one made since a check:
+    theirs as much as ours, the last one out removes it."""
+    try:
+        posix.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno not in (16, 39):  # EBUSY, ENOTEMPTY
+            raise PyruncError(f"removing cgroup {d}: {e.strerror}") from None
+
+
 def read_tree_pids(directory):
     """The pids in a cgroup and every cgroup below it (runc's GetAllPids)."""
     import os
@@ -353,13 +375,6 @@ def read_tree_pids(directory):
     for root, _dirs, _files in os.walk(directory):
         pids += read_pids(paths.join(root, "cgroup.procs"))
     return pids
-
-
-def _has_subgroups(directory):
-    try:
-        return any(entry.is_dir() for entry in posix.scandir(directory))
-    except FileNotFoundError:
-        return False
 
 
 def write_file(path, text):
