@@ -2,9 +2,11 @@
 
 Two ways: `reaping_parent.py ARGV...` runs ARGV with this process's stdio and forwards
 SIGTERM to it (a daemon: containerd), and once it has exited kills and reaps whatever it
-left; `reaping_parent.py` alone reads a JSON argv on stdin
-(so that this process's command line does not name the containers a test checks for
-leftovers) and prints the command's stdout as one line before it waits.
+left; SIGHUP kills the daemon alone (SIGKILL, a crash) and starts it again, leaving its
+shims running (a containerd restarted under running containers).  `reaping_parent.py`
+alone reads a JSON argv on stdin (so that this process's command line does not name the
+containers a test checks for leftovers) and prints the command's stdout as one line
+before it waits.
 
 `containerd-shim-pyrunc-v2 start` forks its server and exits; the server (and, once the
 server is gone, anything it left) is re-parented to the nearest subreaper.  This host's
@@ -58,12 +60,22 @@ def main():
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if len(sys.argv) > 1:
         child = subprocess.Popen(sys.argv[1:])
+        restarts = []
+
+        def restart(*_):
+            restarts.append(child.pid)
+            os.kill(child.pid, signal.SIGKILL)
+
         signal.signal(signal.SIGTERM, lambda *_: os.kill(child.pid, signal.SIGTERM))
+        signal.signal(signal.SIGHUP, restart)
         # reap every child as it exits (shim servers re-parented to us, and the processes
         # of a killed server) until the daemon itself exits
         while True:
             pid, status = os.wait()
             if pid == child.pid:
+                if pid in restarts:
+                    child = subprocess.Popen(sys.argv[1:])
+                    continue
                 code = os.waitstatus_to_exitcode(status)
                 break
         # the daemon is gone: what it left behind (shims, or what a killed shim left) was
