@@ -260,12 +260,13 @@ class ContainerState:
         file (write_atomic: a new inode), and its size and times are compared too."""
         path = paths.join(self.dir, STATE_FILE)
         try:
-            if self._record_file is not None and _identity(posix.stat(path)) == self._record_file:
+            if (self._record_file is not None
+                    and file_identity(posix.stat(path)) == self._record_file):
                 return self.record
             self._record_file = None
             with open(path, "rb") as f:
                 data = f.read()
-                identity = _identity(posix.fstat(f.fileno()))
+                identity = file_identity(posix.fstat(f.fileno()))
         except FileNotFoundError:
             raise StateMissing(f"container {self.id!r} does not exist") from None
         except OSError as e:
@@ -288,7 +289,7 @@ class ContainerState:
         self._record_file = None
         written = write_atomic(paths.join(self.dir, STATE_FILE), jsonlite.dumps(record))
         self.record = record
-        self._record_file = _identity(written)
+        self._record_file = file_identity(written)
 
     @property
     def creating(self):
@@ -385,8 +386,9 @@ def _flock(fd, timeout=None):
             time.sleep(0.02)
 
 
-def _identity(st):
-    """What tells one state.json from another: its inode, size and change times."""
+def file_identity(st):
+    """What tells one version of a file from another (state.json; create's and the
+    starter's caches of what they read): its inode, size and change times."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 

@@ -299,13 +299,7 @@ def launch_starter(flags):
             if os.fork() == 0:
                 try:
                     _detach(root, listener)
-                    argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
-                            "-namespace", flags.get("namespace"),
-                            "-address", flags.get("address"),
-                            "-socket", f"fd:{listener}:{path}", "-state-root", root,
-                            "starter"]
-                    os.set_inheritable(listener, True)
-                    os.execve(sys.executable, argv, dict(os.environ, MALLOC_ARENA_MAX="1"))
+                    _exec_shim(flags, listener, path, root, (), "starter")
                 except BaseException as e:
                     _last_word("the starter", e)
                 os._exit(1)
@@ -358,28 +352,37 @@ def _last_word(what, e):
 
 def _daemon(flags, listener, path, bundle, group):
     """The forked child becomes the server, when no starter does it (shim.starter): a
-    daemon (_detach) and a fresh exec (`... serve`): a clean command line with no task id
-    in it, and one malloc arena (every ttrpc call runs in a thread; glibc would give each
-    its own)."""
+    daemon (_detach) and a fresh exec (`... serve`, _exec_shim): a clean command line with
+    no task id in it."""
     import os
 
     try:
         root = state_root(bundle, flags.get("namespace"))
         _detach(root, listener)
-        argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
-                "-namespace", flags.get("namespace"), "-address", flags.get("address"),
-                "-publish-binary", flags.get("publish-binary"),
-                "-socket", f"fd:{listener}:{path}", "-state-root", root]
+        extra = ["-publish-binary", flags.get("publish-binary")]
         if group.startswith("task:"):  # no other task finds this server: no lingering
-            argv += ["-idle-timeout", "0", "-warm-worker",
-                     _fork_warm_worker(listener, bundle)]
-        os.set_inheritable(listener, True)
+            extra += ["-idle-timeout", "0", "-warm-worker",
+                      _fork_warm_worker(listener, bundle)]
         if "debug" in flags.bools:
-            argv.append("-debug")
-        os.execve(sys.executable, argv + ["serve"], dict(os.environ, MALLOC_ARENA_MAX="1"))
+            extra.append("-debug")
+        _exec_shim(flags, listener, path, root, extra, "serve")
     except BaseException as e:  # the daemon's last word goes to its log
         _last_word("the server", e)
     os._exit(1)
+
+
+def _exec_shim(flags, listener, path, root, extra, action):
+    """Exec this shim again as a daemon (`serve`, `starter`): -I -S, the namespace's flags,
+    its listening socket kept open (-socket fd:N:PATH), and one malloc arena (every ttrpc
+    call runs in a thread, where glibc would give each its own; a starter's forks keep
+    it).  Never returns."""
+    import os
+
+    argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]),
+            "-namespace", flags.get("namespace"), "-address", flags.get("address"),
+            "-socket", f"fd:{listener}:{path}", "-state-root", root, *extra, action]
+    os.set_inheritable(listener, True)
+    os.execve(sys.executable, argv, dict(os.environ, MALLOC_ARENA_MAX="1"))
 
 
 def _fork_warm_worker(listener, bundle=""):

@@ -46,6 +46,7 @@ import struct
 import sys
 import time
 
+from ociruntime.state import file_identity
 from shim import cli, server
 
 IDLE = float(os.environ.get("PYRUNC_SHIM_STARTER_IDLE", "600"))
@@ -99,10 +100,9 @@ class Code:
     @staticmethod
     def _stat(name):
         try:
-            st = os.stat(name)
+            return file_identity(os.stat(name))
         except OSError:
             return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def changed(self):
         """The first file that changed (None if none), at most every CHECK_EVERY s."""

@@ -19,7 +19,7 @@ from ociruntime.errors import (
 )
 from ociruntime.libcontainer.container import write_pid_file
 from ociruntime.libcontainer.delete import detach_container_mounts, kill_wait
-from ociruntime.state import proc_stat, rfc3339_now
+from ociruntime.state import file_identity, proc_stat, rfc3339_now
 
 
 def create(container, opts):
@@ -262,10 +262,9 @@ def prepare_config(bundle):
 
 def _config_key(bundle):
     try:
-        st = os.stat(os.path.join(bundle, "config.json"))
+        return file_identity(os.stat(os.path.join(bundle, "config.json")))
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
