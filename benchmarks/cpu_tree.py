@@ -14,7 +14,9 @@ a command leaves running is charged only for what it ran before the recording en
         "runc=runc --root /tmp/r3 run -b BUNDLE ct{i}"
 
 '{i}' becomes a number unique to the run (container ids).  For each LABEL: the median CPU
-of the tree and of the command's own process (ms), and the quartiles.  As root, with
+of the tree, of the command's own process and of its forks (the tree less the command's
+process: the fork chain, the container's init, the stage, the program; ms), and the
+tree's quartiles.  As root, with
 perf.  Results are reported, never asserted.
 """
 
@@ -98,7 +100,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cpu-tree-") as work:
         result = trees(record(commands, args.runs, work), commands)
     print(f"CPU ms, median of {args.runs} interleaved runs (n: runs seen)")
-    print(f"{'command':<16}{'tree':>8}{'q1':>8}{'q3':>8}{'own':>8}{'n':>5}")
+    print(f"{'command':<16}{'tree':>8}{'q1':>8}{'q3':>8}{'own':>8}{'forks':>8}{'n':>5}")
     for label, _ in commands:
         values = result.get(label, [])
         if not values:
@@ -107,7 +109,8 @@ def main():
         tree_ms = sorted(v[0] for v in values)
         q1, q3 = (tree_ms[int(q * (len(tree_ms) - 1))] for q in (0.25, 0.75))
         print(f"{label:<16}{statistics.median(tree_ms):8.2f}{q1:8.2f}{q3:8.2f}"
-              f"{statistics.median(v[1] for v in values):8.2f}{len(values):5d}")
+              f"{statistics.median(v[1] for v in values):8.2f}"
+              f"{statistics.median(v[0] - v[1] for v in values):8.2f}{len(values):5d}")
     print(os.popen("uptime").read().strip())
 
 
