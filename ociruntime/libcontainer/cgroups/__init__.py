@@ -284,7 +284,18 @@ def owns_all(manager):
 def make_dirs(path, created):
     """mkdir -p that records each directory it made (outermost first).  A parent can go
     between the walk and the mkdir below it: another container's delete removes the
-    parent it made (/ns of /ns/id) once it looks empty; then walk again."""
+    parent it made (/ns of /ns/id) once it looks empty; then walk again.  The directory
+    itself is tried first: its parent is there in the usual case (a hierarchy's root),
+    one mkdir instead of a failed stat of it and a stat of its parent before it (20
+    syscalls less a create on a host with ten hierarchies)."""
+    try:
+        posix.mkdir(path, 0o755)
+        created.append(path)
+        return
+    except FileExistsError:
+        return  # there already: left alone, as below
+    except FileNotFoundError:
+        pass  # a parent is missing: the walk
     for attempt in range(10):
         missing = []
         p = path
