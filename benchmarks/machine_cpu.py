@@ -42,11 +42,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy():
-    """Seconds of busy CPU on all cores since boot (all but idle and iowait)."""
+    """Clock ticks of all cores since boot: (busy: all but idle and iowait, idle)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     # user nice system idle iowait irq softirq steal (guest time is inside user)
-    return sum(fields[:8]) - fields[3] - fields[4], fields[5] + fields[6]
+    return sum(fields[:8]) - fields[3] - fields[4], fields[3] + fields[4]
 
 
 def tasks():
@@ -86,8 +86,9 @@ def batch(cmd, runs, inflight, tag, work, settle):
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
+    _, idle = machine_busy()
     time.sleep(settle)  # the kernel's deferred work on the batch's behalf lands here
-    (b1, i1), k1 = machine_busy(), tasks()
+    (b1, _), k1 = machine_busy(), tasks()
     by_class = collections.Counter()
     for tid, (cls, ns) in k1.items():
         before = k0.get(tid, (cls, 0))[1]
@@ -95,7 +96,9 @@ def batch(cmd, runs, inflight, tag, work, settle):
     return {
         "wall": wall,
         "machine": (b1 - b0) * 1000 / TICK,
-        "irq": (i1 - i0) * 1000 / TICK,
+        # the cores' idle share while the batch ran (not in the settle): runs waiting
+        # on something else than CPU (a lock, a grace period) with CPU to spare
+        "idle": (idle - i0) / (wall * TICK * os.cpu_count()),
         "tree": (ru.ru_utime + ru.ru_stime) * 1000,
         "user": ru.ru_utime * 1000,
         "sys": ru.ru_stime * 1000,
@@ -136,7 +139,7 @@ def report(results, args):
     classes = sorted({c for rs in results.values() for r in rs for c in r["kthreads"]
                       if statistics.median(x["kthreads"].get(c, 0) for x in rs) / n > 0.01})
     print(f"{'':10} {'runs/s':>7} {'machine':>8} {'(p25-p75)':>13} {'tree':>6} {'user':>6} "
-          f"{'sys':>6} {'kthr':>6} {'others':>6} {'unseen':>6}  "
+          f"{'sys':>6} {'kthr':>6} {'others':>6} {'unseen':>6} {'idle%':>5}  "
           + " ".join(f"{c[:9]:>9}" for c in classes))
     for label, rs in results.items():
         def med(f, rs=rs):
@@ -148,7 +151,8 @@ def report(results, args):
               f"{med(lambda r: r['tree']):6.2f} {med(lambda r: r['user']):6.2f} "
               f"{med(lambda r: r['sys']):6.2f} "
               f"{med(lambda r: sum(r['kthreads'].values())):6.2f} "
-              f"{med(lambda r: r['others']):6.2f} {med(unseen):6.2f}  "
+              f"{med(lambda r: r['others']):6.2f} {med(unseen):6.2f} "
+              f"{statistics.median(r['idle'] for r in rs) * 100:5.1f}  "
               + " ".join(f"{med(lambda r, c=c: r['kthreads'].get(c, 0)):9.2f}"
                          for c in classes))
         if any(r["failed"] for r in rs):
