@@ -53,33 +53,34 @@ _OPEN_FLAGS = posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW | posix.O_NONB
 _CODE = type(exit_process.__code__)
 
 
+# BundleFinder imports the package's modules from its code bundle: a module's code object,
+# compiled by the builder from its source, is read with one open, pread and close of the
+# bundle if the source is still the file it was compiled from (st_mtime_ns and st_size:
+# one stat); otherwise, or for a module the bundle lacks, the path finder imports it as
+# always, so an edit is always honoured.  A module looks as normally imported (__file__,
+# __cached__, a package's __path__ its directory, code whose filename is its source) but
+# for its loader.  ~30-80 us of CPU less a module than the path finder's way (the
+# directory's stat and listing, the source's two stats, the .pyc's open, fstat, reads,
+# close and checks; benchmarks/README.md, "One code bundle").
+#
+# The index is read once: the names (name -> first of its five records) and the records as
+# one array of unsigned 64-bit ints (mtime_ns, size, is a package, offset, length), half
+# the CPU a tuple per module costs to load in a fresh process; the source's path follows
+# from the name.  Each code object ends with the bundle's build id, so a bundle replaced
+# since the index was read (a rebuild under a long-lived process) is seen without an
+# fstat: the module is then compiled from its source.  Comments, not docstrings, in this
+# class: every call unmarshals this module's code (~3 us a KB in a fresh process).
 class BundleFinder:
-    """Imports the package's modules from its code bundle: a module's code object, compiled
-    by the builder from its source, is read with one open, pread and close of the bundle
-    if the source is still the file it was compiled from (st_mtime_ns and st_size: one
-    stat); otherwise, or for a module the bundle lacks, the path finder imports it as
-    always, so an edit is always honoured.  A module looks as normally imported (__file__,
-    __cached__, a package's __path__ its directory, code whose filename is its source),
-    but for its loader.  ~20-30 us of CPU less a module than the path finder's way (the
-    directory's stat, the source's two, the .pyc's open, fstat, reads, close and checks).
-
-    The index is read once: the names (name -> first of its five records) and the
-    records as one array of unsigned 64-bit ints (mtime_ns, size, is a package, offset,
-    length), half the CPU a tuple per module costs to load in a fresh process; the
-    source's path follows from the name.  Each code object ends with the bundle's build id, so a
-    bundle replaced since the index was read (a rebuild under a long-lived process) is
-    seen without an fstat: the module is then compiled from its source."""
-
     def __init__(self, package_dir, path, build_id, base, names, records):
         self.root, self.path, self.build_id = package_dir, path, build_id
         self.base, self.names, self.records = base, names, records
 
+    # The finder for package_dir's bundle, or None: none there, or one that is not for this
+    # interpreter (sys.hexversion, cache tag), this directory or this format, corrupt, or
+    # not to be trusted: not a regular file, owned by neither root nor us, or writable by
+    # group or others (code root may run is root's, and only its owner's to change).
     @classmethod
     def load(cls, package_dir):
-        """The finder for package_dir's bundle, or None: none there, or one that is not for
-        this interpreter (sys.hexversion, cache tag), this directory or this format, corrupt,
-        or not to be trusted: not a regular file, owned by neither root nor us, or writable
-        by group or others (code root may run is root's, and only its owner's to change)."""
         if sys.flags.optimize or sys.pycache_prefix is not None:  # the .pyc would differ
             return None
         path = bundle_path(package_dir)
@@ -89,8 +90,8 @@ class BundleFinder:
             return None
         try:
             st = posix.fstat(fd)
-            # a regular file (S_IFREG) not writable by group or others (0o022)
-            if st.st_mode & 0o170022 != 0o100000 or st.st_uid not in (0, posix.geteuid()):
+            # a regular file (S_IFREG) not writable by group or others (0o022), root's or ours
+            if st.st_mode & 0o170022 != 0o100000 or (st.st_uid and st.st_uid != posix.geteuid()):
                 return None
             head = posix.read(fd, 8192)
             start = len(BUNDLE_FORMAT) + 4
@@ -131,8 +132,8 @@ class BundleFinder:
         spec.loader_state = i
         return spec
 
+    # (the module's source path, the index of its first record, is a package)
     def _source(self, name):
-        """(the module's source path, the index of its first record, is a package)."""
         i = self.names[name]
         rel = name.partition(".")[2].replace(".", "/")
         if self.records[i + 2]:
@@ -146,9 +147,9 @@ class BundleFinder:
         spec = module.__spec__
         exec(self._code(spec.loader_state, spec.origin), module.__dict__)
 
+    # module i's code object; compiled from origin if the bundle was replaced since its
+    # index was read, or is damaged
     def _code(self, i, origin):
-        """Module i's code object, compiled from origin if the bundle was replaced since
-        its index was read, or is damaged."""
         try:
             fd = posix.open(self.path, _OPEN_FLAGS)
             try:
