@@ -1,8 +1,9 @@
 """Builds the package's code bundle: every pure-Python module of ociruntime compiled into
 one file per interpreter (ociruntime.bundle_path), which ociruntime.BundleFinder imports
 them from.  Every pyrunc call is a fresh interpreter importing 10-34 of our modules; the
-path finder's way costs each ~50 us of CPU (a directory listing, stats, the .pyc's open,
-read and checks), the bundle's ~20-30 (benchmarks/README.md, "One code bundle").
+path finder's way costs each ~50-100 us of CPU (a directory listing, stats, the .pyc's
+open, read and checks), the bundle's ~30-80 less (benchmarks/README.md, "One code
+bundle"; ~0.13 ms less for `state`, ~0.8-1.3 for `run`, once the finder's own cost is paid).
 .ci/setup builds it for each venv it sets up, after compileall:
 
     python -m ociruntime.codebundle build [PACKAGE_DIR]
