@@ -119,9 +119,10 @@ def test_run_imports_no_enum_or_json(runtime, bundle):
     # nor what only some configs need (cffi: bpf and libseccomp; hooks: above; idmapped
     # mounts), exec's module, the stdlib modules config once took one name or a
     # feature from, struct (set_mempolicy's mask), pwd (the owner is read from
-    # /etc/passwd), and the cgroup limits' modules (this config sets none)
+    # /etc/passwd), resource (the rlimits' check without CAP_SYS_RESOURCE: _sys's
+    # getrlimit), and the cgroup limits' modules (this config sets none)
     unused = {"ociruntime.libcontainer.idmap", "ociruntime.libcontainer.execute", "types",
-              "__future__", "struct", "_struct", "pwd",
+              "__future__", "struct", "_struct", "pwd", "resource",
               "ociruntime.libcontainer.cgroups.v1limits", "ociruntime.libcontainer.cgroups.files"}
     assert not mods & unused, mods & unused
 
