@@ -17,8 +17,9 @@ process.terminal and process.noNewPrivileges are False, the scheduler numbers ar
 arrays and maps are empty, except the capability sets, where "absent" and "empty" differ.
 """
 
-import os
+import posix
 
+from ociruntime import paths
 from ociruntime.frozen import Frozen
 
 # types.MappingProxyType, as the types module itself defines it: importing that module cost
@@ -87,7 +88,7 @@ _GENERIC_RLIMITS = (
 
 
 def _rlimit_numbers():
-    if not os.uname().machine.startswith(("alpha", "mips", "sparc")):
+    if not posix.uname().machine.startswith(("alpha", "mips", "sparc")):
         return {name: number for number, name in enumerate(_GENERIC_RLIMITS)}
     import resource
 
@@ -1189,7 +1190,7 @@ def load_config(bundle_dir: str) -> Config:
 def read_config(bundle_dir: str):
     """<bundle_dir>/config.json read and decoded (not yet checked: parse_config does):
     create keeps linux.resources as written, so it decodes the file once for both."""
-    path = os.path.join(bundle_dir, "config.json")
+    path = paths.join(bundle_dir, "config.json")
     try:
         with open(path, "rb") as file:
             data = file.read()

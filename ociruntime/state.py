@@ -160,9 +160,13 @@ class ContainerState:
         either.  Of concurrent creates of one id exactly one wins: each checks, under the
         lock it took without waiting, that the directory it locked is still the one at
         the path and still has no record."""
-        import os
+        try:
+            posix.mkdir(self.root, 0o700)
+        except OSError:
+            if not paths.isdir(self.root):  # its parents missing (or not a directory)
+                import os
 
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+                os.makedirs(self.root, mode=0o700, exist_ok=True)
         taken = AlreadyExists(f"container with id {self.id!r} already exists")
         for _ in range(_CLAIM_TRIES):
             try:

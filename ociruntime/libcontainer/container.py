@@ -8,6 +8,7 @@ delete.py, which `pyrunc start`, `pyrunc kill` and `pyrunc delete` import instea
 module.
 """
 
+from ociruntime import paths
 from ociruntime.errors import PyruncError, WrongState
 from ociruntime.state import (
     CREATED,
@@ -152,10 +153,8 @@ class Container:
 def write_pid_file(path, pid):
     """--pid-file of create, run and exec: the bare pid, atomically (an error names the
     flag; the caller then undoes what the pid stands for, as runc does)."""
-    import os
-
     try:
-        write_atomic(os.path.abspath(path), str(pid), 0o644)
+        write_atomic(paths.abspath(path), str(pid), 0o644)
     except OSError as e:
         raise PyruncError(f"--pid-file {path}: {e.strerror}") from None
 

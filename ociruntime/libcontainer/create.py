@@ -6,9 +6,9 @@ was: ~0.25 ms of CPU on each of those calls).  create itself imports far more (t
 model, the fork chain, os).
 """
 
-import os
+import posix
 
-from ociruntime import OCI_VERSION, log
+from ociruntime import OCI_VERSION, log, paths
 from ociruntime.errors import (
     AlreadyExists,
     HookError,
@@ -52,8 +52,8 @@ def _create(container, opts, primed):
     from ociruntime.libcontainer import cgroups
     from ociruntime.libcontainer.support import check_supported
 
-    bundle = os.path.realpath(opts.bundle)
-    if not os.path.isdir(bundle):
+    bundle = paths.realpath(opts.bundle)
+    if not paths.isdir(bundle):
         raise InvalidConfig(f"bundle {opts.bundle}: not a directory")
     prepared = opts.prepared
     if prepared is not None and prepared[:2] == (bundle, _config_key(bundle)):
@@ -74,11 +74,11 @@ def _create(container, opts, primed):
         from ociruntime.libcontainer import seccomp
 
         seccomp_program = seccomp.prepare(cfg.linux.seccomp, container.state.root)
-    rootfs = cfg.root.path if cfg.root.path.startswith("/") else os.path.join(
+    rootfs = cfg.root.path if cfg.root.path.startswith("/") else paths.join(
         bundle, cfg.root.path)
-    if not os.path.isdir(rootfs):
+    if not paths.isdir(rootfs):
         raise InvalidConfig(f"root.path: {rootfs} is not a directory")
-    rootfs = os.path.realpath(rootfs)
+    rootfs = paths.realpath(rootfs)
     _check_rlimits(cfg.process)
     if (cfg.process is not None and cfg.process.terminal and not opts.console_socket
             and opts.keep_console is None):
@@ -99,7 +99,7 @@ def _create(container, opts, primed):
             if not mappings:
                 raise InvalidConfig(f"linux.{field}: a new user namespace needs uid and "
                                   "gid mappings")
-        if (os.geteuid() != 0 and cfg.process is not None
+        if (posix.geteuid() != 0 and cfg.process is not None
                 and cfg.process.user.additional_gids):
             raise InvalidConfig("process.user.additionalGids: an unprivileged caller's user "
                               "namespace cannot have supplementary groups (setgroups is "
@@ -127,7 +127,7 @@ def _create(container, opts, primed):
         try:
             manager.create()
         except PyruncError:
-            if os.geteuid() == 0 or cfg.linux.cgroups_path:
+            if posix.geteuid() == 0 or cfg.linux.cgroups_path:
                 raise
             # runc's rootless rule: no cgroup when the caller cannot make one
             from ociruntime.libcontainer.cgroups.none import NoCgroupManager
@@ -204,7 +204,7 @@ def _create(container, opts, primed):
         container.state.unlock()  # on every way out (a no-op once remove() let it go)
         for _, fd in join_fds:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
     return pid
@@ -248,7 +248,7 @@ def prepare_config(bundle):
     mtime and ctime); None when it cannot be read or parsed (create then reports why)."""
     from ociruntime.config import ConfigError, parse_config, read_config
 
-    bundle = os.path.realpath(bundle)
+    bundle = paths.realpath(bundle)
     key = _config_key(bundle)
     try:
         doc = read_config(bundle)
@@ -262,7 +262,7 @@ def prepare_config(bundle):
 
 def _config_key(bundle):
     try:
-        return file_identity(os.stat(os.path.join(bundle, "config.json")))
+        return file_identity(posix.stat(paths.join(bundle, "config.json")))
     except OSError:
         return None
 
@@ -272,11 +272,11 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
     from ociruntime.config import idmapped
     from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
-    os.mkfifo(container.state.fifo_path, 0o622)
+    posix.mkfifo(container.state.fifo_path, 0o622)
     # whatever the umask: the stage may not be root (a user namespace), and reopens
     # the fifo through /proc/self/fd, which skips the 0700 directory's search check
-    os.chmod(container.state.fifo_path, 0o622)
-    fifo_fd = os.open(container.state.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    posix.chmod(container.state.fifo_path, 0o622)
+    fifo_fd = posix.open(container.state.fifo_path, posix.O_PATH | posix.O_CLOEXEC)
     stage_fd = stage.sealed_stage_fd()
     seccomp_fd = -1
     if seccomp_program is not None:
@@ -292,7 +292,7 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
         if idmap.in_parent(ns_plan):
             mount_fds = idmap.prepare(idmap_items, 3 + opts.preserve_fds)
             idmap_items = ()
-    if ns_plan.has("user") and os.geteuid() == 0:
+    if ns_plan.has("user") and posix.geteuid() == 0:
         # bind sources opened as the host's root (runc's mount sources); rootless,
         # the container's root is the caller and reaches what the caller does
         from ociruntime.libcontainer import idmap
@@ -307,7 +307,7 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
         cgroup_joins=cgroup_joins, cgroup_binds=manager.bind_sources(),
         cgroup_v2=cgroup_v2, stage_fd=stage_fd, fifo_fd=fifo_fd,
         preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
-        cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and os.geteuid() != 0,
+        cap_masks=(capabilities.masks(caps, log.warn, ns_plan.new_user and posix.geteuid() != 0,
                                       proc_status) if caps is not None else None),
         cap_last=capabilities.last_cap(), umask=old_umask, container_id=container.id,
         run_runtime_hooks=_runtime_hooks(cfg),
@@ -337,7 +337,7 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
         from ociruntime.libcontainer.console import send_to_console_socket
 
         if opts.keep_console is not None:
-            opts.keep_console(os.dup(fd))
+            opts.keep_console(posix.dup(fd))
         else:
             send_to_console_socket(opts.console_socket, fd)
 
@@ -356,12 +356,12 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
                              child_close=(container.state.lock_fd,), cgroup2=cgroup2,
                              direct=init.direct(launch))
     finally:
-        os.close(fifo_fd)
-        os.close(stage_fd)
+        posix.close(fifo_fd)
+        posix.close(stage_fd)
         if seccomp_fd >= 0:
-            os.close(seccomp_fd)
+            posix.close(seccomp_fd)
         for fd in mount_fds.values():
-            os.close(fd)
+            posix.close(fd)
 
 
 def _hook_state(container, cfg, bundle, status, pid):
@@ -459,7 +459,7 @@ def _owner():
     finds it: the first /etc/passwd line with that uid (runc reads the file, never NSS;
     pwd.getpwuid asks nscd's socket and nsswitch.conf first, ~0.1 ms more a create),
     else the uid."""
-    uid = str(os.geteuid()).encode()
+    uid = str(posix.geteuid()).encode()
     try:
         with open("/etc/passwd", "rb") as f:
             for line in f:

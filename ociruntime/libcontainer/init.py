@@ -6,8 +6,9 @@ Everything they need was decided by the parent before the fork and handed over i
 record, so no config parsing or policy happens after fork.
 """
 
-import os
+import posix
 
+from ociruntime import paths
 from ociruntime.errors import PyruncError
 from ociruntime.frozen import Frozen
 from ociruntime.libcontainer import namespaces
@@ -68,10 +69,10 @@ def intermediate(sync, launch):
     plan = launch.ns_plan
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
-        sync.send(MSG_IDMAP, pid=os.getpid())
+        sync.send(MSG_IDMAP, pid=posix.getpid())
         sync.expect(MSG_IDMAP_DONE)
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        posix.setresgid(0, 0, 0)
+        posix.setresuid(0, 0, 0)
         # changing ids made us non-dumpable, which makes /proc/self/* root-owned on the
         # host, out of reach of our mapped uid (timens_offsets below needs it)
         sc.prctl(sc.PR_SET_DUMPABLE, 1)
@@ -81,14 +82,14 @@ def intermediate(sync, launch):
     if plan.create & sc.CLONE_NEWTIME:
         namespaces.write_time_offsets(launch.config.linux.time_offsets)
     if net_helper is not None:
-        net_helper.finish(os.getpid())
+        net_helper.finish(posix.getpid())
     if helper is not None:
-        launch = launch.replace(mount_fds=helper.finish(os.getpid()))
-    pid = os.fork()
+        launch = launch.replace(mount_fds=helper.finish(posix.getpid()))
+    pid = posix.fork()
     if pid == 0:
         # the init unwinds into process._run_child on error, which reports and _exits
         container_init(sync, launch)
-        os._exit(1)
+        posix._exit(1)
     sync.send(MSG_PID, pid=pid)
 
 
@@ -132,8 +133,8 @@ def container_init(sync, launch, made_direct=False):
     # a container whose /proc will be no procfs: the stage reopens exec.fifo through a
     # detached one, made now, while the host's /proc makes a new procfs no news
     fifo_proc = None if _proc_mounted(cfg.mounts) else _detached_procfs(launch)
-    os.setsid()
-    os.umask(0)
+    posix.setsid()
+    posix.umask(0)
     if launch.ns_plan.create & sc.CLONE_NEWNET:
         sc.loopback_up()
     if cfg.process is not None and cfg.process.oom_score_adj is not None:
@@ -155,7 +156,7 @@ def container_init(sync, launch, made_direct=False):
     rootfs.prepare(own_mount_ns)
     rootfs.mount_all(cfg.mounts, launch.cgroup_binds)
     for fd in launch.mount_fds.values():
-        os.close(fd)
+        posix.close(fd)
     rootfs.create_default_devices()
     if cfg.linux.devices:
         from ociruntime.libcontainer import devices
@@ -197,7 +198,7 @@ def container_init(sync, launch, made_direct=False):
         from ociruntime.libcontainer.console import make_controlling
 
         make_controlling(peer)
-        os.close(peer)
+        posix.close(peer)
     if fifo_proc is None and not rootfs.joined_pidns_proc and not _reopens(launch.fifo_fd):
         raise PyruncError("/proc in the container is no procfs of its own (a mount over "
                           "it?): the container process could not be started through it")
@@ -226,15 +227,15 @@ def _setgroups_denied():
     text layer (fstat, an isatty ioctl, lseeks, a decoder) is ~0.15 ms in this child,
     whose every page touched is a copy-on-write fault."""
     try:
-        fd = os.open("/proc/self/setgroups", os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open("/proc/self/setgroups", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return False
     try:
-        return os.read(fd, 64).strip() == b"deny"
+        return posix.read(fd, 64).strip() == b"deny"
     except OSError:
         return False
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _make_terminal(sync, rootfs, proc):
@@ -248,7 +249,7 @@ def _make_terminal(sync, rootfs, proc):
         console.bind_console(rootfs, peer)
         sync.send(MSG_CONSOLE, fd=master)
     finally:
-        os.close(master)
+        posix.close(master)
     return peer
 
 
@@ -258,7 +259,7 @@ def _hook_state(launch, status):
     the hooks module before it, for a config with such hooks only."""
     from ociruntime.libcontainer.hooks import state_json
 
-    return state_json(launch.container_id, status, os.getpid(), launch.bundle,
+    return state_json(launch.container_id, status, posix.getpid(), launch.bundle,
                       launch.config.annotations)
 
 
@@ -273,7 +274,7 @@ def propagation_flag(name):
 def _proc_mounted(mounts):
     """The last mount on /proc is a procfs: the container's /proc reopens exec.fifo."""
     on_proc = [m for m in mounts
-               if os.path.normpath("/" + m.destination.lstrip("/")) == "/proc"]
+               if paths.normpath("/" + m.destination.lstrip("/")) == "/proc"]
     return bool(on_proc) and on_proc[-1].type == "proc"
 
 
@@ -293,8 +294,8 @@ def _detached_procfs(launch):
 def _reopens(fifo_fd):
     """This container's /proc reopens our handle of exec.fifo (it is the real procfs)."""
     try:
-        seen = os.stat(f"/proc/self/fd/{fifo_fd}")
-        mine = os.fstat(fifo_fd)
+        seen = posix.stat(f"/proc/self/fd/{fifo_fd}")
+        mine = posix.fstat(fifo_fd)
     except OSError:
         return False
     return (seen.st_dev, seen.st_ino) == (mine.st_dev, mine.st_ino)

@@ -13,7 +13,7 @@ it is used in that process only: a forked child (the fork chain, a fork server's
 has no reaper thread and waits directly again.
 """
 
-import os
+import posix
 
 _installed = None
 _installed_pid = 0
@@ -27,13 +27,13 @@ class DirectMonitor:
 
     def wait(self, pid, timeout=None):
         if timeout is not None:
-            pidfd = os.pidfd_open(pid)
+            pidfd = posix.pidfd_open(pid)
             try:
                 if not _readable(pidfd, timeout):
                     return None
             finally:
-                os.close(pidfd)
-        return os.waitpid(pid, 0)[1]
+                posix.close(pidfd)
+        return posix.waitpid(pid, 0)[1]
 
 
 def _readable(fd, timeout):
@@ -68,11 +68,11 @@ DIRECT = DirectMonitor()
 def install(monitor):
     """Make monitor the one of this process (the shim's reaper, at startup)."""
     global _installed, _installed_pid
-    _installed, _installed_pid = monitor, os.getpid()
+    _installed, _installed_pid = monitor, posix.getpid()
 
 
 def current():
-    if _installed is not None and _installed_pid == os.getpid():
+    if _installed is not None and _installed_pid == posix.getpid():
         return _installed
     return DIRECT
 
@@ -80,7 +80,7 @@ def current():
 def fork():
     """os.fork() through the monitor: the parent gets the child's pid, registered; the
     child gets 0."""
-    return current().start(os.fork)
+    return current().start(posix.fork)
 
 
 def fork_into(cgroup_fd):
@@ -94,7 +94,7 @@ def fork_into(cgroup_fd):
     def spawn():
         pid = fork_into_cgroup(cgroup_fd)
         if pid is None:
-            return os.fork()
+            return posix.fork()
         into.append(pid)
         return pid
 
@@ -128,29 +128,29 @@ def run(spawn, stdin=b"", timeout=None):
     import time
 
     mon = current()
-    out = os.memfd_create("pyrunc-output", os.MFD_CLOEXEC)
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    out = posix.memfd_create("pyrunc-output", posix.MFD_CLOEXEC)
+    read_end, write_end = posix.pipe2(posix.O_CLOEXEC)
     try:
         try:
             pid = mon.start(lambda: spawn(read_end, out))
         finally:
-            os.close(read_end)
+            posix.close(read_end)
         deadline = None if timeout is None else time.monotonic() + timeout
         written = _feed(write_end, stdin, deadline)
-        os.close(write_end)
+        posix.close(write_end)
         write_end = -1
         status = None
         if written:
             status = mon.wait(pid, None if deadline is None
                               else max(0, deadline - time.monotonic()))
         if status is None:
-            os.kill(pid, 9)
+            posix.kill(pid, 9)
             mon.wait(pid)
-        return status, os.pread(out, 4096, 0).decode(errors="replace")
+        return status, posix.pread(out, 4096, 0).decode(errors="replace")
     finally:
         if write_end >= 0:
-            os.close(write_end)
-        os.close(out)
+            posix.close(write_end)
+        posix.close(out)
 
 
 def _feed(fd, data, deadline):
@@ -162,10 +162,10 @@ def _feed(fd, data, deadline):
     import time
 
     view = memoryview(data)
-    os.set_blocking(fd, False)
+    posix.set_blocking(fd, False)
     while view:
         try:
-            view = view[os.write(fd, view):]
+            view = view[posix.write(fd, view):]
             continue
         except BrokenPipeError:
             return True
@@ -182,16 +182,16 @@ def _feed(fd, data, deadline):
 
 def posix_spawner(path, argv, env):
     """A spawn for run(): posix_spawn of path with run()'s stdin and output."""
-    return lambda stdin, out: os.posix_spawn(path, argv, env, file_actions=[
-        (os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-        (os.POSIX_SPAWN_DUP2, out, 2)])
+    return lambda stdin, out: posix.posix_spawn(path, argv, env, file_actions=[
+        (posix.POSIX_SPAWN_DUP2, stdin, 0), (posix.POSIX_SPAWN_DUP2, out, 1),
+        (posix.POSIX_SPAWN_DUP2, out, 2)])
 
 
 def describe(status):
     """A wait status in words: "exit status N" or "killed by signal N"."""
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.WEXITSTATUS(status)}"
+    if posix.WIFSIGNALED(status):
+        return f"killed by signal {posix.WTERMSIG(status)}"
+    return f"exit status {posix.WEXITSTATUS(status)}"
 
 
 def fork_or_close(*ends, spawn=None):
@@ -204,7 +204,7 @@ def fork_or_close(*ends, spawn=None):
     except BaseException:
         for end in ends:
             if isinstance(end, int):
-                os.close(end)
+                posix.close(end)
             else:
                 end.close()
         raise

@@ -1,6 +1,6 @@
 """Namespaces: which to create, which to join (and in what order), id maps, time offsets."""
 
-import os
+import posix
 
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
@@ -50,7 +50,7 @@ class NamespacePlan:
         fds = []
         try:
             for ns_type, path in self.join:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
                 fds.append((ns_type, fd))
                 check_ns_type(fd, ns_type, path)
         except OSError as e:
@@ -64,7 +64,7 @@ class NamespacePlan:
 
 def _close(fds):
     for _, fd in fds:
-        os.close(fd)
+        posix.close(fd)
 
 
 def check_ns_type(fd, ns_type, path):
@@ -88,7 +88,7 @@ def join(fds):
             sc.setns(fd, FLAGS[ns_type])
         except OSError as e:
             raise PyruncError(f"joining the {ns_type} namespace: {e.strerror}") from None
-        os.close(fd)
+        posix.close(fd)
 
 
 def format_id_map(mappings):
@@ -98,7 +98,7 @@ def format_id_map(mappings):
 def write_id_maps(pid, uid_mappings, gid_mappings):
     """The parent writes the child's maps (the child cannot map ids it does not own).
     An unprivileged runtime must deny setgroups before it may write a gid map."""
-    if gid_mappings and os.geteuid() != 0:
+    if gid_mappings and posix.geteuid() != 0:
         with open(f"/proc/{pid}/setgroups", "w") as f:
             f.write("deny")
     for name, mappings in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):

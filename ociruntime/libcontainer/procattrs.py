@@ -6,7 +6,7 @@ check() validates before anything exists; the apply functions run in the contain
 (create) or in the forked child of `exec` just before it becomes the exec stage.
 """
 
-import os
+import posix
 
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
@@ -166,7 +166,7 @@ def apply_for_exec(proc):
     scheduler, the I/O priority, and the initial CPU affinity."""
     if proc.exec_cpu_affinity is not None and proc.exec_cpu_affinity.initial:
         try:
-            os.sched_setaffinity(0, cpus(proc.exec_cpu_affinity.initial,
+            posix.sched_setaffinity(0, cpus(proc.exec_cpu_affinity.initial,
                                          "process.execCPUAffinity.initial"))
         except OSError as e:
             raise PyruncError(f"process.execCPUAffinity.initial: {e.strerror}") from None

@@ -21,9 +21,9 @@ Messages are small JSON objects, one per datagram on a SOCK_SEQPACKET socketpair
 "type" from the MSG_* names below.  The child side never returns: it execs or _exits.
 """
 
-import os
+import posix
 
-from ociruntime import jsonlite
+from ociruntime import jsonlite, paths
 from ociruntime._native import _sys
 from ociruntime.errors import BY_NAME, Internal, PyruncError, from_os_error, type_name
 from ociruntime.libcontainer import monitor
@@ -57,7 +57,7 @@ class SyncSocket:
                 import fcntl
 
                 new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, min_fd)
-                os.close(fd)
+                posix.close(fd)
                 fd = new
             ends.append(SyncSocket(fd))
         return ends
@@ -67,7 +67,7 @@ class SyncSocket:
         fields["type"] = msg_type
         data = jsonlite.dumps(fields).encode()
         if fd is None:
-            os.write(self.fd, data)
+            posix.write(self.fd, data)
         else:
             _sys.send_fd(self.fd, data, fd)
 
@@ -77,7 +77,7 @@ class SyncSocket:
         data, fd, flags = _sys.recv_fd(self.fd, MAX_MESSAGE)
         if not data:
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
             return None
         try:
             if flags & _sys.MSG_TRUNC:
@@ -89,7 +89,7 @@ class SyncSocket:
                 raise ValueError("not a JSON object")
         except ValueError as e:
             if fd >= 0:  # an fd that came along is not ours to keep
-                os.close(fd)
+                posix.close(fd)
             raise PyruncError(f"unreadable message from the container process: {e}") from None
         if fd >= 0:
             msg["fd"] = fd
@@ -98,12 +98,12 @@ class SyncSocket:
     def expect(self, msg_type):
         msg = self.recv()
         if msg is None or msg.get("type") != msg_type:
-            os._exit(1)  # the parent is gone or confused: nothing sensible left to do
+            posix._exit(1)  # the parent is gone or confused: nothing sensible left to do
         return msg
 
     def close(self):
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
 
@@ -135,7 +135,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
     Returns (container pid, intermediate pid reaped).  On any failure raises PyruncError
     with the child's message; the caller tears down and kills what was made."""
     parent, child = SyncSocket.pair(min_fd)
-    parent_pid = os.getpid()
+    parent_pid = posix.getpid()
     pid, join, made_direct = monitor.fork_or_close(
         parent, child, spawn=lambda: _fork(cgroup2, direct and direct[0]))
     if pid == 0:
@@ -143,13 +143,13 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
             _die_with()
         for fd in child_close:
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
         parent.close()
         if die_with_parent and _parent_gone(parent_pid, child.fd):
-            os._exit(1)
+            posix._exit(1)
         if stdio is not None:
             for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
+                posix.dup2(fd, target)
         _run_child(direct[1] if made_direct else child_main, child, join)
     child.close()
     container_pid = None
@@ -184,7 +184,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
                 try:
                     on_seccomp(msg["fd"], container_pid)
                 finally:
-                    os.close(msg["fd"])
+                    posix.close(msg["fd"])
             elif kind == MSG_HOOKS:
                 on_hooks(container_pid)
                 parent.send(MSG_HOOKS_DONE)
@@ -192,7 +192,7 @@ def spawn(child_main, on_idmap=None, on_hooks=None, on_console=None, min_fd=3,
                 try:
                     on_console(msg["fd"])
                 finally:
-                    os.close(msg["fd"])
+                    posix.close(msg["fd"])
             elif kind == MSG_READY:
                 return container_pid
             elif kind == MSG_ERROR:
@@ -216,7 +216,7 @@ def _fork(cgroup2, flags=None):
     fd = -1
     if cgroup2 is not None:
         try:
-            fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(cgroup2, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except OSError:
             pass  # the child's join reports why
     try:
@@ -230,7 +230,7 @@ def _fork(cgroup2, flags=None):
         return pid, None if into else cgroup2, False
     finally:
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _die_with():
@@ -249,7 +249,7 @@ def _parent_gone(parent_pid, sync_fd):
     it, with the child's copy of the parent's end closed).  A child made in a new pid
     namespace (spawn's direct) sees its parent as pid 0, alive or not: there, the parent
     is gone when the sync socket's other end has hung up."""
-    ppid = os.getppid()
+    ppid = posix.getppid()
     if ppid != 0:
         return ppid != parent_pid
     import select
@@ -283,7 +283,7 @@ def _run_child(child_main, sync, join=None):
         if join is not None:
             from ociruntime.libcontainer.cgroups import join_self
 
-            join_self(os.path.join(join, "cgroup.procs"))
+            join_self(paths.join(join, "cgroup.procs"))
         child_main(sync)
         code = 0
     except PyruncError as e:
@@ -293,7 +293,7 @@ def _run_child(child_main, sync, join=None):
         _report(sync, f"{e.strerror}{where}", type(from_os_error(e, "")))
     except BaseException as e:  # a bug: still one clear line for the user
         _report(sync, f"internal error in container init: {type(e).__name__}: {e}", Internal)
-    os._exit(code)
+    posix._exit(code)
 
 
 def _report(sync, text, error_type=PyruncError):
@@ -321,7 +321,7 @@ def _reap(pid):
 
 def _kill_and_reap(pid, reap=True):
     try:
-        os.kill(pid, 9)
+        posix.kill(pid, 9)
     except ProcessLookupError:
         pass
     if reap:

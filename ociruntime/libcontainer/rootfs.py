@@ -8,9 +8,10 @@ resolved file through its /proc/self/fd/N handle, never by re-walking a path tha
 have been swapped meanwhile (CVE-2021-30465).
 """
 
-import os
+import posix
 import stat
 
+from ociruntime import paths
 from ociruntime.config import idmapped, proc_mount_problem
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
@@ -25,7 +26,7 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
 # filesystems that must be mounted on a real directory, never through a symlink
 # (CVE-2019-16884, CVE-2019-19921, CVE-2023-27561)
 STRICT_TYPES = frozenset({"proc", "sysfs"})
-_O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH = posix.O_PATH | posix.O_CLOEXEC
 _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 # one name in a directory of our own making, never a link
 _BENEATH = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS
@@ -75,15 +76,15 @@ class Rootfs:
         while i < len(parts):
             steps += 1
             if steps > 4096:
-                raise OSError(40, os.strerror(40), dest)  # ELOOP: a symlink cycle
+                raise OSError(40, posix.strerror(40), dest)  # ELOOP: a symlink cycle
             try:
-                os.close(self.open("/".join(parts[:i + 1]), resolve=resolve))
+                posix.close(self.open("/".join(parts[:i + 1]), resolve=resolve))
                 i += 1
                 continue
             except FileNotFoundError:
                 pass
             name = parts[i]
-            parent = self.open("/".join(parts[:i]) or ".", _O_PATH | os.O_DIRECTORY, resolve)
+            parent = self.open("/".join(parts[:i]) or ".", _O_PATH | posix.O_DIRECTORY, resolve)
             try:
                 _create(parent, name, is_dir or i < len(parts) - 1)
                 i += 1
@@ -91,10 +92,10 @@ class Rootfs:
             except FileExistsError:
                 target = _dangling_target(parent, name)  # None: raced, try again
             finally:
-                os.close(parent)
+                posix.close(parent)
             if target is not None:
                 if resolve & sc.RESOLVE_NO_SYMLINKS:
-                    raise OSError(40, os.strerror(40), dest)
+                    raise OSError(40, posix.strerror(40), dest)
                 base = [] if target.startswith("/") else parts[:i]
                 parts = base + [p for p in target.split("/") if p and p != "."] + parts[i + 1:]
                 i = 0
@@ -107,7 +108,7 @@ class Rootfs:
         (4 openat2 and 3 close less a cgroup v1 hierarchy).  False when the walk must do
         it: the parent is missing, or the name exists (a dangling symlink, a race)."""
         try:
-            parent = self.open("/".join(parts[:-1]), _O_PATH | os.O_DIRECTORY, resolve)
+            parent = self.open("/".join(parts[:-1]), _O_PATH | posix.O_DIRECTORY, resolve)
         except OSError:
             return False
         try:
@@ -116,7 +117,7 @@ class Rootfs:
         except FileExistsError:
             return False
         finally:
-            os.close(parent)
+            posix.close(parent)
 
     # --- the steps, in order ------------------------------------------------------------
     def prepare(self, own_mount_ns=True):
@@ -126,7 +127,7 @@ class Rootfs:
         if own_mount_ns:
             sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
         sc.mount(self.path, self.path, None, sc.MS_BIND | sc.MS_REC)
-        self.fd = os.open(self.path, _O_PATH | os.O_DIRECTORY)
+        self.fd = posix.open(self.path, _O_PATH | posix.O_DIRECTORY)
 
     def mount_all(self, mounts, cgroup_binds):
         for index, entry in enumerate(mounts):
@@ -157,7 +158,7 @@ class Rootfs:
                 for flag in opts.propagation:
                     sc.mount(None, fd_path(target), None, flag)
             finally:
-                os.close(target)
+                posix.close(target)
         if opts.attr_set or opts.attr_clr:
             # rro, rnosuid, ...: this mount and every mount below it
             target = self.open(dest)
@@ -165,14 +166,14 @@ class Rootfs:
                 sc.mount_setattr(target, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE,
                                  opts.attr_set, opts.attr_clr)
             finally:
-                os.close(target)
+                posix.close(target)
 
     def _check_proc(self, target, dest, fstype, is_bind, source=None):
         """The config's /proc rule again on the resolved destination: a symlink in the
         image (/x -> /proc/sys) or a '..' must not lead a mount where the rule forbids.
         source: the bind source (a path or an fd), looked at for a bind onto /proc."""
-        root = os.readlink(fd_path(self.fd)).rstrip("/")
-        resolved = os.readlink(fd_path(target))
+        root = posix.readlink(fd_path(self.fd)).rstrip("/")
+        resolved = posix.readlink(fd_path(target))
         if not resolved.startswith(root + "/"):
             return  # the root itself, or not a path in the rootfs (not with RESOLVE_IN_ROOT)
         inside = resolved[len(root):]
@@ -180,26 +181,26 @@ class Rootfs:
         if inside == "/proc" and is_bind and source is not None:
             from ociruntime.libcontainer.sysctl import PROC_SUPER_MAGIC, fs_magic
 
-            fd = source if isinstance(source, int) else os.open(source, _O_PATH)
+            fd = source if isinstance(source, int) else posix.open(source, _O_PATH)
             try:
                 is_procfs = fs_magic(fd) == PROC_SUPER_MAGIC
             finally:
                 if fd != source:
-                    os.close(fd)
+                    posix.close(fd)
         problem = proc_mount_problem(inside, fstype, is_bind, is_procfs)
         if problem:
-            os.close(target)
+            posix.close(target)
             raise PyruncError(f"destination {dest} resolves to {inside}: {problem}")
 
     def _move_idmapped(self, tree, opts, dest):
         """Attach the idmapped mount the parent made (idmap.prepare) at dest."""
-        target = self.make(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+        target = self.make(dest, stat.S_ISDIR(posix.fstat(tree).st_mode))
         self._check_proc(target, dest, None, True, tree)
         try:
             sc.move_mount(tree, "", target, "",
                           sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
         finally:
-            os.close(target)
+            posix.close(target)
         rest = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         if rest:
             self._remount(dest, rest)
@@ -211,27 +212,27 @@ class Rootfs:
         cannot be swapped between them."""
         source = entry.source or ""
         if not source.startswith("/"):
-            source = os.path.join(self.bundle, source)
+            source = paths.join(self.bundle, source)
         own = None
         if source_fd is None:
             try:
-                own = source_fd = os.open(source, _O_PATH)
+                own = source_fd = posix.open(source, _O_PATH)
             except OSError as e:
                 raise PyruncError(f"bind source {source}: {e.strerror}") from None
         try:
             self._bind_fd(source_fd, opts, dest, entry.type)
         finally:
             if own is not None:
-                os.close(own)
+                posix.close(own)
 
     def _bind_fd(self, source_fd, opts, dest, fstype):
-        target = self.make(dest, stat.S_ISDIR(os.fstat(source_fd).st_mode))
+        target = self.make(dest, stat.S_ISDIR(posix.fstat(source_fd).st_mode))
         self._check_proc(target, dest, fstype, True, source_fd)
         try:
             sc.mount(fd_path(source_fd), fd_path(target), None,
                      opts.flags & (sc.MS_BIND | sc.MS_REC))
         finally:
-            os.close(target)
+            posix.close(target)
         rest = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         if rest:
             self._remount(dest, rest)
@@ -249,7 +250,7 @@ class Rootfs:
                 flags |= _locked_flags(target)
             sc.mount(None, fd_path(target), None, sc.MS_BIND | sc.MS_REMOUNT | flags)
         finally:
-            os.close(target)
+            posix.close(target)
 
     def _fs(self, entry, opts, dest):
         fstype = entry.type or "none"
@@ -270,13 +271,14 @@ class Rootfs:
         self._check_proc(target, dest, fstype, False)
         old = -1
         try:
-            if strict and not stat.S_ISDIR(os.fstat(target).st_mode):
+            if strict and not stat.S_ISDIR(posix.fstat(target).st_mode):
                 raise PyruncError(f"{fstype} may only be mounted on a directory: {dest}")
             if opts.tmpcopyup:
                 if fstype != "tmpfs":
                     raise PyruncError("tmpcopyup is only for tmpfs mounts")
                 # what the tmpfs will cover, still readable through this fd afterwards
-                old = os.open(fd_path(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                old = posix.open(fd_path(target),
+                                 posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             source = entry.source if entry.source and entry.type != "cgroup" else fstype
             if fstype == "proc" and self.pidns_fd is not None and old < 0:
                 from ociruntime.libcontainer.procfs_pidns import mount_proc
@@ -293,21 +295,21 @@ class Rootfs:
                      opts.flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if rw_first else
                      opts.flags & ~sc.MS_REMOUNT, opts.data or None)
             if rw_first:
-                new = self.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+                new = self.open(dest, posix.O_RDONLY | posix.O_DIRECTORY)
                 try:
                     if old >= 0:
                         copy_tree(old, new)
                     if keep_mode is not None:
-                        os.fchmod(new, keep_mode)
+                        posix.fchmod(new, keep_mode)
                 finally:
-                    os.close(new)
+                    posix.close(new)
                 if opts.flags & sc.MS_RDONLY:
                     self.late_readonly.append(
                         (dest, opts.flags & ~(sc.MS_REMOUNT | sc.MS_BIND | sc.MS_REC)))
         finally:
-            os.close(target)
+            posix.close(target)
             if old >= 0:
-                os.close(old)
+                posix.close(old)
 
     def _existing_mode(self, dest):
         """The permission bits of the directory at dest, or None when there is none."""
@@ -316,9 +318,9 @@ class Rootfs:
         except OSError:
             return None
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
         return stat.S_IMODE(st.st_mode) if stat.S_ISDIR(st.st_mode) else None
 
     def _cgroup_v1(self, dest, opts, cgroup_binds):
@@ -335,23 +337,23 @@ class Rootfs:
             sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV
                      | sc.MS_NOEXEC, "mode=755")
         finally:
-            os.close(target)
+            posix.close(target)
         flags = (opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
                  | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-        top = self.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+        top = self.open(dest, posix.O_RDONLY | posix.O_DIRECTORY)
         try:
             if keep_mode is not None:
-                os.fchmod(top, keep_mode)
+                posix.fchmod(top, keep_mode)
             for name, host_dir in cgroup_binds:
                 try:
-                    os.mkdir(name, 0o755, dir_fd=top)
+                    posix.mkdir(name, 0o755, dir_fd=top)
                 except FileExistsError:
                     pass  # resolved below as any other: a directory, never a symlink
                 sub = sc.openat2(top, name, _O_PATH, 0, _BENEATH)
                 try:
                     sc.mount(host_dir, fd_path(sub), None, sc.MS_BIND | sc.MS_REC)
                 finally:
-                    os.close(sub)
+                    posix.close(sub)
                 # opened afresh: the fd above is the directory beneath the bind
                 self._remount_fd(sc.openat2(top, name, _O_PATH, 0, _BENEATH), flags)
             comounted = [name for name, _ in cgroup_binds if "," in name]
@@ -360,7 +362,7 @@ class Rootfs:
             _symlinks(top, [(controller, name) for name in comounted
                             for controller in name.split(",")])
         finally:
-            os.close(top)
+            posix.close(top)
 
     def create_default_devices(self):
         """/dev/null and friends: mknod, or bind-mounted from the host in a user namespace
@@ -374,16 +376,17 @@ class Rootfs:
                     try:
                         sc.mount(f"/dev/{name}", fd_path(target), None, sc.MS_BIND)
                     finally:
-                        os.close(target)
+                        posix.close(target)
                     continue
                 try:
-                    os.mknod(name, stat.S_IFCHR | 0o666, os.makedev(major, minor), dir_fd=devfd)
+                    posix.mknod(name, stat.S_IFCHR | 0o666, posix.makedev(major, minor),
+                                dir_fd=devfd)
                 except FileExistsError:
                     continue
-                os.chown(name, 0, 0, dir_fd=devfd, follow_symlinks=False)
+                posix.chown(name, 0, 0, dir_fd=devfd, follow_symlinks=False)
             _symlinks(devfd, DEV_LINKS)
         finally:
-            os.close(devfd)
+            posix.close(devfd)
 
     def finish_readonly(self):
         """Make the read-only tmpfs mounts read-only, once everything below them is in
@@ -396,7 +399,7 @@ class Rootfs:
                     flags |= _locked_flags(target)
                 sc.mount(None, fd_path(target), None, sc.MS_REMOUNT | flags)
             finally:
-                os.close(target)
+                posix.close(target)
         self.late_readonly = []
 
     def make_cwd(self, cwd):
@@ -405,7 +408,7 @@ class Rootfs:
         if not cwd or cwd == "/":
             return
         try:
-            os.close(self.make(cwd, True))
+            posix.close(self.make(cwd, True))
         except OSError as e:
             raise PyruncError(f"process.cwd: creating {cwd}: {e.strerror}") from None
 
@@ -423,8 +426,8 @@ class Rootfs:
             raise PyruncError(f"linux.maskedPaths: the container's /dev/null: {e.strerror}; "
                               "refusing to mask with it") from None
         try:
-            st = os.fstat(null)
-            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+            st = posix.fstat(null)
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != posix.makedev(1, 3):
                 raise PyruncError("linux.maskedPaths: the container's /dev/null is not the "
                                   "null device (1:3); refusing to mask with it")
             for path in paths:
@@ -433,16 +436,16 @@ class Rootfs:
                 except FileNotFoundError:
                     continue
                 try:
-                    if stat.S_ISDIR(os.fstat(target).st_mode):
+                    if stat.S_ISDIR(posix.fstat(target).st_mode):
                         sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
                     else:
                         sc.mount(fd_path(null), fd_path(target), None, sc.MS_BIND)
                 except OSError as e:
                     raise PyruncError(f"linux.maskedPaths: {path}: {e.strerror}") from None
                 finally:
-                    os.close(target)
+                    posix.close(target)
         finally:
-            os.close(null)
+            posix.close(null)
 
     def readonly_paths(self, paths):
         for path in paths:
@@ -452,14 +455,14 @@ class Rootfs:
                 continue
             try:
                 sc.mount(fd_path(target), fd_path(target), None, sc.MS_BIND | sc.MS_REC)
-                os.close(target)
+                posix.close(target)
                 target = self.open(path)  # the new mount, not the one beneath it
                 sc.mount(None, fd_path(target), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
                          | sc.MS_REC | _locked_flags(target))
             except OSError as e:
                 raise PyruncError(f"linux.readonlyPaths: {path}: {e.strerror}") from None
             finally:
-                os.close(target)
+                posix.close(target)
 
     def make_readonly(self):
         """root.readonly: the rootfs bind mount becomes read-only (before the switch)."""
@@ -469,28 +472,28 @@ class Rootfs:
     def switch_root(self, no_pivot=False, own_mount_ns=True):
         """Make the rootfs the root: pivot_root and detach the old root, or MS_MOVE + chroot;
         only chroot when the container shares the runtime's mount namespace."""
-        newroot = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        newroot = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
-            os.fchdir(newroot)
+            posix.fchdir(newroot)
             if not own_mount_ns:
-                os.chroot(".")
+                posix.chroot(".")
             elif no_pivot:
                 self._hide_host_procfs()
                 sc.mount(self.path, "/", None, sc.MS_MOVE)
-                os.chroot(".")
+                posix.chroot(".")
             else:
-                oldroot = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                oldroot = posix.open("/", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
                 try:
                     sc.pivot_root(".", ".")
-                    os.fchdir(oldroot)
+                    posix.fchdir(oldroot)
                     sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
                     sc.umount2(".", sc.MNT_DETACH)
                 finally:
-                    os.close(oldroot)
-            os.chdir("/")
+                    posix.close(oldroot)
+            posix.chdir("/")
         finally:
-            os.close(newroot)
-            os.close(self.fd)
+            posix.close(newroot)
+            posix.close(self.fd)
             self.fd = -1
 
     def _hide_host_procfs(self):
@@ -499,7 +502,7 @@ class Rootfs:
         in the container mount its own ("fully visible" to the kernel), masks or not.
         Every one outside the rootfs is detached, or covered by a tmpfs where that is
         refused, as runc's msMoveRoot; the detach does not reach the host (rslave)."""
-        root = os.readlink(fd_path(self.fd)).rstrip("/")
+        root = posix.readlink(fd_path(self.fd)).rstrip("/")
         for point in full_proc_sysfs_mounts():
             if point == root or point.startswith(root + "/"):
                 continue
@@ -569,7 +572,7 @@ def detach_mount(mnt_id, point):
     a host path, so the umount goes through an fd opened at point (no symlink at the end)
     and checked to be that very mount, never through the path itself."""
     try:
-        fd = os.open(point, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(point, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError:
         return not _mounted(mnt_id)  # gone with its parent, or moved out of reach
     try:
@@ -581,7 +584,7 @@ def detach_mount(mnt_id, point):
             return not _mounted(mnt_id)
         return True
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _fd_mount_id(fd):
@@ -600,64 +603,63 @@ def _mounted(mnt_id):
 def copy_tree(src, dst):
     """Copy the contents of directory fd src into directory fd dst: files, directories,
     symlinks, fifos and device nodes, with their modes, owners and times (tmpcopyup)."""
-    for entry in os.scandir(src):
+    for entry in posix.scandir(src):
         name = entry.name
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        st = posix.stat(name, dir_fd=src, follow_symlinks=False)
         mode = st.st_mode
         if stat.S_ISDIR(mode):
-            os.mkdir(name, 0o700, dir_fd=dst)
-            sub_src = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=src)
-            sub_dst = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=dst)
+            posix.mkdir(name, 0o700, dir_fd=dst)
+            flags = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            sub_src = posix.open(name, flags, dir_fd=src)
+            sub_dst = posix.open(name, flags, dir_fd=dst)
             try:
                 copy_tree(sub_src, sub_dst)
             finally:
-                os.close(sub_src)
-                os.close(sub_dst)
+                posix.close(sub_src)
+                posix.close(sub_dst)
         elif stat.S_ISREG(mode):
-            fin = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            fin = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=src)
             try:
-                fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                               | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                fout = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
+                                  | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dst)
                 try:
-                    while os.sendfile(fout, fin, None, 1 << 20) > 0:
+                    while posix.sendfile(fout, fin, None, 1 << 20) > 0:
                         pass
                 finally:
-                    os.close(fout)
+                    posix.close(fout)
             finally:
-                os.close(fin)
+                posix.close(fin)
         elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
         elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            os.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dst)
+            posix.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dst)
         else:
             continue  # a socket: it means nothing without its listener
         try:
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
         except OSError as e:
             if e.errno != 22:  # EINVAL: an owner the user namespace does not map
                 raise
         if not stat.S_ISLNK(mode):
-            os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
-        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+            posix.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
+        posix.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
 def _create(parent, name, is_dir):
     """A directory (or an empty file) name in the directory open at parent, never
     following a symlink there; FileExistsError when something is there already."""
     if is_dir:
-        os.mkdir(name, 0o755, dir_fd=parent)
+        posix.mkdir(name, 0o755, dir_fd=parent)
     else:
-        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        posix.close(posix.open(name, posix.O_CREAT | posix.O_EXCL | posix.O_WRONLY
+                               | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o644, dir_fd=parent))
 
 
 def _symlinks(dirfd, links):
     """(name, target) symlinks in an open directory; one already there is left alone."""
     for name, target in links:
         try:
-            os.symlink(target, name, dir_fd=dirfd)
+            posix.symlink(target, name, dir_fd=dirfd)
         except FileExistsError:
             pass
 
@@ -665,7 +667,7 @@ def _symlinks(dirfd, links):
 def _dangling_target(dirfd, name):
     """The target of the symlink name in dirfd, or None when name is not a symlink."""
     try:
-        return os.readlink(name, dir_fd=dirfd)
+        return posix.readlink(name, dir_fd=dirfd)
     except OSError:
         return None
 
@@ -675,7 +677,7 @@ def _refuse_symlink(devfd, name):
     (mknod finds it there) or have the host's device bound onto its target (user
     namespace): e.g. /dev/null -> /proc/sys/kernel/core_pattern (CVE-2025-31133)."""
     try:
-        st = os.stat(name, dir_fd=devfd, follow_symlinks=False)
+        st = posix.stat(name, dir_fd=devfd, follow_symlinks=False)
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
@@ -684,12 +686,12 @@ def _refuse_symlink(devfd, name):
 
 def _locked_flags(fd):
     """The per-mount flags already on a mount, which a remount must repeat."""
-    flags = os.fstatvfs(fd).f_flag
+    flags = posix.fstatvfs(fd).f_flag
     result = 0
-    for st_flag, ms_flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
-                             (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
-                             (os.ST_NODIRATIME, sc.MS_NODIRATIME),
-                             (os.ST_RELATIME, sc.MS_RELATIME), (os.ST_RDONLY, sc.MS_RDONLY)):
+    for st_flag, ms_flag in ((posix.ST_NOSUID, sc.MS_NOSUID), (posix.ST_NODEV, sc.MS_NODEV),
+                             (posix.ST_NOEXEC, sc.MS_NOEXEC), (posix.ST_NOATIME, sc.MS_NOATIME),
+                             (posix.ST_NODIRATIME, sc.MS_NODIRATIME),
+                             (posix.ST_RELATIME, sc.MS_RELATIME), (posix.ST_RDONLY, sc.MS_RDONLY)):
         if flags & st_flag:
             result |= ms_flag
     return result

@@ -4,7 +4,7 @@ The caller becomes a child subreaper first, so the container's init (whose direc
 the intermediate process, exits during create) is reparented to it and can be waited for.
 """
 
-import os
+import posix
 
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer import syscalls as sc
@@ -87,7 +87,7 @@ def forward_signals(pid):
     from ociruntime._native._sys import forward_signals as forward
 
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         return  # reaped already: nothing left to signal
     forward(pidfd, [SIGNALS[name] for name in FORWARDED])
@@ -97,10 +97,10 @@ def wait_for(pid):
     """Reap children (orphans are reparented to us) until pid exits; its exit status."""
     while True:
         try:
-            reaped, status = os.waitpid(-1, 0)
+            reaped, status = posix.waitpid(-1, 0)
         except ChildProcessError:
             return 255
         if reaped == pid:
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.WEXITSTATUS(status)
+            if posix.WIFSIGNALED(status):
+                return 128 + posix.WTERMSIG(status)
+            return posix.WEXITSTATUS(status)

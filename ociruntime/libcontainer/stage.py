@@ -6,11 +6,12 @@ a host file as its /proc/PID/exe, and nothing it can write (CVE-2019-5736).
 """
 
 import fcntl
-import os
+import posix
 
+from ociruntime import paths
 from ociruntime.libcontainer import syscalls as sc
 
-STAGE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+STAGE_PATH = paths.join(paths.dirname(paths.dirname(paths.abspath(__file__))),
                           "_native", "exec-stage")
 _MFD_CLOEXEC, _MFD_ALLOW_SEALING, _MFD_EXEC = 0x1, 0x2, 0x10
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -24,12 +25,12 @@ def sealed_stage_fd(copy_of=None):
         with open(STAGE_PATH, "rb") as f:
             image = f.read()
     else:
-        image = os.pread(copy_of, os.fstat(copy_of).st_size, 0)
+        image = posix.pread(copy_of, posix.fstat(copy_of).st_size, 0)
     try:
-        fd = os.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING | _MFD_EXEC)
+        fd = posix.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING | _MFD_EXEC)
     except OSError:  # kernels before 6.3 do not know MFD_EXEC
-        fd = os.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING)
-    os.write(fd, image)
+        fd = posix.memfd_create("pyrunc-stage", _MFD_CLOEXEC | _MFD_ALLOW_SEALING)
+    posix.write(fd, image)
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     return fd
 
@@ -53,10 +54,10 @@ class Plan:
     def to_fd(self):
         """The plan in an inheritable memfd (the stage reads and closes it), sealed: a
         process that can reach it through /proc/PID/fd cannot rewrite the settings."""
-        fd = os.memfd_create("pyrunc-plan", _MFD_ALLOW_SEALING)
+        fd = posix.memfd_create("pyrunc-plan", _MFD_ALLOW_SEALING)
         # surrogateescape: exec's command line may carry bytes that are no UTF-8 (the
         # config's strings cannot: config.py refuses lone surrogates)
-        os.write(fd, os.fsencode("\0".join(self.records) + "\0"))
+        posix.write(fd, paths.fsencode("\0".join(self.records) + "\0"))
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
         return fd
 
@@ -64,5 +65,5 @@ class Plan:
 def exec_stage(stage_fd, plan_fd, keep_fds):
     """Replace this process with the stage. keep_fds are made inheritable for it."""
     for fd in keep_fds:
-        os.set_inheritable(fd, True)
+        posix.set_inheritable(fd, True)
     sc.execveat(stage_fd, ["pyrunc-init", str(plan_fd)], [])

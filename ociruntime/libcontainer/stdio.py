@@ -7,7 +7,7 @@ reopen none, and what it writes is not charged to its memory cgroup as tmpfs pag
 Detached, the caller's stdio is passed on as it is (both runtimes).
 """
 
-import os
+import posix
 import select
 
 CHUNK = 65536
@@ -18,9 +18,9 @@ class Pipes:
     the other ends and closes the child's once the program holds them."""
 
     def __init__(self):
-        stdin_r, self.stdin_w = os.pipe2(os.O_CLOEXEC)
-        self.stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
-        self.stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
+        stdin_r, self.stdin_w = posix.pipe2(posix.O_CLOEXEC)
+        self.stdout_r, stdout_w = posix.pipe2(posix.O_CLOEXEC)
+        self.stderr_r, stderr_w = posix.pipe2(posix.O_CLOEXEC)
         self.child = (stdin_r, stdout_w, stderr_w)
 
     def started(self, pid):
@@ -32,15 +32,15 @@ class Pipes:
             uid, gid = _root_of(pid, "uid_map"), _root_of(pid, "gid_map")
             if (uid, gid) != (0, 0):
                 for fd in child:
-                    os.fchown(fd, uid, gid)
+                    posix.fchown(fd, uid, gid)
         finally:
             for fd in child:
-                os.close(fd)
+                posix.close(fd)
 
     def close(self):
         for fd in (*self.child, self.stdin_w, self.stdout_r, self.stderr_r):
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
         self.child = ()
         self.stdin_w = self.stdout_r = self.stderr_r = -1
 
@@ -48,9 +48,9 @@ class Pipes:
         """Copy our stdin to the program and its stdout and stderr to ours until it exits,
         then what it left in the pipes.  Our stdin is read only when what we read last
         went in (the program may not read it), and its end closes the program's."""
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
         outputs = {self.stdout_r: 1, self.stderr_r: 2}
-        os.set_blocking(self.stdin_w, False)
+        posix.set_blocking(self.stdin_w, False)
         pending = b""
         poller = select.poll()
         for fd in (*outputs, pidfd, 0):
@@ -64,7 +64,7 @@ class Pipes:
                     if fd in events:
                         data = _read(fd)
                         if data:
-                            os.write(target, data)
+                            posix.write(target, data)
                         else:
                             poller.unregister(fd)
                 if 0 in events:
@@ -76,7 +76,7 @@ class Pipes:
                         self._close_stdin()
                 elif self.stdin_w in events:
                     try:
-                        pending = pending[os.write(self.stdin_w, pending):]
+                        pending = pending[posix.write(self.stdin_w, pending):]
                     except BlockingIOError:
                         continue
                     except OSError:  # EPIPE: the program closed its stdin
@@ -90,17 +90,17 @@ class Pipes:
             for fd, target in outputs.items():
                 drain(fd, target)
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def _close_stdin(self):
         """Our stdin ended (or the program's did): the program sees EOF."""
-        os.close(self.stdin_w)
+        posix.close(self.stdin_w)
         self.stdin_w = -1
 
 
 def _read(fd):
     try:
-        return os.read(fd, CHUNK)
+        return posix.read(fd, CHUNK)
     except OSError:
         return b""
 
@@ -108,15 +108,15 @@ def _read(fd):
 def drain(fd, target):
     """Copy what the program wrote just before it exited from fd (a pipe or a pty master)
     to target; a process it left may hold fd open, so only what is there now."""
-    os.set_blocking(fd, False)
+    posix.set_blocking(fd, False)
     while True:
         try:
-            data = os.read(fd, CHUNK)
+            data = posix.read(fd, CHUNK)
         except OSError:
             return
         if not data:
             return
-        os.write(target, data)
+        posix.write(target, data)
 
 
 def _root_of(pid, name):

@@ -5,6 +5,9 @@ isolation than its config asked for; the spec says an unsupported value MUST be 
 Each entry names the JSON path, so the user sees exactly what to drop.
 """
 
+import posix
+
+from ociruntime import paths
 from ociruntime.errors import PyruncError
 from ociruntime.libcontainer.mountopts import unsupported as unsupported_mount_options
 
@@ -82,8 +85,6 @@ def check_supported(cfg, cgroup_v2):
 def _check_id_map_sizes(cfg):
     """The kernel takes a uid_map or gid_map in one write shorter than a page: 340 lines
     of long ids are longer than that (the config's rules are the kernel's others)."""
-    import os
-
     from ociruntime.libcontainer.namespaces import format_id_map
 
     maps = [(f"linux.{key}", getattr(cfg.linux, attr))
@@ -91,7 +92,7 @@ def _check_id_map_sizes(cfg):
     for index, mount in enumerate(cfg.mounts):
         maps += [(f"mounts[{index}].uidMappings", mount.uid_mappings),
                  (f"mounts[{index}].gidMappings", mount.gid_mappings)]
-    page = os.sysconf("SC_PAGE_SIZE")
+    page = posix.sysconf("SC_PAGE_SIZE")
     for path, mappings in maps:
         size = len(format_id_map(mappings)) if len(mappings) > 80 else 0  # 80 lines fit
         if size >= page:
@@ -108,9 +109,7 @@ def _apparmor_enabled():
 
 
 def _selinux_enabled():
-    import os
-
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return paths.exists("/sys/fs/selinux/enforce")
 
 
 def _resctrl_mounted():

@@ -5,7 +5,7 @@ Each wrapper raises OSError (with errno and, where useful, the path) instead of 
 Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 """
 
-import os
+import posix
 import sys
 
 from ociruntime._native import _sys
@@ -108,7 +108,7 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
     """openat2(2); the returned fd is close-on-exec (O_CLOEXEC is always added).  EAGAIN
     (a rename or mount anywhere on the host while a ".." was resolved under RESOLVE_IN_ROOT
     or RESOLVE_BENEATH) is retried, as the kernel asks."""
-    return _sys.openat2(dirfd, path, flags | os.O_CLOEXEC, mode, resolve)
+    return _sys.openat2(dirfd, path, flags | posix.O_CLOEXEC, mode, resolve)
 
 
 def sethostname(name):
@@ -142,7 +142,7 @@ def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, use
 
 def open_tree(dirfd, path, flags):
     """open_tree(2); the returned fd is close-on-exec."""
-    return _sys.open_tree(dirfd, path, flags | os.O_CLOEXEC)
+    return _sys.open_tree(dirfd, path, flags | posix.O_CLOEXEC)
 
 
 def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
@@ -201,11 +201,11 @@ def fork_into_cgroup(cgroup_fd, flags=0):
 def _threads():
     """This process's thread count (/proc/self/stat's num_threads); 0 if unreadable."""
     try:
-        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open("/proc/self/stat", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
-            data = os.read(fd, 1024)
+            data = posix.read(fd, 1024)
         finally:
-            os.close(fd)
+            posix.close(fd)
         return int(data[data.rindex(b")") + 2:].split()[17])
     except (OSError, ValueError, IndexError):
         return 0

@@ -55,3 +55,18 @@ def test_abspath_and_realpath_mean_what_os_path_means(tmp_path, monkeypatch):
                  "dir/rootfs", "link/rootfs", ".", "/", "//", "/proc/self/cwd/dir"]:
         assert paths.abspath(path) == os.path.abspath(path), path
         assert paths.realpath(path) == os.path.realpath(path), path
+
+
+NORM = ["", ".", "..", "/", "//", "///", "////a", "//a/../b", "/a/./b//c/", "a/../..",
+        "../a", "/../a", "/a/b/../../..", "a/b/c/../../d", "./a/.", "/proc", "proc//",
+        "/dev/../proc/./", "a/..", "..//..", "/a/.../b"]
+
+
+@pytest.mark.parametrize("path", NORM)
+def test_normpath(path):
+    assert paths.normpath(path) == os.path.normpath(path)
+
+
+def test_fsencode():
+    for text in ("/run/pyrunc", "caf\u00e9", os.fsdecode(b"/run/\xff"), ""):
+        assert paths.fsencode(text) == os.fsencode(text)

@@ -93,17 +93,20 @@ class V1Manager:
 
     @classmethod
     def for_container(cls, cgroups_path, container_id, lines=None):
-        import os
-
         own = own_paths()
         dirs = {}
         for name, (mountpoint, mount_root) in hierarchies(lines).items():
-            if os.path.dirname(mountpoint) != CGROUP_ROOT:
+            if paths.dirname(mountpoint) != CGROUP_ROOT:
                 continue  # v1 hierarchies are mounted at /sys/fs/cgroup/NAME
             own_path = own.get(name, "/")
             path = resolve_path(cgroups_path, container_id, own_path)
-            rel = os.path.relpath(path, mount_root) if mount_root != "/" else path.lstrip("/")
-            dirs[name] = os.path.join(mountpoint, rel)
+            if mount_root == "/":
+                rel = path.lstrip("/")
+            else:  # a hierarchy mounted from below its root (os only then)
+                import os
+
+                rel = os.path.relpath(path, mount_root)
+            dirs[name] = paths.join(mountpoint, rel)
         return cls(dirs, [])
 
     def create(self):
