@@ -79,7 +79,10 @@ def _create(container, opts, primed):
     if not paths.isdir(rootfs):
         raise InvalidConfig(f"root.path: {rootfs} is not a directory")
     rootfs = paths.realpath(rootfs)
-    _check_rlimits(cfg.process)
+    from ociruntime.libcontainer.capabilities import read_status
+
+    proc_status = read_status()  # one read for the rlimits' check, the umask and the caps
+    _check_rlimits(cfg.process, proc_status)
     if (cfg.process is not None and cfg.process.terminal and not opts.console_socket
             and opts.keep_console is None):
         raise InvalidConfig("process.terminal is true: --console-socket is required "
@@ -166,7 +169,8 @@ def _create(container, opts, primed):
                 container.state.save(record)
 
         pid = _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager,
-                          cgroup_v2, opts, seccomp_program, on_pid=record_pid)
+                          cgroup_v2, opts, seccomp_program, on_pid=record_pid,
+                          proc_status=proc_status)
         if cfg.linux.resources is not None and not _runtime_hooks(cfg):
             # the limits, once the runtime's own forks in the cgroup are done (a pids
             # limit must not stop them) and before the program runs; runc's order
@@ -268,7 +272,7 @@ def _config_key(bundle):
 
 
 def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgroup_v2, opts,
-                seccomp_program=None, on_pid=None):
+                seccomp_program=None, on_pid=None, proc_status=None):
     from ociruntime.config import idmapped
     from ociruntime.libcontainer import capabilities, init, namespaces, process, stage
 
@@ -299,7 +303,8 @@ def _spawn_init(container, cfg, bundle, rootfs, ns_plan, join_fds, manager, cgro
 
         idmap_items = (*idmap_items, *idmap.source_items(cfg, bundle))
     caps = cfg.process.capabilities if cfg.process is not None else None
-    proc_status = capabilities.read_status()  # one read for the umask and the capability set
+    if proc_status is None:
+        proc_status = capabilities.read_status()  # one read for the umask and the caps
     old_umask = process.current_umask(proc_status)
     cgroup2, cgroup_joins = manager.joins()
     launch = init.Launch(
@@ -428,9 +433,9 @@ def _runtime_hooks(cfg):
 RLIM_INFINITY = 2**64 - 1  # rlim_t's all ones: no limit
 
 
-def _check_rlimits(proc):
+def _check_rlimits(proc, status=None):
     """Fail before anything exists when an rlimit cannot be applied: raising a hard limit
-    needs CAP_SYS_RESOURCE, which this runtime may not have."""
+    needs CAP_SYS_RESOURCE, which this runtime may not have.  status: read_status()."""
     if proc is None or not proc.rlimits:
         return
     for index, rl in enumerate(proc.rlimits):
@@ -439,7 +444,7 @@ def _check_rlimits(proc):
                               f"above its hard limit {rl.hard}")
     from ociruntime.libcontainer.capabilities import BITS, own_permitted
 
-    if own_permitted() >> BITS["CAP_SYS_RESOURCE"] & 1:
+    if own_permitted(status=status) >> BITS["CAP_SYS_RESOURCE"] & 1:
         return
     # _sys's getrlimit, not the `resource` extension's (one shared object less to load,
     # ~0.2 ms); unsigned, as the config's: RLIM_INFINITY is 2**64 - 1
