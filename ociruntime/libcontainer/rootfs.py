@@ -9,7 +9,6 @@ have been swapped meanwhile (CVE-2021-30465).
 """
 
 import posix
-import stat
 
 from ociruntime import paths
 from ociruntime.config import idmapped, proc_mount_problem
@@ -30,6 +29,15 @@ _O_PATH = posix.O_PATH | posix.O_CLOEXEC
 _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 # one name in a directory of our own making, never a link
 _BENEATH = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS
+# st_mode's file types (stat's S_IF* values, the same on every Linux architecture): the
+# stat module came with os, which create and run no longer import (ociruntime/paths.py)
+S_IFDIR, S_IFCHR, S_IFBLK, S_IFREG, S_IFIFO, S_IFLNK = (
+    0o040000, 0o020000, 0o060000, 0o100000, 0o010000, 0o120000)
+
+
+def _file_type(mode):
+    """stat.S_IFMT: the file type bits of st_mode."""
+    return mode & 0o170000
 
 
 def fd_path(fd):
@@ -194,7 +202,7 @@ class Rootfs:
 
     def _move_idmapped(self, tree, opts, dest):
         """Attach the idmapped mount the parent made (idmap.prepare) at dest."""
-        target = self.make(dest, stat.S_ISDIR(posix.fstat(tree).st_mode))
+        target = self.make(dest, _file_type(posix.fstat(tree).st_mode) == S_IFDIR)
         self._check_proc(target, dest, None, True, tree)
         try:
             sc.move_mount(tree, "", target, "",
@@ -226,7 +234,7 @@ class Rootfs:
                 posix.close(own)
 
     def _bind_fd(self, source_fd, opts, dest, fstype):
-        target = self.make(dest, stat.S_ISDIR(posix.fstat(source_fd).st_mode))
+        target = self.make(dest, _file_type(posix.fstat(source_fd).st_mode) == S_IFDIR)
         self._check_proc(target, dest, fstype, True, source_fd)
         try:
             sc.mount(fd_path(source_fd), fd_path(target), None,
@@ -271,7 +279,7 @@ class Rootfs:
         self._check_proc(target, dest, fstype, False)
         old = -1
         try:
-            if strict and not stat.S_ISDIR(posix.fstat(target).st_mode):
+            if strict and _file_type(posix.fstat(target).st_mode) != S_IFDIR:
                 raise PyruncError(f"{fstype} may only be mounted on a directory: {dest}")
             if opts.tmpcopyup:
                 if fstype != "tmpfs":
@@ -321,7 +329,7 @@ class Rootfs:
             st = posix.fstat(fd)
         finally:
             posix.close(fd)
-        return stat.S_IMODE(st.st_mode) if stat.S_ISDIR(st.st_mode) else None
+        return st.st_mode & 0o7777 if _file_type(st.st_mode) == S_IFDIR else None
 
     def _cgroup_v1(self, dest, opts, cgroup_binds):
         """type "cgroup" on a v1 host: a tmpfs holding a read-only-if-asked bind of the
@@ -379,7 +387,7 @@ class Rootfs:
                         posix.close(target)
                     continue
                 try:
-                    posix.mknod(name, stat.S_IFCHR | 0o666, posix.makedev(major, minor),
+                    posix.mknod(name, S_IFCHR | 0o666, posix.makedev(major, minor),
                                 dir_fd=devfd)
                 except FileExistsError:
                     continue
@@ -427,7 +435,7 @@ class Rootfs:
                               "refusing to mask with it") from None
         try:
             st = posix.fstat(null)
-            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != posix.makedev(1, 3):
+            if _file_type(st.st_mode) != S_IFCHR or st.st_rdev != posix.makedev(1, 3):
                 raise PyruncError("linux.maskedPaths: the container's /dev/null is not the "
                                   "null device (1:3); refusing to mask with it")
             for path in paths:
@@ -436,7 +444,7 @@ class Rootfs:
                 except FileNotFoundError:
                     continue
                 try:
-                    if stat.S_ISDIR(posix.fstat(target).st_mode):
+                    if _file_type(posix.fstat(target).st_mode) == S_IFDIR:
                         sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
                     else:
                         sc.mount(fd_path(null), fd_path(target), None, sc.MS_BIND)
@@ -607,7 +615,7 @@ def copy_tree(src, dst):
         name = entry.name
         st = posix.stat(name, dir_fd=src, follow_symlinks=False)
         mode = st.st_mode
-        if stat.S_ISDIR(mode):
+        if _file_type(mode) == S_IFDIR:
             posix.mkdir(name, 0o700, dir_fd=dst)
             flags = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
             sub_src = posix.open(name, flags, dir_fd=src)
@@ -617,7 +625,7 @@ def copy_tree(src, dst):
             finally:
                 posix.close(sub_src)
                 posix.close(sub_dst)
-        elif stat.S_ISREG(mode):
+        elif _file_type(mode) == S_IFREG:
             fin = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=src)
             try:
                 fout = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
@@ -629,10 +637,10 @@ def copy_tree(src, dst):
                     posix.close(fout)
             finally:
                 posix.close(fin)
-        elif stat.S_ISLNK(mode):
+        elif _file_type(mode) == S_IFLNK:
             posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
-        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            posix.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dst)
+        elif _file_type(mode) in (S_IFIFO, S_IFCHR, S_IFBLK):
+            posix.mknod(name, _file_type(mode) | 0o600, st.st_rdev, dir_fd=dst)
         else:
             continue  # a socket: it means nothing without its listener
         try:
@@ -640,8 +648,8 @@ def copy_tree(src, dst):
         except OSError as e:
             if e.errno != 22:  # EINVAL: an owner the user namespace does not map
                 raise
-        if not stat.S_ISLNK(mode):
-            posix.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
+        if _file_type(mode) != S_IFLNK:
+            posix.chmod(name, mode & 0o7777, dir_fd=dst)
         posix.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
@@ -680,7 +688,7 @@ def _refuse_symlink(devfd, name):
         st = posix.stat(name, dir_fd=devfd, follow_symlinks=False)
     except FileNotFoundError:
         return
-    if stat.S_ISLNK(st.st_mode):
+    if _file_type(st.st_mode) == S_IFLNK:
         raise PyruncError(f"/dev/{name} in the rootfs is a symlink, not a device; refusing it")
 
 

@@ -116,9 +116,9 @@ def test_run_imports_no_enum_or_json(runtime, bundle):
     assert "ociruntime.config" in mods
     heavy = NEVER - {"ociruntime.config", "ociruntime.libcontainer.init"}
     assert not mods & heavy, mods & heavy
-    # nor os (~1 ms of every create and run): the config model, the fork chain and the
-    # rootfs use posix and ociruntime.paths (stat stays: the rootfs' file types)
-    assert not mods & (NO_OS - {"stat"}), mods & NO_OS
+    # nor os (~1 ms of every create and run) nor stat: the config model, the fork chain
+    # and the rootfs use posix and ociruntime.paths
+    assert not mods & NO_OS, mods & NO_OS
     # nor what only some configs need (cffi: bpf and libseccomp; hooks: above; idmapped
     # mounts), exec's module, the stdlib modules config once took one name or a
     # feature from, struct (set_mempolicy's mask), pwd (the owner is read from
