@@ -1,6 +1,6 @@
 """`pyrunc`: runc's command line, one function per subcommand (those engines seldom call in
 cliextra.py), and at the end the command line as data: every command and flag runc 1.1
-has, with its help text, rendered in runc's layout.
+has (their help texts and its layout are clihelp.py's).
 
 Engines call the runtime exactly as they call runc, so flags follow runc: global flags
 before the subcommand, `--flag value` and `--flag=value` (and Go's single-dash `-flag`).
@@ -72,9 +72,9 @@ def parse_flags(args, table, command):
     return flags, positionals
 
 
-def _alias(flags, command):
-    """Fold the short names into the long ones (-f is --force or --format by command)."""
-    table = aliases(COMMANDS[command].flags if command else GLOBAL)
+def _alias(flags, table, command):
+    """Fold the short names into the long ones (-f is --force or --format by command):
+    table is flag_table's second dict."""
     if command == "update":
         table["cpu-shares"] = "cpu-share"
     out = {}
@@ -91,8 +91,9 @@ def main(argv=None):
     command, positionals = None, []
     try:
         try:
-            gflags, rest = parse_flags(argv, flag_table(GLOBAL), None)
-            gflags = _alias(gflags, None)
+            kinds, longs = flag_table(GLOBAL)
+            gflags, rest = parse_flags(argv, kinds, None)
+            gflags = _alias(gflags, longs, None)
         except UsageError as e:
             sys.stdout.write(f"Incorrect Usage. {e}\n\n" + _main_help())
             raise
@@ -113,17 +114,17 @@ def main(argv=None):
         command, args = rest[0], rest[1:]
         if command not in COMMANDS:
             raise UnknownCommand(f"No help topic for '{command}'")
-        spec = COMMANDS[command]
+        names, table = COMMANDS[command]
         try:
-            flags, positionals = parse_flags(args, flag_table(spec.flags), command)
+            kinds, longs = flag_table(table)
+            flags, positionals = parse_flags(args, kinds, command)
         except UsageError as e:
             e.command = command
             raise
-        flags = _alias(flags, command)
+        flags = _alias(flags, longs, command)
         if flags.get("help"):
             sys.stdout.write(command_help(_prog(), command))
             return 0
-        names = spec.args
         required = [n for n in names if not n.startswith("[")]
         if len(positionals) < len(required):
             raise UsageError(f"{command}: {required[len(positionals)]} is required", command)
@@ -165,7 +166,9 @@ def _version():
 
 
 def _main_help():
-    return main_help(_prog(), _version().splitlines())
+    from ociruntime import clihelp
+
+    return clihelp.main_help(_prog(), _version().splitlines())
 
 
 def _refuse_systemd_cgroup():
@@ -182,7 +185,7 @@ def _where(command, positionals, error):
     """The error line's prefix: "create ID: " names the operation and the container."""
     if command is None or isinstance(error, UsageError):
         return ""
-    if positionals and COMMANDS[command].args[:1] == ("container-id",):
+    if positionals and COMMANDS[command][0][:1] == ("container-id",):
         return f"{command} {positionals[0]}: "
     return f"{command}: "
 
@@ -385,271 +388,81 @@ def pretty_json(value, indent="", unit="  "):
 
 
 # --- the command line as data -----------------------------------------------------------------
-# Every command and flag runc 1.1 has, with its help text: main parses with these tables,
-# command_help and main_help render them in runc's layout (urfave/cli: NAME, USAGE,
-# DESCRIPTION, OPTIONS), so scripts and people reading `runc CMD --help` find the same
-# commands and flags.  Flag kinds: "bool", "str", "int", "list" (repeatable).  In this
-# module, not one of their own, which every call would import beside it (~0.1 ms of CPU in
-# a fresh process: a module is found, read and run at a cost of its own).
-
-# Plain tuples with named fields, not typing.NamedTuple: importing typing (and the re,
-# enum, functools and collections it pulls in) costs ~12 ms, on every pyrunc call.
-class Flag(tuple):
-    """(names, kind, help): names long first, then the short one."""
-
-    __slots__ = ()
-
-    def __new__(cls, names, kind, help):
-        return tuple.__new__(cls, (names, kind, help))
-
-    names = property(lambda self: self[0])
-    kind = property(lambda self: self[1])
-    help = property(lambda self: self[2])
-
-
-class Command(tuple):
-    """(summary, args, usage, description, flags): args are the positional names ("[x]"
-    optional, "[x...]" the rest of the line); usage is what USAGE shows after the name."""
-
-    __slots__ = ()
-
-    def __new__(cls, summary, args, usage, description, flags):
-        return tuple.__new__(cls, (summary, args, usage, description, flags))
-
-    summary = property(lambda self: self[0])
-    args = property(lambda self: self[1])
-    usage = property(lambda self: self[2])
-    description = property(lambda self: self[3])
-    flags = property(lambda self: self[4])
-
-
-def _f(names, kind, text):
-    return Flag(tuple(names.split(",")), kind, text)
-
-
-BUNDLE = _f("bundle,b", "str", "path to the root of the bundle directory, defaults to the "
-            "current directory")
-CONSOLE = _f("console-socket", "str", "path to an AF_UNIX socket which will receive a file "
-             "descriptor referencing the master end of the console's pseudoterminal")
-PID_FILE = _f("pid-file", "str", "specify the file to write the process id to")
-NO_PIVOT = _f("no-pivot", "bool", "do not use pivot root to jail process inside rootfs")
-NO_KEYRING = _f("no-new-keyring", "bool", "do not create a new session keyring for the "
-                "container (it inherits the caller's session keyring)")
-PRESERVE = _f("preserve-fds", "int", "Pass N additional file descriptors to the container "
-              "(stdio + $LISTEN_FDS + N in total) (default: 0)")
-DETACH = _f("detach,d", "bool", "detach from the container's process")
-NO_SUBREAPER = _f("no-subreaper", "bool", "disable the use of the subreaper used to reap "
-                  "reparented processes")
-FORMAT = _f("format,f", "str", 'select one of: table or json (default: "table")')
+# Every command and flag runc 1.1 has, as main parses them: a command's positional names
+# ("[x]" optional, "[x...]" the rest of the line) and its flags, one string of
+# "names:kind" (the long name first, then the short one; kinds "bool", "str", "int",
+# "list", which repeats).  Their help texts, and the help's layout, are clihelp.py's,
+# imported only to print help: every call reads this module, and the texts and the ~110
+# objects they were built into cost each of them ~0.1 ms of CPU (unmarshalling, and a
+# Python call a flag).  Constant tuples and strings cost nothing to build.
 CRIU = "checkpoint/restore needs CRIU, which pyrunc does not support"
-CRIU_COMMON = (
-    _f("image-path", "str", "path for the criu image files"),
-    _f("work-path", "str", "path for saving work files and logs"),
-    _f("tcp-established", "bool", "allow open tcp connections"),
-    _f("ext-unix-sk", "bool", "allow external unix sockets"),
-    _f("shell-job", "bool", "allow shell jobs"),
-    _f("file-locks", "bool", "handle file locks, for safety"),
-    _f("manage-cgroups-mode", "str", "cgroups mode: 'soft' (default), 'full' and 'strict'"),
-    _f("empty-ns", "str", "create a namespace, but don't restore its properties"),
-    _f("auto-dedup", "bool", "enable auto deduplication of memory images"),
-    _f("lazy-pages", "bool", "use userfaultfd to lazily restore memory pages"),
-)
-ID = "<container-id>"
 
-GLOBAL = (
-    _f("debug", "bool", "enable debug logging"),
-    _f("log", "str", "set the log file to write pyrunc logs to (default is '/dev/stderr')"),
-    _f("log-format", "str", "set the log format ('text' (default), or 'json') "
-       '(default: "text")'),
-    _f("root", "str", "root directory for storage of container state (this should be "
-       'located in tmpfs) (default: "/run/pyrunc")'),
-    _f("criu", "str", 'path to the criu binary used for checkpoint and restore (default: '
-       '"criu")'),
-    _f("systemd-cgroup", "bool", "enable systemd cgroup support (refused: not supported "
-       "yet)"),
-    _f("rootless", "str", "ignore cgroup permission errors ('true', 'false', or 'auto') "
-       '(default: "auto")'),
-    _f("help,h", "bool", "show help"),
-    _f("version,v", "bool", "print the version"),
-)
+GLOBAL = ("debug:bool log:str log-format:str root:str criu:str systemd-cgroup:bool rootless:str "
+          "help,h:bool version,v:bool")
 
 COMMANDS = {
-    "checkpoint": Command(
-        "checkpoint a running container", ("container-id",), ID,
-        CRIU, (*CRIU_COMMON, _f("parent-path", "str", "path for previous criu image files"),
-               _f("leave-running", "bool", "leave the process running after checkpointing"),
-               _f("status-fd", "str", "criu writes \\0 to this FD once lazy-pages is ready"),
-               _f("page-server", "str", "ADDRESS:PORT of the page server"),
-               _f("pre-dump", "bool", "dump the container's memory information only"))),
-    "create": Command(
-        "create a container", ("container-id",), ID,
-        "Creates the container of the bundle (config.json and its root filesystem): its\n"
-        "namespaces, cgroup and mounts are set up and the process waits for `start`.",
-        (BUNDLE, CONSOLE, PID_FILE, NO_PIVOT, NO_KEYRING, PRESERVE)),
-    "delete": Command(
-        "delete any resources held by the container often used with detached container",
-        ("container-id",), ID, "Deletes a stopped container (or any with --force).",
-        (_f("force,f", "bool", "Forcibly deletes the container if it is still running "
-            "(uses SIGKILL)"),)),
-    "events": Command(
-        "display container events such as OOM notifications, cpu, memory, and IO usage "
-        "statistics", ("container-id",), ID,
-        "Prints the container's cgroup stats every --interval, and OOM events, as JSON.",
-        (_f("interval", "str", "set the stats collection interval (default: 5s)"),
-         _f("stats", "bool", "display the container's stats then exit"))),
-    "exec": Command(
-        "execute new process inside the container", ("container-id", "[command...]"),
-        f"{ID} <command> [command options]  || -p process.json {ID}",
-        "Runs another process in the namespaces and cgroups of a running container.",
-        (CONSOLE, _f("cwd", "str", "current working directory in the container"),
-         _f("env,e", "list", "set environment variables"),
-         _f("tty,t", "bool", "allocate a pseudo-TTY"),
-         _f("user,u", "str", "UID (format: <uid>[:<gid>])"),
-         _f("additional-gids,g", "list", "additional gids"),
-         _f("process,p", "str", "path to the process.json"), DETACH, PID_FILE,
-         _f("process-label", "str", "set the asm process label for the process commonly "
-            "used with selinux"),
-         _f("apparmor", "str", "set the apparmor profile for the process"),
-         _f("no-new-privs", "bool", "set the no new privileges value for the process"),
-         _f("cap,c", "list", "add a capability to the bounding set for the process"),
-         PRESERVE,
-         _f("cgroup", "list", "run the process in an (existing) sub-cgroup(s). Format is "
-            "[<controller>:]<cgroup>."),
-         _f("ignore-paused", "bool", "allow exec in a paused container"))),
-    "kill": Command(
-        "kill sends the specified signal (default: SIGTERM) to the container's init process",
-        ("container-id", "[signal]"), f"{ID} [signal]",
-        "Sends a signal (a number, KILL or SIGKILL) to the init process, or with --all to\n"
-        "every process of the container.",
-        (_f("all,a", "bool", "send the specified signal to all processes inside the "
-            "container"),)),
-    "list": Command(
-        "lists containers started by pyrunc with the given root", (), "",
-        'The containers under the global option "--root" (default: "/run/pyrunc").',
-        (FORMAT, _f("quiet,q", "bool", "display only container IDs"))),
-    "pause": Command(
-        "pause suspends all processes inside the container", ("container-id",), ID,
-        "Freezes every process of the container (its cgroup freezer).", ()),
-    "ps": Command(
-        "ps displays the processes running inside a container",
-        ("container-id", "[ps-args...]"), f"{ID} [ps options]",
-        "The host's ps output, limited to the container's processes.", (FORMAT,)),
-    "restore": Command(
-        "restore a container from a previous checkpoint", ("container-id",), ID,
-        CRIU, (CONSOLE, *CRIU_COMMON, BUNDLE, DETACH, PID_FILE, NO_SUBREAPER, NO_PIVOT,
-               _f("lsm-profile", "str", "an LSM profile to be used during restore, "
-                  "TYPE:NAME"),
-               _f("lsm-mount-context", "str", "an LSM mount context to be used during "
-                  "restore"))),
-    "resume": Command(
-        "resumes all processes that have been previously paused", ("container-id",), ID,
-        "Thaws a paused container.", ()),
-    "run": Command(
-        "create and run a container", ("container-id",), ID,
-        "Creates and starts the container of the bundle, waits for its process and\n"
-        "deletes the container; exits with the process's status.",
-        (BUNDLE, CONSOLE, DETACH, _f("keep", "bool", "do not delete the container after "
-                                     "it exits"),
-         PID_FILE, NO_SUBREAPER, NO_PIVOT, NO_KEYRING, PRESERVE)),
-    "spec": Command(
-        "create a new specification file", (), "[arguments...]",
-        'Writes a starter config.json (runc\'s defaults) into the bundle: edit its\n'
-        '"args" (and "terminal") to run what you want.',
-        (_f("bundle,b", "str", "path to the root of the bundle directory"),
-         _f("rootless", "bool", "generate a configuration for a rootless container"))),
-    "start": Command(
-        "executes the user defined process in a created container", ("container-id",), ID,
-        "Starts the process of a created container.", ()),
-    "state": Command(
-        "output the state of a container", ("container-id",), ID,
-        "Prints the container's state (runtime-spec state JSON).", ()),
-    "update": Command(
-        "update container resource constraints", ("container-id",), ID,
-        "Changes the cgroup limits of a container, from flags or a LinuxResources JSON.",
-        (_f("resources,r", "str", "path to the file containing the resources to update or "
-            "'-' to read from the standard input"),
-         _f("blkio-weight", "int", "Specifies per cgroup weight, range is from 10 to 1000 "
-            "(default: 0)"),
-         _f("cpu-period", "str", "CPU CFS period to be used for hardcapping (in usecs). 0 "
-            "to use system default"),
-         _f("cpu-quota", "str", "CPU CFS hardcap limit (in usecs). Allowed cpu time in a "
-            "given period"),
-         _f("cpu-share", "str", "CPU shares (relative weight vs. other "
-            "containers)"),
-         _f("cpu-rt-period", "str", "CPU realtime period to be used for hardcapping (in "
-            "usecs). 0 to use system default"),
-         _f("cpu-rt-runtime", "str", "CPU realtime hardcap limit (in usecs). Allowed cpu "
-            "time in a given period"),
-         _f("cpuset-cpus", "str", "CPU(s) to use"),
-         _f("cpuset-mems", "str", "Memory node(s) to use"),
-         _f("memory", "str", "Memory limit (in bytes)"),
-         _f("memory-reservation", "str", "Memory reservation or soft_limit (in bytes)"),
-         _f("memory-swap", "str", "Total memory usage (memory + swap); set '-1' to enable "
-            "unlimited swap"),
-         _f("pids-limit", "int", "Maximum number of pids allowed in the container "
-            "(default: 0)"),
-         _f("l3-cache-schema", "str", "The string of Intel RDT/CAT L3 cache schema"),
-         _f("mem-bw-schema", "str", "The string of Intel RDT/MBA memory bandwidth schema"),
-         # later runc's flags, hidden from the help as runc 1.1 has none of them
-         _f("kernel-memory", "str", ""), _f("kernel-memory-tcp", "str", ""),
-         _f("cpu-burst", "str", ""), _f("cpu-idle", "str", ""),
-         _f("cpu-shares", "str", ""))),  # --cpu-share's other spelling
-    "features": Command(
-        "show the enabled features", (), "[arguments...]",
-        "What this build supports, as runtime-spec features JSON.", ()),
+    "checkpoint": (("container-id",), "image-path:str work-path:str tcp-established:bool "
+                                      "ext-unix-sk:bool shell-job:bool file-locks:bool "
+                                      "manage-cgroups-mode:str empty-ns:str auto-dedup:bool "
+                                      "lazy-pages:bool parent-path:str leave-running:bool "
+                                      "status-fd:str page-server:str pre-dump:bool"),
+    "create": (("container-id",), "bundle,b:str console-socket:str pid-file:str no-pivot:bool "
+                                  "no-new-keyring:bool preserve-fds:int"),
+    "delete": (("container-id",), "force,f:bool"),
+    "events": (("container-id",), "interval:str stats:bool"),
+    "exec": (("container-id", "[command...]"), "console-socket:str cwd:str env,e:list "
+                                               "tty,t:bool user,u:str additional-gids,g:list "
+                                               "process,p:str detach,d:bool pid-file:str "
+                                               "process-label:str apparmor:str no-new-privs:bool "
+                                               "cap,c:list preserve-fds:int cgroup:list "
+                                               "ignore-paused:bool"),
+    "kill": (("container-id", "[signal]"), "all,a:bool"),
+    "list": ((), "format,f:str quiet,q:bool"),
+    "pause": (("container-id",), ""),
+    "ps": (("container-id", "[ps-args...]"), "format,f:str"),
+    "restore": (("container-id",), "console-socket:str image-path:str work-path:str "
+                                   "tcp-established:bool ext-unix-sk:bool shell-job:bool "
+                                   "file-locks:bool manage-cgroups-mode:str empty-ns:str "
+                                   "auto-dedup:bool lazy-pages:bool bundle,b:str detach,d:bool "
+                                   "pid-file:str no-subreaper:bool no-pivot:bool lsm-profile:str "
+                                   "lsm-mount-context:str"),
+    "resume": (("container-id",), ""),
+    "run": (("container-id",), "bundle,b:str console-socket:str detach,d:bool keep:bool "
+                               "pid-file:str no-subreaper:bool no-pivot:bool no-new-keyring:bool "
+                               "preserve-fds:int"),
+    "spec": ((), "bundle,b:str rootless:bool"),
+    "start": (("container-id",), ""),
+    "state": (("container-id",), ""),
+    # update's last five are later runc's, hidden from the help as runc 1.1 has none of them
+    # (--cpu-shares is --cpu-share's other spelling)
+    "update": (("container-id",), "resources,r:str blkio-weight:int cpu-period:str "
+                                  "cpu-quota:str cpu-share:str cpu-rt-period:str "
+                                  "cpu-rt-runtime:str cpuset-cpus:str cpuset-mems:str memory:str "
+                                  "memory-reservation:str memory-swap:str pids-limit:int "
+                                  "l3-cache-schema:str mem-bw-schema:str kernel-memory:str "
+                                  "kernel-memory-tcp:str cpu-burst:str cpu-idle:str "
+                                  "cpu-shares:str"),
+    "features": ((), ""),
 }
 
 
 def flag_table(flags):
-    """{name: kind} for every long and short name of flags (and --help/-h)."""
-    table = {"help": "bool", "h": "bool"}
-    for flag in flags:
-        for name in flag.names:
-            table[name] = flag.kind
-    return table
-
-
-def aliases(flags):
-    """{short or alternative name: long name}."""
-    return {name: flag.names[0] for flag in flags for name in flag.names[1:]}
-
-
-def _options(flags, title):
-    shown = [f for f in flags if f.help]
-    if not shown:
-        return []
-    cells = []
-    for flag in shown:
-        value = "" if flag.kind == "bool" else " value"
-        cells.append((", ".join(("--" if len(n) > 1 else "-") + n + value
-                                for n in flag.names), flag.help))
-    width = max(len(c) for c, _ in cells)
-    return ["", f"{title}:", *(f"   {c.ljust(width)}  {h}" for c, h in cells)]
+    """({name: kind} for every long and short name of a table's flags (and --help/-h),
+    {short or alternative name: long name})."""
+    kinds, longs = {"help": "bool", "h": "bool"}, {}
+    for flag in flags.split():
+        names, _, kind = flag.partition(":")
+        names = names.split(",")
+        for name in names:
+            kinds[name] = kind
+            longs[name] = names[0]
+    return kinds, longs
 
 
 def command_help(prog, name):
-    cmd = COMMANDS[name]
-    options = "[command options] " if cmd.flags else ""
-    lines = ["NAME:", f"   {prog} {name} - {cmd.summary}", "", "USAGE:",
-             f"   {prog} {name} {options}{cmd.usage}".rstrip(), "", "DESCRIPTION:",
-             *("   " + line for line in cmd.description.splitlines())]
-    lines += _options(cmd.flags, "OPTIONS")
-    return "\n".join(lines) + "\n"
+    from ociruntime import clihelp
 
-
-def main_help(prog, version_lines):
-    width = max(len(n) for n in COMMANDS) + 2
-    lines = ["NAME:", f"   {prog} - Open Container Initiative runtime (runc's command line, "
-             "in Python)", "",
-             "To start a new instance of a container:", "",
-             f"    # {prog} run [ -b bundle ] <container-id>", "",
-             "USAGE:", f"   {prog} [global options] command [command options] [arguments...]",
-             "", "VERSION:", *("   " + v for v in version_lines), "", "COMMANDS:"]
-    lines += [f"   {n.ljust(width)}{c.summary}" for n, c in COMMANDS.items()]
-    lines.append(f"   {'help, h'.ljust(width)}Shows a list of commands or help for one "
-                 "command")
-    lines += _options(GLOBAL, "GLOBAL OPTIONS")
-    return "\n".join(lines) + "\n"
+    return clihelp.command_help(prog, name)
 
 
 if __name__ == "__main__":
