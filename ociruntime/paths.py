@@ -131,3 +131,22 @@ def getenv(name):
     if value is None:
         return None
     return value.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def read_bytes(path, fstat=False):
+    """A file's bytes (with fstat, (its bytes, its fstat)), as open(path, "rb").read()
+    reads them, with os calls: open() builds a FileIO and a buffer and asks the kernel for
+    two fstats, two lseeks and a TTY ioctl besides the reads (~5-10 us of CPU a file; the
+    small calls read state.json, /proc/PID/stat and a freezer file)."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = posix.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        return (data, posix.fstat(fd)) if fstat else data
+    finally:
+        posix.close(fd)

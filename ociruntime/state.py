@@ -53,8 +53,7 @@ def check_id(container_id):
 def proc_stat(pid):
     """(state letter, start time in clock ticks) of a live pid, or None when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = paths.read_bytes(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2:].split()
@@ -268,9 +267,8 @@ class ContainerState:
                     and file_identity(posix.stat(path)) == self._record_file):
                 return self.record
             self._record_file = None
-            with open(path, "rb") as f:
-                data = f.read()
-                identity = file_identity(posix.fstat(f.fileno()))
+            data, st = paths.read_bytes(path, fstat=True)
+            identity = file_identity(st)
         except FileNotFoundError:
             raise StateMissing(f"container {self.id!r} does not exist") from None
         except OSError as e:
@@ -430,8 +428,7 @@ class _Held:
 
 def _frozen(freezer_file):
     try:
-        with open(freezer_file) as f:
-            value = f.read().strip()
+        value = paths.read_bytes(freezer_file).decode().strip()
     except OSError:
         return False
     return value in ("FROZEN", "1")

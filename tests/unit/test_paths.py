@@ -70,3 +70,22 @@ def test_normpath(path):
 def test_fsencode():
     for text in ("/run/pyrunc", "caf\u00e9", os.fsdecode(b"/run/\xff"), ""):
         assert paths.fsencode(text) == os.fsencode(text)
+
+
+def test_read_bytes_reads_what_open_reads(tmp_path):
+    for name, data in (("empty", b""), ("small", b"THAWED\n"), ("large", bytes(range(256)) * 700)):
+        f = tmp_path / name
+        f.write_bytes(data)
+        assert paths.read_bytes(str(f)) == data
+        got, st = paths.read_bytes(str(f), fstat=True)
+        assert got == data and (st.st_ino, st.st_size) == (f.stat().st_ino, len(data))
+    with open("/proc/self/stat", "rb") as f:  # a /proc file: its size says 0
+        assert paths.read_bytes("/proc/self/stat").split()[:3] == f.read().split()[:3]
+    for path, error in ((tmp_path / "nothing", FileNotFoundError), (tmp_path, IsADirectoryError)):
+        with pytest.raises(error):
+            open(path, "rb").read()
+        with pytest.raises(error):
+            paths.read_bytes(str(path))
+    before = set(os.listdir("/proc/self/fd"))
+    paths.read_bytes(str(tmp_path / "small"))
+    assert set(os.listdir("/proc/self/fd")) == before  # the descriptor is closed
