@@ -8,6 +8,32 @@ from ociruntime.cli import COMMANDS, CRIU, GLOBAL
 
 ID = "<container-id>"
 
+# texts several commands' flags share
+BUNDLE = "path to the root of the bundle directory, defaults to the current directory"
+CONSOLE = ("path to an AF_UNIX socket which will receive a file descriptor referencing the "
+           "master end of the console's pseudoterminal")
+PID_FILE = "specify the file to write the process id to"
+NO_PIVOT = "do not use pivot root to jail process inside rootfs"
+NO_KEYRING = ("do not create a new session keyring for the container (it inherits the "
+              "caller's session keyring)")
+PRESERVE = ("Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N "
+            "in total) (default: 0)")
+DETACH = "detach from the container's process"
+NO_SUBREAPER = "disable the use of the subreaper used to reap reparented processes"
+FORMAT = 'select one of: table or json (default: "table")'
+CRIU_COMMON = {
+    "image-path": "path for the criu image files",
+    "work-path": "path for saving work files and logs",
+    "tcp-established": "allow open tcp connections",
+    "ext-unix-sk": "allow external unix sockets",
+    "shell-job": "allow shell jobs",
+    "file-locks": "handle file locks, for safety",
+    "manage-cgroups-mode": "cgroups mode: 'soft' (default), 'full' and 'strict'",
+    "empty-ns": "create a namespace, but don't restore its properties",
+    "auto-dedup": "enable auto deduplication of memory images",
+    "lazy-pages": "use userfaultfd to lazily restore memory pages",
+}
+
 # a global flag's long name: its help
 GLOBAL_HELP = {
     "debug": "enable debug logging",
@@ -30,16 +56,7 @@ TEXTS = {
         ID,
         CRIU,
         {
-            "image-path": "path for the criu image files",
-            "work-path": "path for saving work files and logs",
-            "tcp-established": "allow open tcp connections",
-            "ext-unix-sk": "allow external unix sockets",
-            "shell-job": "allow shell jobs",
-            "file-locks": "handle file locks, for safety",
-            "manage-cgroups-mode": "cgroups mode: 'soft' (default), 'full' and 'strict'",
-            "empty-ns": "create a namespace, but don't restore its properties",
-            "auto-dedup": "enable auto deduplication of memory images",
-            "lazy-pages": "use userfaultfd to lazily restore memory pages",
+            **CRIU_COMMON,
             "parent-path": "path for previous criu image files",
             "leave-running": "leave the process running after checkpointing",
             "status-fd": "criu writes \\0 to this FD once lazy-pages is ready",
@@ -53,15 +70,12 @@ TEXTS = {
         "Creates the container of the bundle (config.json and its root filesystem): "
         "its\nnamespaces, cgroup and mounts are set up and the process waits for `start`.",
         {
-            "bundle": "path to the root of the bundle directory, defaults to the current directory",
-            "console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-            "referencing the master end of the console's pseudoterminal",
-            "pid-file": "specify the file to write the process id to",
-            "no-pivot": "do not use pivot root to jail process inside rootfs",
-            "no-new-keyring": "do not create a new session keyring for the container (it "
-            "inherits the caller's session keyring)",
-            "preserve-fds": "Pass N additional file descriptors to the container (stdio + "
-            "$LISTEN_FDS + N in total) (default: 0)",
+            "bundle": BUNDLE,
+            "console-socket": CONSOLE,
+            "pid-file": PID_FILE,
+            "no-pivot": NO_PIVOT,
+            "no-new-keyring": NO_KEYRING,
+            "preserve-fds": PRESERVE,
         },
     ),
     "delete": (
@@ -86,22 +100,20 @@ TEXTS = {
         "<container-id> <command> [command options]  || -p process.json <container-id>",
         "Runs another process in the namespaces and cgroups of a running container.",
         {
-            "console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-            "referencing the master end of the console's pseudoterminal",
+            "console-socket": CONSOLE,
             "cwd": "current working directory in the container",
             "env": "set environment variables",
             "tty": "allocate a pseudo-TTY",
             "user": "UID (format: <uid>[:<gid>])",
             "additional-gids": "additional gids",
             "process": "path to the process.json",
-            "detach": "detach from the container's process",
-            "pid-file": "specify the file to write the process id to",
+            "detach": DETACH,
+            "pid-file": PID_FILE,
             "process-label": "set the asm process label for the process commonly used with selinux",
             "apparmor": "set the apparmor profile for the process",
             "no-new-privs": "set the no new privileges value for the process",
             "cap": "add a capability to the bounding set for the process",
-            "preserve-fds": "Pass N additional file descriptors to the container (stdio + "
-            "$LISTEN_FDS + N in total) (default: 0)",
+            "preserve-fds": PRESERVE,
             "cgroup": "run the process in an (existing) sub-cgroup(s). Format is "
             "[<controller>:]<cgroup>.",
             "ignore-paused": "allow exec in a paused container",
@@ -121,7 +133,7 @@ TEXTS = {
         "",
         'The containers under the global option "--root" (default: "/run/pyrunc").',
         {
-            "format": 'select one of: table or json (default: "table")',
+            "format": FORMAT,
             "quiet": "display only container IDs",
         },
     ),
@@ -136,7 +148,7 @@ TEXTS = {
         "<container-id> [ps options]",
         "The host's ps output, limited to the container's processes.",
         {
-            "format": 'select one of: table or json (default: "table")',
+            "format": FORMAT,
         },
     ),
     "restore": (
@@ -144,23 +156,13 @@ TEXTS = {
         ID,
         CRIU,
         {
-            "console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-            "referencing the master end of the console's pseudoterminal",
-            "image-path": "path for the criu image files",
-            "work-path": "path for saving work files and logs",
-            "tcp-established": "allow open tcp connections",
-            "ext-unix-sk": "allow external unix sockets",
-            "shell-job": "allow shell jobs",
-            "file-locks": "handle file locks, for safety",
-            "manage-cgroups-mode": "cgroups mode: 'soft' (default), 'full' and 'strict'",
-            "empty-ns": "create a namespace, but don't restore its properties",
-            "auto-dedup": "enable auto deduplication of memory images",
-            "lazy-pages": "use userfaultfd to lazily restore memory pages",
-            "bundle": "path to the root of the bundle directory, defaults to the current directory",
-            "detach": "detach from the container's process",
-            "pid-file": "specify the file to write the process id to",
-            "no-subreaper": "disable the use of the subreaper used to reap reparented processes",
-            "no-pivot": "do not use pivot root to jail process inside rootfs",
+            "console-socket": CONSOLE,
+            **CRIU_COMMON,
+            "bundle": BUNDLE,
+            "detach": DETACH,
+            "pid-file": PID_FILE,
+            "no-subreaper": NO_SUBREAPER,
+            "no-pivot": NO_PIVOT,
             "lsm-profile": "an LSM profile to be used during restore, TYPE:NAME",
             "lsm-mount-context": "an LSM mount context to be used during restore",
         },
@@ -177,18 +179,15 @@ TEXTS = {
         "Creates and starts the container of the bundle, waits for its process and\ndeletes "
         "the container; exits with the process's status.",
         {
-            "bundle": "path to the root of the bundle directory, defaults to the current directory",
-            "console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
-            "referencing the master end of the console's pseudoterminal",
-            "detach": "detach from the container's process",
+            "bundle": BUNDLE,
+            "console-socket": CONSOLE,
+            "detach": DETACH,
             "keep": "do not delete the container after it exits",
-            "pid-file": "specify the file to write the process id to",
-            "no-subreaper": "disable the use of the subreaper used to reap reparented processes",
-            "no-pivot": "do not use pivot root to jail process inside rootfs",
-            "no-new-keyring": "do not create a new session keyring for the container (it "
-            "inherits the caller's session keyring)",
-            "preserve-fds": "Pass N additional file descriptors to the container (stdio + "
-            "$LISTEN_FDS + N in total) (default: 0)",
+            "pid-file": PID_FILE,
+            "no-subreaper": NO_SUBREAPER,
+            "no-pivot": NO_PIVOT,
+            "no-new-keyring": NO_KEYRING,
+            "preserve-fds": PRESERVE,
         },
     ),
     "spec": (
