@@ -539,7 +539,7 @@ def parse_args(argv):
     p.add_argument("--throughput-runs", type=int,
                    help="runs per throughput batch (default 50; --quick 16; 0: no throughput)")
     p.add_argument("--throughput-reps", type=int,
-                   help="throughput batches per runtime and number in flight (default 3; "
+                   help="throughput batches per runtime and number in flight (default 7; "
                         "--quick 1)")
     p.add_argument("--inflight", default="1,4,8",
                    help="numbers of runs in flight for throughput (default 1,4,8)")
@@ -556,7 +556,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     defaults = ({"rounds": 8, "warmup": 1, "throughput_runs": 16, "throughput_reps": 1,
                  "pss_samples": 2} if args.quick else
-                {"rounds": 20, "warmup": 2, "throughput_runs": 50, "throughput_reps": 3,
+                {"rounds": 20, "warmup": 2, "throughput_runs": 50, "throughput_reps": 7,
                  "pss_samples": 5})
     for name, value in defaults.items():
         if getattr(args, name) is None:
