@@ -8,6 +8,7 @@ Constants come from the kernel's UAPI headers; they are fixed ABI numbers.
 import posix
 import sys
 
+from ociruntime import paths
 from ociruntime._native import _sys
 
 # clone/unshare flags
@@ -201,11 +202,7 @@ def fork_into_cgroup(cgroup_fd, flags=0):
 def _threads():
     """This process's thread count (/proc/self/stat's num_threads); 0 if unreadable."""
     try:
-        fd = posix.open("/proc/self/stat", posix.O_RDONLY | posix.O_CLOEXEC)
-        try:
-            data = posix.read(fd, 1024)
-        finally:
-            posix.close(fd)
+        data = paths.read_bytes("/proc/self/stat")
         return int(data[data.rindex(b")") + 2:].split()[17])
     except (OSError, ValueError, IndexError):
         return 0

@@ -409,11 +409,7 @@ def write_file(path, text):
 
 def read_file(path):
     """A small cgroup file's text, as write_file writes."""
-    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    try:
-        return posix.read(fd, 65536).decode()
-    finally:
-        posix.close(fd)
+    return paths.read_bytes(path).decode()
 
 
 def read_pids(procs_file):
