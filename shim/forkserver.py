@@ -247,9 +247,10 @@ def spawned(server_pid):
 
 def warm(server_pid, bundle=""):
     """A Spawner's warm worker: the library's container module imported first (Create's;
-    an Exec imports the rest itself), and the task's bundle's config read and parsed
-    (create.prepare_config) while containerd has yet to send the Create; then its one
-    request from the socket on fd 3, as a fork server's.  Never returns."""
+    an Exec imports the rest itself), the task's bundle's config read and parsed
+    (create.prepare_config) and the Create's sealed exec stage made (stage.make_ahead)
+    while containerd has yet to send the Create; then its one request from the socket
+    on fd 3, as a fork server's.  Never returns."""
     prepared = None
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -259,6 +260,9 @@ def warm(server_pid, bundle=""):
 
         if bundle:
             prepared = create.prepare_config(bundle)
+        from ociruntime.libcontainer import stage
+
+        stage.make_ahead()  # the Create's sealed stage, before the Create comes
         sock = socket.socket(fileno=3)
         data, fds = _recv(sock, 64, 5)
         sock.close()

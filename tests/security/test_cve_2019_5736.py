@@ -130,6 +130,35 @@ def test_parked_stage_is_a_sealed_memfd(runtime, bundle):
     runtime.delete(result.cid, "--force")
 
 
+def test_a_stage_made_ahead_is_sealed_and_taken_once():
+    """Defence: stage.make_ahead() (the shim's warm worker makes its Create's stage before
+    the Create comes) makes the same sealed memfd as sealed_stage_fd(), handed out once:
+    the next container gets a memfd of its own, never one another container ran."""
+    from ociruntime.libcontainer import stage
+
+    stage.make_ahead()
+    made = stage._ahead
+    first = stage.sealed_stage_fd()
+    second = stage.sealed_stage_fd()
+    try:
+        assert first == made and second != first
+        assert os.fstat(first).st_ino != os.fstat(second).st_ino
+        with open(STAGE_PATH, "rb") as f:
+            image = f.read()
+        for fd in (first, second):
+            seals = fcntl.fcntl(fd, F_GET_SEALS)
+            for seal in (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE):
+                assert seals & seal, f"seals {seals:#x} lack {seal:#x}"
+            assert os.get_inheritable(fd) is False
+            assert os.pread(fd, len(image) + 1, 0) == image
+            with pytest.raises(OSError) as info:
+                os.pwrite(fd, b"\0", 0)
+            assert info.value.errno == errno.EPERM
+    finally:
+        os.close(first)
+        os.close(second)
+
+
 def test_plan_memfd_is_sealed():
     """Defence: stage.Plan.to_fd seals the plan the stage reads at startup, so a process
     that reaches it through /proc/PID/fd (CAP_SYS_PTRACE in a shared pid namespace) cannot
