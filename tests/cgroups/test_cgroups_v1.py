@@ -497,3 +497,41 @@ def test_a_parent_cpuset_still_empty_is_filled_before_the_container_joins(runtim
                     os.rmdir(d)
                 except OSError:
                     pass
+
+
+def test_a_parent_cpuset_with_sets_of_its_own_passes_them_down(runtime, bundle):
+    """A parent that has its sets (one cpu of the host's) gives them to the container's
+    cpuset below it, which create made and fills without reading it first; the parent's
+    sets are left as they were."""
+    top = f"{ID_PREFIX}cpuset-{os.urandom(6).hex()}"
+    parent = controller_dir("cpuset", f"/{top}")
+    os.mkdir(parent)
+    try:
+        cpu = read(f"{CGROUP_ROOT}/cpuset/cpuset.cpus").replace("-", ",").split(",")[0]
+        with open(f"{parent}/cpuset.cpus", "w") as f:
+            f.write(cpu)
+        with open(f"{parent}/cpuset.mems", "w") as f:
+            f.write(read(f"{CGROUP_ROOT}/cpuset/cpuset.mems"))
+        bundle.linux["cgroupsPath"] = f"/{top}/mid/inner"
+        cid = started(runtime, bundle)
+        for d in (f"{parent}/mid", f"{parent}/mid/inner"):
+            assert read(f"{d}/cpuset.cpus") == cpu
+            assert read(f"{d}/cpuset.mems") == read(f"{CGROUP_ROOT}/cpuset/cpuset.mems")
+        assert read(f"{parent}/cpuset.cpus") == cpu
+        runtime.delete(cid, "--force")
+        assert_nothing_left(runtime, bundle, cid)
+        assert not os.path.exists(f"{parent}/mid")
+    finally:
+        for d in (f"{parent}/mid/inner", f"{parent}/mid", parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        for controller in ("memory", "pids", "cpu", "freezer", "devices", "blkio"):
+            for d in (controller_dir(controller, f"/{top}/mid/inner"),
+                      controller_dir(controller, f"/{top}/mid"),
+                      controller_dir(controller, f"/{top}")):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass

@@ -90,3 +90,23 @@ def test_a_parent_another_container_lives_in_stays(shared_parent):
     os.rmdir(theirs)
     remove_dirs([shared_parent, mine])
     assert not os.path.exists(shared_parent)
+
+
+def test_make_dirs_makes_every_missing_level_outermost_first(shared_parent):
+    """The walk is mkdir itself (up until a directory is there, then down): two missing
+    levels are made and recorded outermost first; what is there already is neither made
+    nor recorded; a file in the way is an error, not a directory made elsewhere."""
+    deep = f"{shared_parent}/a/b"
+    created = []
+    make_dirs(deep, created)
+    assert created == [shared_parent, f"{shared_parent}/a", deep]
+    again = []
+    make_dirs(deep, again)
+    make_dirs(f"{shared_parent}/a/c", again)
+    assert again == [f"{shared_parent}/a/c"]
+    remove_dirs(created + again, own={deep, f"{shared_parent}/a/c"})
+    assert not os.path.exists(shared_parent)
+    blocked = []
+    with pytest.raises(OSError):
+        make_dirs("/proc/self/status/x/y", blocked)
+    assert blocked == []

@@ -55,24 +55,31 @@ def own_paths():
     return found
 
 
-def _fill_cpusets(d):
+def _fill_cpusets(d, made=()):
     """A new v1 cpuset cgroup starts with empty sets and refuses tasks (ENOSPC): give it,
     and every ancestor below the hierarchy root that is still empty, its parent's sets, top
     down, as runc's cpusetEnsureParent does.  The ancestors too, because a parent made by a
     concurrent create (cgroupsPath /ns/id for twenty containers at once) may not have its
     sets yet when our directory is made below it; an empty cpuset holds no task, so filling
-    it takes nothing from anyone."""
+    it takes nothing from anyone.  made: the directories this create made, whose sets are
+    written without being read first (empty, or with clone_children the parent's they get
+    again); each parent's sets are read once, or known from the write below it."""
     root = hierarchy_root(d)
     chain = []
     while d != root and d.startswith(root + "/"):
         chain.append(d)
         d = paths.dirname(d)
-    for child in reversed(chain):
-        parent = paths.dirname(child)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if read_file(paths.join(child, name)).strip():
-                continue
-            write_file(paths.join(child, name), read_file(paths.join(parent, name)).strip())
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        parent_sets = None  # the sets of the level above, once known
+        for child in reversed(chain):
+            if child not in made:
+                own = read_file(paths.join(child, name)).strip()
+                if own:
+                    parent_sets = own
+                    continue
+            if parent_sets is None:
+                parent_sets = read_file(paths.join(paths.dirname(child), name)).strip()
+            write_file(paths.join(child, name), parent_sets)
 
 
 def _limits_in(res):
@@ -114,7 +121,7 @@ class V1Manager:
             for name, d in self.dirs.items():
                 make_dirs(d, self.created)
                 if "cpuset" in name.split(","):
-                    _fill_cpusets(d)
+                    _fill_cpusets(d, self.created)
         except OSError as e:
             remove_dirs(self.created)
             raise PyruncError(f"creating cgroup: {e.filename}: {e.strerror}") from None
