@@ -535,3 +535,63 @@ def test_a_parent_cpuset_with_sets_of_its_own_passes_them_down(runtime, bundle):
                     os.rmdir(d)
                 except OSError:
                     pass
+
+
+# containerd's default spec (c 136:* has no minor)
+CONTAINERD_DEVICES = [{"allow": False, "access": "rwm"}] + [
+    dict({"allow": True, "type": "c", "major": major, "access": "rwm"},
+         **({"minor": minor} if minor is not None else {}))
+    for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (136, None),
+                         (5, 2))]
+
+
+@pytest.mark.parametrize("rules", [
+    CONTAINERD_DEVICES,
+    # a deny between two equal allows: the second allow is written again
+    CONTAINERD_DEVICES + [{"allow": False, "type": "c", "major": 1, "minor": 3,
+                           "access": "rwm"}],
+], ids=["containerd-defaults", "deny-between"])
+def test_device_rules_written_once_leave_the_list_every_line_would(runtime, bundle, rules):
+    """create writes an allow line that repeats one written since the last deny once
+    (containerd's default rules repeat nine of runc's defaults): the container's
+    devices.list is what writing every line, in order, gives a new cgroup."""
+    from ociruntime.libcontainer.cgroups.v1 import DEFAULT_ALLOW
+
+    resources(bundle)["devices"] = rules
+    cid = started(runtime, bundle)
+    try:
+        got = read(controller_dir("devices", own_cgroup_of(runtime, cid)) + "/devices.list")
+        reference = controller_dir("devices", f"/{ID_PREFIX}devref-{os.urandom(6).hex()}")
+        os.mkdir(reference)
+        try:
+            for rule in rules:
+                kind = rule.get("type", "a")
+                line = "a" if kind == "a" else (
+                    f"{kind} {rule.get('major', '*')}:{rule.get('minor', '*')} {rule['access']}")
+                with open(f"{reference}/devices.{'allow' if rule['allow'] else 'deny'}",
+                          "w") as f:
+                    f.write(line)
+            for line in DEFAULT_ALLOW:
+                with open(f"{reference}/devices.allow", "w") as f:
+                    f.write(line)
+            expected = read(f"{reference}/devices.list")
+        finally:
+            os.rmdir(reference)
+        assert sorted(got.splitlines()) == sorted(expected.splitlines())
+        # with the deny between, runc's default allows it again: only if written again
+        assert "c 1:3 rwm" in got.splitlines()
+    finally:
+        runtime.delete(cid, "--force")
+    assert_nothing_left(runtime, bundle, cid)
+
+
+def own_cgroup_of(runtime, cid):
+    """The container's cgroup path in the devices hierarchy, from its init's
+    /proc/PID/cgroup."""
+    pid = runtime.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if "devices" in names.split(","):
+                return path
+    raise AssertionError("no devices line")
