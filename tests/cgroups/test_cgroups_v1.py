@@ -466,6 +466,17 @@ def test_runtime_hooks_already_see_the_limits(runtime, bundle):
     assert_nothing_left(runtime, bundle, result.cid)
 
 
+def _remove_test_cgroups(*cgroup_paths):
+    """What a failed cpuset test may leave: these cgroup paths (innermost first) in each
+    hierarchy a container's cgroup is made in."""
+    for controller in ("cpuset", "memory", "pids", "cpu", "freezer", "devices", "blkio"):
+        for path in cgroup_paths:
+            try:
+                os.rmdir(controller_dir(controller, path))
+            except OSError:
+                pass
+
+
 def test_a_parent_cpuset_still_empty_is_filled_before_the_container_joins(runtime, bundle):
     """Twenty creates at once with cgroupsPath /ns/<id> (containerd's): one makes /ns, and
     another's /ns/<id> can be made below it before /ns has its cpus and mems.  Copying an
@@ -485,18 +496,7 @@ def test_a_parent_cpuset_still_empty_is_filled_before_the_container_joins(runtim
         runtime.delete(cid, "--force")
         assert_nothing_left(runtime, bundle, cid)
     finally:
-        for d in (f"{parent}/inner", parent):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-        for controller in ("memory", "pids", "cpu", "freezer", "devices", "blkio"):
-            for d in (controller_dir(controller, f"/{top}/inner"),
-                      controller_dir(controller, f"/{top}")):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        _remove_test_cgroups(f"/{top}/inner", f"/{top}")
 
 
 def test_a_parent_cpuset_with_sets_of_its_own_passes_them_down(runtime, bundle):
@@ -522,19 +522,7 @@ def test_a_parent_cpuset_with_sets_of_its_own_passes_them_down(runtime, bundle):
         assert_nothing_left(runtime, bundle, cid)
         assert not os.path.exists(f"{parent}/mid")
     finally:
-        for d in (f"{parent}/mid/inner", f"{parent}/mid", parent):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-        for controller in ("memory", "pids", "cpu", "freezer", "devices", "blkio"):
-            for d in (controller_dir(controller, f"/{top}/mid/inner"),
-                      controller_dir(controller, f"/{top}/mid"),
-                      controller_dir(controller, f"/{top}")):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        _remove_test_cgroups(f"/{top}/mid/inner", f"/{top}/mid", f"/{top}")
 
 
 # containerd's default spec (c 136:* has no minor)
