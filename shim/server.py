@@ -52,7 +52,7 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     from ociruntime.libcontainer import cgroups
     from shim import ttrpc
     from shim.events import Publisher
-    from shim.service import SERVICE, TaskService
+    from shim.service import INLINE, SERVICE, TaskService
 
     listener = socket.socket(fileno=listener_fd)
     bound = _inode(path)  # start bound it before the fork: this server's own socket file
@@ -64,7 +64,7 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
     service = TaskService(root, reaper, publisher, cgroups.host_is_v2(), workers,
                           debug=debug)
     server = ttrpc.Server()
-    server.register_service(SERVICE, service.handlers())
+    server.register_service(SERVICE, service.handlers(), inline=INLINE)
     threading.Thread(target=server.serve, args=(listener,), name="ttrpc-accept",
                      daemon=True).start()
     threading.Thread(target=_housekeeping, args=(service, server, path, stop, retired,

@@ -1,10 +1,12 @@
 """containerd.task.v2.Task: the task service, over the runtime library in this process.
 
-Every call runs in its own ttrpc thread.  The runtime (ociruntime.libcontainer) is called
-in-process (no pyrunc process per operation), except what forks: Create and Exec run in
-a worker process (shim.forkserver, shim/__init__.py).  Each container init and
-exec'd process ends up this process's child (it is a subreaper), so the reaper
-(shim.reaper) sees every exit and completes the matching Proc.
+Every call that may block (on a process, a hook, a worker) runs in a ttrpc thread of its
+own; the few that only read a little state (INLINE) run on the connection's reader
+thread, with no hand-off to another thread on their path.  The runtime
+(ociruntime.libcontainer) is called in-process (no pyrunc process per operation), except
+what forks: Create and Exec run in a worker process (shim.forkserver, shim/__init__.py).
+Each container init and exec'd process ends up this process's child (it is a
+subreaper), so the reaper (shim.reaper) sees every exit and completes the matching Proc.
 """
 
 import os
@@ -25,6 +27,11 @@ RUNC_OPTIONS = "containerd.runc.v1.Options"
 STATUS_NAMES = {"created": pb.CREATED, "running": pb.RUNNING, "stopped": pb.STOPPED,
                 "paused": pb.PAUSED}
 _timestamp = pb.timestamp
+# the calls that never block long (a read of state.json, /proc, a cgroup file, an ioctl;
+# Wait only registers its deferred answer): ttrpc runs them on the connection's own thread
+# (shim.ttrpc.Server.register).  Stats is not one: its first call imports protobuf's
+# runtime, and it reads many files.
+INLINE = ("Connect", "State", "Pids", "CloseIO", "ResizePty", "Shutdown", "Wait")
 
 
 def _error(code, message):
@@ -59,6 +66,8 @@ class Proc:
         self.exit_status = 0
         self.exited_at = 0
         self.exited = threading.Event()
+        self._exit_lock = threading.Lock()
+        self._on_exit = []  # what waits for the exit (a Wait's deferred answer)
         self._start_lock = threading.Lock()
         self._starting = False
         self._deferred_exit = None
@@ -82,6 +91,26 @@ class Proc:
                 self._deferred_exit = finish
                 return
         finish()
+
+    def on_exit(self, fn):
+        """Call fn() once the process has exited: at once if it has."""
+        with self._exit_lock:
+            if not self.exited.is_set():
+                self._on_exit.append(fn)
+                return
+        fn()
+
+    def set_exited(self, code, when):
+        self.exit_status = code
+        self.exited_at = when
+        with self._exit_lock:
+            self.exited.set()
+            waiting, self._on_exit = self._on_exit, []
+        for fn in waiting:
+            try:
+                fn()
+            except Exception as e:  # one failed answer must not stop the exit's event
+                sys.stderr.write(f"shim: after the exit of {self.pid}: {e}\n")
 
     def status(self):
         if self.exited.is_set():
@@ -153,6 +182,8 @@ class TaskService:
                 raise _error(ttrpc.INVALID_ARGUMENT, f"{name}: {e}") from None
             except OSError as e:
                 raise _error(error_code(errors.from_os_error(e, "")), f"{name}: {e}") from None
+            if isinstance(response, ttrpc.Deferred):
+                return response
             return (response or pb.Empty()).SerializeToString()
         return handler
 
@@ -231,6 +262,10 @@ class TaskService:
         with self.lock:
             self.tasks[req.id] = task
         self.reaper.register(pid, lambda code, when: self._exited(task, init, code, when))
+        # the record and the cgroup manager, read once the answer is out (containerd is
+        # busy with it then): Start then finds the record read (a stat, not a parse), and
+        # the init's exit checks its OOM kills without reading anything but the count
+        ttrpc.after_reply(lambda: self._read_record(task))
         self.publisher.publish(ev.TaskCreate(
             container_id=req.id, bundle=req.bundle, rootfs=req.rootfs, pid=pid,
             io=ev.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
@@ -310,9 +345,7 @@ class TaskService:
             if not proc.exec_id:
                 self._check_oom(task)  # an OOM kill of the init: before its exit event
             proc.io.wait_output()
-            proc.exit_status = code
-            proc.exited_at = when
-            proc.exited.set()
+            proc.set_exited(code, when)  # a Wait's answer is sent here, in this thread
             self.publisher.publish(ev.TaskExit(
                 container_id=task.id, id=proc.exec_id or task.id, pid=proc.pid,
                 exit_status=code, exited_at=_timestamp(when)))
@@ -323,10 +356,18 @@ class TaskService:
             proc.exit_after_start(finish)
 
     def wait(self, req):
+        """Answered when the process exits, by the exit's own thread (Proc.set_exited): no
+        thread waits meanwhile, and none has to wake to answer."""
         _, proc = self._proc(req.id, req.exec_id)
-        proc.exited.wait()
-        return pb.WaitResponse(exit_status=proc.exit_status,
-                               exited_at=_timestamp(proc.exited_at))
+        answer = ttrpc.Deferred()
+
+        def answer_it():
+            answer.answer(pb.WaitResponse(
+                exit_status=proc.exit_status,
+                exited_at=_timestamp(proc.exited_at)).SerializeToString())
+
+        proc.on_exit(answer_it)
+        return answer
 
     # --- state ----------------------------------------------------------------------------
     def state(self, req):
@@ -480,11 +521,21 @@ class TaskService:
             if not task.init.exited.is_set():
                 self._check_oom(task)
 
+    def _read_record(self, task):
+        try:
+            self._cgroup_manager(task)
+        except (PyruncError, OSError):
+            pass  # gone already (a Delete): whoever needs it reports it
+
+    def _cgroup_manager(self, task):
+        """The task's cgroup manager; its record read once (the cgroup never changes)."""
+        if task.manager is None:
+            task.manager = task.container.load().cgroup_manager()
+        return task.manager
+
     def _check_oom(self, task):
         try:
-            if task.manager is None:  # the cgroup never changes: read the record once
-                task.manager = task.container.load().cgroup_manager()
-            count = task.manager.oom_kills()
+            count = self._cgroup_manager(task).oom_kills()
         except (PyruncError, OSError):
             return
         if count and count > task.oom_kills:

@@ -302,6 +302,51 @@ def test_exec_pids_and_signals(shim):
     lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
+def test_pending_waits_hold_up_no_other_call_on_the_connection(shim):
+    """Wait is answered by the exit itself (a deferred answer, no thread waits): while an
+    init's and an exec's Waits are pending on containerd's one connection, State, Pids
+    and Kill still answer, and each Wait gets its own process's exit; a Wait after the
+    exit answers at once."""
+    import threading
+
+    cid, bundle = shim.bundle("sleep", "1000")
+    path = shim.start(cid, bundle)
+    _create(shim, path, cid, bundle)
+    shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    spec = copy.deepcopy(bundle.config["process"])
+    spec["args"] = ["sleep", "1000"]
+    shim.call(path, "Exec", pb.ExecProcessRequest(
+        id=cid, exec_id="w1",
+        spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(spec).encode())))
+    exec_pid = shim.call(path, "Start", pb.StartRequest(id=cid, exec_id="w1"),
+                         pb.StartResponse).pid
+    waited = {}
+
+    def wait(exec_id):
+        waited[exec_id] = shim.call(path, "Wait", pb.WaitRequest(id=cid, exec_id=exec_id),
+                                    pb.WaitResponse)
+
+    waiters = [threading.Thread(target=wait, args=(e,)) for e in ("", "w1")]
+    for t in waiters:
+        t.start()
+    for _ in range(3):  # the Waits are on the connection before and between these
+        state = shim.call(path, "State", pb.StateRequest(id=cid), pb.StateResponse)
+        assert state.status == task_pb2.RUNNING
+        pids = shim.call(path, "Pids", pb.PidsRequest(id=cid), pb.PidsResponse)
+        assert exec_pid in {p.pid for p in pids.processes}
+    assert waited == {}
+    shim.call(path, "Kill", pb.KillRequest(id=cid, exec_id="w1", signal=15))
+    waiters[1].join(lib.TIMEOUT)
+    assert waited["w1"].exit_status == 143 and "" not in waited
+    shim.call(path, "Kill", pb.KillRequest(id=cid, signal=9))
+    waiters[0].join(lib.TIMEOUT)
+    assert waited[""].exit_status == 137 and waited[""].exited_at.seconds > 0
+    again = shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    assert (again.exit_status, again.exited_at) == (137, waited[""].exited_at)
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
 def test_pause_resume_update_and_stats(shim):
     cid, bundle = shim.bundle("sleep", "1000")
     path = shim.start(cid, bundle)

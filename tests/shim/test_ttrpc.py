@@ -430,3 +430,203 @@ def test_shutdown_waits_for_a_running_call(tmp_path):
         stopper.join(30)
     assert out["r"] == b"done"
     assert not stopper.is_alive()
+
+
+# --- inline calls, reused threads, deferred answers ------------------------------------
+
+
+def _wait_for(predicate, what):
+    for _ in range(3000):
+        if predicate():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+@pytest.fixture
+def calls_server(tmp_path):
+    """A server with inline methods (on the reader thread), threaded ones, and one that
+    answers later (a Deferred kept in srv.deferred)."""
+    srv = Server()
+    gate = threading.Event()
+    srv.gate = gate
+    srv.deferred = []
+    srv.threads = []
+
+    def inline_crash(payload):
+        raise RuntimeError("inline boom")
+
+    def blocking(payload):
+        srv.threads.append(threading.get_ident())
+        assert gate.wait(30)
+        return b"unblocked"
+
+    def later(payload):
+        d = ttrpc.Deferred()
+        if payload == b"now":
+            d.answer(b"answered before the handler returned")
+        srv.deferred.append(d)
+        return d
+
+    def thread_of(payload):
+        srv.threads.append(threading.get_ident())
+        return str(threading.get_ident()).encode()
+
+    srv.register(SVC, "InlineEcho", lambda p: p, inline=True)
+    srv.register(SVC, "InlineThread", lambda p: str(threading.get_ident()).encode(),
+                 inline=True)
+    srv.register(SVC, "InlineCrash", inline_crash, inline=True)
+    srv.register(SVC, "Later", later, inline=True)
+    srv.register_service(SVC, {"Echo": lambda p: p, "Blocking": blocking,
+                               "ThreadOf": thread_of})
+    path = str(tmp_path / "calls.sock")
+    srv.listen(path)
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    srv.path = path
+    yield srv
+    gate.set()
+    for d in srv.deferred:
+        if d._response is None:
+            d.answer(b"")
+    srv.shutdown(timeout=30)
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_an_inline_call_answers_on_its_stream_and_a_crash_is_internal(calls_server):
+    req = Request(SVC, "InlineEcho", b"inline").encode()
+    (frame,) = _raw_call(calls_server.path, ttrpc.encode_frame(5, ttrpc.TYPE_REQUEST, 0, req))
+    assert (frame.stream_id, frame.type) == (5, ttrpc.TYPE_RESPONSE)
+    assert Response.decode(frame.payload) == Response(Status(0), b"inline")
+    with Client(calls_server.path) as c:
+        with pytest.raises(TTRPCError) as e:
+            c.call(SVC, "InlineCrash", b"", timeout=30)
+        assert e.value.code == ttrpc.INTERNAL and "inline boom" in e.value.message
+        # the reader thread survived its handler's exception: the connection still works
+        assert c.call(SVC, "InlineEcho", b"after", timeout=30) == b"after"
+        assert c.call(SVC, "Echo", b"threaded", timeout=30) == b"threaded"
+        # inline: every such call runs on the connection's one reader thread
+        first = c.call(SVC, "InlineThread", b"", timeout=30)
+        assert c.call(SVC, "InlineThread", b"", timeout=30) == first
+
+
+def test_a_blocked_call_holds_up_neither_inline_nor_threaded_calls(calls_server):
+    out = {}
+    with Client(calls_server.path) as c:
+        blocked = threading.Thread(
+            target=lambda: out.setdefault("r", c.call(SVC, "Blocking", b"", timeout=60)))
+        blocked.start()
+        _wait_for(lambda: calls_server.threads, "the blocking call to run")
+        assert c.call(SVC, "InlineEcho", b"i", timeout=30) == b"i"
+        assert c.call(SVC, "Echo", b"t", timeout=30) == b"t"
+        assert "r" not in out
+        calls_server.gate.set()
+        blocked.join(30)
+        assert out["r"] == b"unblocked"
+
+
+def test_a_call_thread_is_reused_and_the_idle_ones_are_bounded(calls_server):
+    pool = calls_server._calls
+    with Client(calls_server.path) as c:
+        first = c.call(SVC, "ThreadOf", b"", timeout=30)
+        _wait_for(lambda: len(pool._idle) == 1, "the call's thread to wait for the next")
+        assert c.call(SVC, "ThreadOf", b"", timeout=30) == first
+        # more calls at once than threads kept: each its own thread, KEEP stay afterwards
+        n = ttrpc._Calls.KEEP + 3
+        callers = [threading.Thread(target=c.call, args=(SVC, "Blocking", b"", 60))
+                   for _ in range(n)]
+        for t in callers:
+            t.start()
+        _wait_for(lambda: len(calls_server.threads) == 2 + n, "every call to run")
+        assert len(set(calls_server.threads[2:])) == n
+        calls_server.gate.set()
+        for t in callers:
+            t.join(30)
+        _wait_for(lambda: len(pool._idle) == ttrpc._Calls.KEEP, "the threads to settle")
+        ran = set(calls_server.threads[2:])
+        _wait_for(lambda: len(ran & {t.ident for t in threading.enumerate()})
+                  == ttrpc._Calls.KEEP, "the threads beyond those kept to end")
+    calls_server.shutdown(timeout=30)
+    _wait_for(lambda: not pool._idle and not any(
+        t.ident in set(calls_server.threads) for t in threading.enumerate()),
+        "the waiting threads to end with the server")
+
+
+def test_a_deferred_answer_is_sent_by_whoever_completes_it(calls_server):
+    out = {}
+    with Client(calls_server.path) as c:
+        waiter = threading.Thread(
+            target=lambda: out.setdefault("r", c.call(SVC, "Later", b"", timeout=60)))
+        waiter.start()
+        _wait_for(lambda: calls_server.deferred, "the deferred call")
+        # pending, it holds up nothing on the same connection
+        assert c.call(SVC, "InlineEcho", b"i", timeout=30) == b"i"
+        assert c.call(SVC, "Echo", b"t", timeout=30) == b"t"
+        assert "r" not in out
+        completer = threading.Thread(target=calls_server.deferred[0].answer, args=(b"done",))
+        completer.start()
+        completer.join(30)
+        waiter.join(30)
+        assert out["r"] == b"done"
+        with pytest.raises(RuntimeError):
+            calls_server.deferred[0].answer(b"again")
+        # answered before its handler returned: sent at once
+        assert c.call(SVC, "Later", b"now", timeout=30) == b"answered before the handler returned"
+        # a failure: the error's code and message
+        failed = threading.Thread(target=lambda: out.setdefault("e", _call_error(c)))
+        failed.start()
+        _wait_for(lambda: len(calls_server.deferred) == 3, "the third deferred call")
+        calls_server.deferred[2].fail(TTRPCError(ttrpc.NOT_FOUND, "gone"))
+        failed.join(30)
+        assert (out["e"].code, out["e"].message) == (ttrpc.NOT_FOUND, "gone")
+
+
+def _call_error(c):
+    try:
+        c.call(SVC, "Later", b"", timeout=60)
+    except TTRPCError as e:
+        return e
+    raise AssertionError("the call succeeded")
+
+
+def test_a_deferred_answer_after_the_connection_closed_is_dropped(calls_server):
+    c = Client(calls_server.path)
+    caller = threading.Thread(target=_call_error, args=(c,))
+    caller.start()
+    _wait_for(lambda: calls_server.deferred, "the deferred call")
+    c.close()
+    caller.join(30)
+    calls_server.deferred[0].answer(b"nobody listens")  # no error, nothing sent
+    with Client(calls_server.path) as c2:
+        assert c2.call(SVC, "Echo", b"still serving", timeout=30) == b"still serving"
+
+
+def test_after_reply_runs_once_the_answer_is_sent(tmp_path):
+    srv = Server()
+    answered = threading.Event()
+    seen = {}
+
+    def handler(payload):
+        ttrpc.after_reply(lambda: seen.setdefault("answered first", answered.wait(30)))
+        ttrpc.after_reply(lambda: 1 / 0)  # logged; it fails neither the call nor the next
+        ttrpc.after_reply(lambda: seen.setdefault("ran", True))
+        return b"ok"
+
+    srv.register(SVC, "Call", handler)
+    path = str(tmp_path / "after.sock")
+    srv.listen(path)
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    try:
+        with Client(path) as c:
+            assert c.call(SVC, "Call", b"", timeout=30) == b"ok"
+            answered.set()
+            _wait_for(lambda: "ran" in seen, "the after-reply work")
+            assert seen["answered first"] is True
+        outside = []
+        ttrpc.after_reply(lambda: outside.append(1))  # outside a call: at once
+        assert outside == [1]
+    finally:
+        srv.shutdown(timeout=30)
+        thread.join(30)
