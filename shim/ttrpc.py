@@ -13,6 +13,7 @@ frames and frames of unknown types, as ttrpc's server does for the latter.
 
 from __future__ import annotations
 
+import _thread
 import os
 import selectors
 import socket
@@ -305,6 +306,7 @@ class _Connection:
         self.active = 0
         self.cond = threading.Condition()
         self.closed = False
+        self.done = threading.Event()  # its reader thread has ended
 
     def send(self, stream_id: int, msg_type: int, payload: bytes) -> None:
         frame = encode_frame(stream_id, msg_type, 0, payload)
@@ -378,6 +380,7 @@ class _Connection:
                 self.closed = True
                 self.sock.close()
             self.server._forget(self)
+            self.done.set()
 
     def _dispatch_frame(self, item: Frame | OversizedFrame) -> None:
         if isinstance(item, OversizedFrame):
@@ -517,6 +520,14 @@ def _run_logged(fn: Callable, *args) -> None:
             pass
 
 
+def _start_thread(fn: Callable, *args) -> None:
+    """A thread of the server's running fn(*args), started without threading.Thread's
+    handshake (start() waits until the new thread runs: two more hand-offs of the GIL on
+    the path of the request that needed it, a connection's first or a call's).  Like a
+    daemon thread, nobody joins it: who needs its end waits for an Event of its own."""
+    _thread.start_new_thread(fn, args)
+
+
 class _Calls:
     """The threads blocking calls run in, kept for the next call: handing a call to a
     waiting thread is one wake-up, where a new thread costs a clone and Thread.start()'s
@@ -537,7 +548,7 @@ class _Calls:
         if worker is None:
             worker = _CallThread(self)
             worker.job = (fn, args)
-            threading.Thread(target=worker.loop, name="ttrpc-call", daemon=True).start()
+            _start_thread(worker.loop)
         else:
             worker.job = (fn, args)
             worker.wake.release()
@@ -597,7 +608,7 @@ class Server:
         self._inline: set[tuple[str, str]] = set()
         self._calls = _Calls()
         self._lock = threading.Lock()
-        self._conns: dict[_Connection, threading.Thread] = {}
+        self._conns: set[_Connection] = set()
         self._listener: socket.socket | None = None
         self._path: str | None = None
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -689,17 +700,16 @@ class Server:
     def _start_conn(self, sock: socket.socket) -> None:
         self.last_accept = time.monotonic()
         c = _Connection(self, sock)
-        t = threading.Thread(target=c.serve, name="ttrpc-conn", daemon=True)
         with self._lock:
             if self._shutting_down:
                 sock.close()
                 return
-            self._conns[c] = t
-        t.start()
+            self._conns.add(c)
+        _start_thread(c.serve)
 
     def _forget(self, conn: _Connection) -> None:
         with self._lock:
-            self._conns.pop(conn, None)
+            self._conns.discard(conn)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, let running calls answer, close every connection.
@@ -710,7 +720,7 @@ class Server:
             if self._shutting_down:
                 return
             self._shutting_down = True
-            conns = dict(self._conns)
+            conns = set(self._conns)
             serving = self._serving
         try:
             os.write(self._wake_w, b"x")
@@ -730,8 +740,8 @@ class Server:
                 c.sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
-        for t in conns.values():
-            t.join(timeout)
+        for c in conns:
+            c.done.wait(timeout)
         self._calls.close()
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -457,7 +457,7 @@ def calls_server(tmp_path):
         raise RuntimeError("inline boom")
 
     def blocking(payload):
-        srv.threads.append(threading.get_ident())
+        srv.threads.append(threading.get_native_id())
         assert gate.wait(30)
         return b"unblocked"
 
@@ -469,8 +469,8 @@ def calls_server(tmp_path):
         return d
 
     def thread_of(payload):
-        srv.threads.append(threading.get_ident())
-        return str(threading.get_ident()).encode()
+        srv.threads.append(threading.get_native_id())
+        return str(threading.get_native_id()).encode()
 
     srv.register(SVC, "InlineEcho", lambda p: p, inline=True)
     srv.register(SVC, "InlineThread", lambda p: str(threading.get_ident()).encode(),
@@ -545,12 +545,16 @@ def test_a_call_thread_is_reused_and_the_idle_ones_are_bounded(calls_server):
             t.join(30)
         _wait_for(lambda: len(pool._idle) == ttrpc._Calls.KEEP, "the threads to settle")
         ran = set(calls_server.threads[2:])
-        _wait_for(lambda: len(ran & {t.ident for t in threading.enumerate()})
-                  == ttrpc._Calls.KEEP, "the threads beyond those kept to end")
+        _wait_for(lambda: len(ran & _live_threads()) == ttrpc._Calls.KEEP,
+                  "the threads beyond those kept to end")
     calls_server.shutdown(timeout=30)
-    _wait_for(lambda: not pool._idle and not any(
-        t.ident in set(calls_server.threads) for t in threading.enumerate()),
-        "the waiting threads to end with the server")
+    _wait_for(lambda: not pool._idle and not set(calls_server.threads) & _live_threads(),
+              "the waiting threads to end with the server")
+
+
+def _live_threads():
+    """The native ids of this process's threads (the server's are no threading.Thread)."""
+    return {int(tid) for tid in os.listdir("/proc/self/task")}
 
 
 def test_a_deferred_answer_is_sent_by_whoever_completes_it(calls_server):
