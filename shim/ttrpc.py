@@ -530,10 +530,10 @@ def _start_thread(fn: Callable, *args) -> None:
 
 class _Calls:
     """The threads blocking calls run in, kept for the next call: handing a call to a
-    waiting thread is one wake-up, where a new thread costs a clone and Thread.start()'s
-    handshake with it, two hand-offs of the GIL more (~0.1 ms idle, up to 2 ms on a
-    loaded host).  A thread stays while fewer than KEEP wait; each call still has a thread
-    of its own, so a call that blocks (on a worker, a hook) never holds up another."""
+    waiting thread is one wake-up, where a new thread costs a clone and its start-up
+    (with threading.Thread's handshake ~0.1 ms idle, up to 2 ms on a loaded host).  A
+    thread stays while fewer than KEEP wait; each call still has a thread of its own, so
+    a call that blocks (on a worker, a hook) never holds up another."""
 
     KEEP = 4
 
