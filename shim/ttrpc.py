@@ -309,14 +309,7 @@ class _Connection:
         self.done = threading.Event()  # its reader thread has ended
 
     def send(self, stream_id: int, msg_type: int, payload: bytes) -> None:
-        frame = encode_frame(stream_id, msg_type, 0, payload)
-        with self.send_lock:
-            if self.closed:
-                return
-            try:
-                self.sock.sendall(frame)
-            except OSError:
-                pass  # peer went away; the reader loop notices and ends
+        self._send_frame(encode_frame(stream_id, msg_type, 0, payload))
 
     def send_now(self, frame: bytes) -> None:
         """Send a frame without blocking this thread (a deferred answer, sent from whatever
@@ -347,7 +340,7 @@ class _Connection:
             try:
                 self.sock.sendall(frame)
             except OSError:
-                pass
+                pass  # peer went away; the reader loop notices and ends
 
     def _send_rest(self, rest: memoryview) -> None:
         try:

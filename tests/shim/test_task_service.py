@@ -252,6 +252,17 @@ def test_task_runs_to_its_exit_status_with_its_output_and_events(shim):
     assert events[3][1].exit_status == 3
 
 
+def _exec_sleep(shim, path, cid, bundle, exec_id):
+    """Exec and Start a `sleep 1000` in the task; its pid."""
+    spec = copy.deepcopy(bundle.config["process"])
+    spec["args"] = ["sleep", "1000"]
+    shim.call(path, "Exec", pb.ExecProcessRequest(
+        id=cid, exec_id=exec_id,
+        spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(spec).encode())))
+    return shim.call(path, "Start", pb.StartRequest(id=cid, exec_id=exec_id),
+                     pb.StartResponse).pid
+
+
 def test_exec_pids_and_signals(shim):
     cid, bundle = shim.bundle("sleep", "1000")
     path = shim.start(cid, bundle)
@@ -278,12 +289,7 @@ def test_exec_pids_and_signals(shim):
     assert _read_fifo(out_fd) == "hello\ndone\n"
     shim.call(path, "Delete", pb.DeleteRequest(id=cid, exec_id="x1"), pb.DeleteResponse)
     # a long exec: listed by Pids with its exec id, killed by its own signal
-    spec["args"] = ["sleep", "1000"]
-    shim.call(path, "Exec", pb.ExecProcessRequest(
-        id=cid, exec_id="x2",
-        spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(spec).encode())))
-    exec_pid = shim.call(path, "Start", pb.StartRequest(id=cid, exec_id="x2"),
-                         pb.StartResponse).pid
+    exec_pid = _exec_sleep(shim, path, cid, bundle, "x2")
     pids = shim.call(path, "Pids", pb.PidsRequest(id=cid), pb.PidsResponse)
     by_pid = {p.pid: p for p in pids.processes}
     assert exec_pid in by_pid and len(by_pid) == 2
@@ -313,13 +319,7 @@ def test_pending_waits_hold_up_no_other_call_on_the_connection(shim):
     path = shim.start(cid, bundle)
     _create(shim, path, cid, bundle)
     shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
-    spec = copy.deepcopy(bundle.config["process"])
-    spec["args"] = ["sleep", "1000"]
-    shim.call(path, "Exec", pb.ExecProcessRequest(
-        id=cid, exec_id="w1",
-        spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(spec).encode())))
-    exec_pid = shim.call(path, "Start", pb.StartRequest(id=cid, exec_id="w1"),
-                         pb.StartResponse).pid
+    exec_pid = _exec_sleep(shim, path, cid, bundle, "w1")
     waited = {}
 
     def wait(exec_id):

@@ -511,16 +511,23 @@ def test_an_inline_call_answers_on_its_stream_and_a_crash_is_internal(calls_serv
         assert c.call(SVC, "InlineThread", b"", timeout=30) == first
 
 
+def _pending(c, method, out, arrived):
+    """A call of method in a thread (its answer into out["r"]), once arrived() says the
+    server has it: inline and threaded calls on the same connection still answer."""
+    caller = threading.Thread(
+        target=lambda: out.setdefault("r", c.call(SVC, method, b"", timeout=60)))
+    caller.start()
+    _wait_for(arrived, f"the {method} call to arrive")
+    assert c.call(SVC, "InlineEcho", b"i", timeout=30) == b"i"
+    assert c.call(SVC, "Echo", b"t", timeout=30) == b"t"
+    assert "r" not in out
+    return caller
+
+
 def test_a_blocked_call_holds_up_neither_inline_nor_threaded_calls(calls_server):
     out = {}
     with Client(calls_server.path) as c:
-        blocked = threading.Thread(
-            target=lambda: out.setdefault("r", c.call(SVC, "Blocking", b"", timeout=60)))
-        blocked.start()
-        _wait_for(lambda: calls_server.threads, "the blocking call to run")
-        assert c.call(SVC, "InlineEcho", b"i", timeout=30) == b"i"
-        assert c.call(SVC, "Echo", b"t", timeout=30) == b"t"
-        assert "r" not in out
+        blocked = _pending(c, "Blocking", out, lambda: calls_server.threads)
         calls_server.gate.set()
         blocked.join(30)
         assert out["r"] == b"unblocked"
@@ -560,14 +567,8 @@ def _live_threads():
 def test_a_deferred_answer_is_sent_by_whoever_completes_it(calls_server):
     out = {}
     with Client(calls_server.path) as c:
-        waiter = threading.Thread(
-            target=lambda: out.setdefault("r", c.call(SVC, "Later", b"", timeout=60)))
-        waiter.start()
-        _wait_for(lambda: calls_server.deferred, "the deferred call")
         # pending, it holds up nothing on the same connection
-        assert c.call(SVC, "InlineEcho", b"i", timeout=30) == b"i"
-        assert c.call(SVC, "Echo", b"t", timeout=30) == b"t"
-        assert "r" not in out
+        waiter = _pending(c, "Later", out, lambda: calls_server.deferred)
         completer = threading.Thread(target=calls_server.deferred[0].answer, args=(b"done",))
         completer.start()
         completer.join(30)
