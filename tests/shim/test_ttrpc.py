@@ -381,11 +381,7 @@ def test_server_answers_an_oversized_request_with_resource_exhausted(server):
 
 def test_shutdown_is_clean(tmp_path):
     srv = Server()
-    srv.register(SVC, "Echo", lambda p: p)
-    path = str(tmp_path / "s.sock")
-    srv.listen(path)
-    thread = threading.Thread(target=srv.serve, daemon=True)
-    thread.start()
+    path, thread = _serve(srv, tmp_path, {"Echo": lambda p: p})
     c = Client(path)
     assert c.call(SVC, "Echo", b"before", timeout=30) == b"before"
     srv.shutdown(timeout=30)
@@ -403,6 +399,16 @@ def test_shutdown_is_clean(tmp_path):
     srv.shutdown(timeout=30)  # idempotent
 
 
+def _serve(srv, tmp_path, methods):
+    """srv serving methods of SVC on a socket in tmp_path, in a thread: (path, thread)."""
+    srv.register_service(SVC, methods)
+    path = str(tmp_path / "s.sock")
+    srv.listen(path)
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    return path, thread
+
+
 def test_shutdown_waits_for_a_running_call(tmp_path):
     srv = Server()
     entered = threading.Event()
@@ -413,11 +419,7 @@ def test_shutdown_waits_for_a_running_call(tmp_path):
         assert release.wait(30)
         return b"done"
 
-    srv.register(SVC, "Slow", slow)
-    path = str(tmp_path / "s.sock")
-    srv.listen(path)
-    thread = threading.Thread(target=srv.serve, daemon=True)
-    thread.start()
+    path, thread = _serve(srv, tmp_path, {"Slow": slow})
     out = {}
     with Client(path) as c:
         caller = threading.Thread(target=lambda: out.setdefault("r", c.call(SVC, "Slow")))
@@ -618,11 +620,7 @@ def test_after_reply_runs_once_the_answer_is_sent(tmp_path):
         ttrpc.after_reply(lambda: seen.setdefault("ran", True))
         return b"ok"
 
-    srv.register(SVC, "Call", handler)
-    path = str(tmp_path / "after.sock")
-    srv.listen(path)
-    thread = threading.Thread(target=srv.serve, daemon=True)
-    thread.start()
+    path, thread = _serve(srv, tmp_path, {"Call": handler})
     try:
         with Client(path) as c:
             assert c.call(SVC, "Call", b"", timeout=30) == b"ok"
