@@ -44,8 +44,10 @@ class Publisher:
             "PYRUNC_SHIM_EVENTS", "ttrpc" if self.ttrpc_address else "binary")
         self._queue = queue.Queue()
         self._client = None
-        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._thread.start()
+        self._done = threading.Event()
+        from shim.ttrpc import start_thread
+
+        start_thread(self._run)  # no handshake: the server's start-up goes on at once
 
     def publish(self, message):
         topic = TOPICS[type(message).__name__]
@@ -54,9 +56,15 @@ class Publisher:
     def close(self, timeout=5.0):
         """Deliver what is queued (bounded), then stop."""
         self._queue.put(None)
-        self._thread.join(timeout)
+        self._done.wait(timeout)
 
     def _run(self):
+        try:
+            self._deliver_all()
+        finally:
+            self._done.set()
+
+    def _deliver_all(self):
         while True:
             item = self._queue.get()
             if item is None:

@@ -65,11 +65,11 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
                           debug=debug)
     server = ttrpc.Server()
     server.register_service(SERVICE, service.handlers(), inline=INLINE)
-    threading.Thread(target=server.serve, args=(listener,), name="ttrpc-accept",
-                     daemon=True).start()
-    threading.Thread(target=_housekeeping, args=(service, server, path, stop, retired,
-                                                 reaper, idle_timeout),
-                     name="housekeeping", daemon=True).start()
+    # started without a handshake (ttrpc.start_thread): containerd's Create is waiting for
+    # the accept, and this thread goes on to the reaper's loop at once
+    ttrpc.start_thread(server.serve, listener)
+    ttrpc.start_thread(_housekeeping, service, server, path, stop, retired, reaper,
+                       idle_timeout)
     sys.stderr.write(f"shim: serving {namespace} on {path} (pid {os.getpid()})\n")
     sys.stderr.flush()
     reaper.run(stop)

@@ -513,11 +513,12 @@ def _run_logged(fn: Callable, *args) -> None:
             pass
 
 
-def _start_thread(fn: Callable, *args) -> None:
+def start_thread(fn: Callable, *args) -> None:
     """A thread of the server's running fn(*args), started without threading.Thread's
     handshake (start() waits until the new thread runs: two more hand-offs of the GIL on
-    the path of the request that needed it, a connection's first or a call's).  Like a
-    daemon thread, nobody joins it: who needs its end waits for an Event of its own."""
+    the path of what needed it, a connection's first request, a call, the server's
+    start-up before its first accept).  Like a daemon thread, nobody joins it: who needs
+    its end waits for an Event of its own."""
     _thread.start_new_thread(fn, args)
 
 
@@ -541,7 +542,7 @@ class _Calls:
         if worker is None:
             worker = _CallThread(self)
             worker.job = (fn, args)
-            _start_thread(worker.loop)
+            start_thread(worker.loop)
         else:
             worker.job = (fn, args)
             worker.wake.release()
@@ -698,7 +699,7 @@ class Server:
                 sock.close()
                 return
             self._conns.add(c)
-        _start_thread(c.serve)
+        start_thread(c.serve)
 
     def _forget(self, conn: _Connection) -> None:
         with self._lock:
