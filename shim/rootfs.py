@@ -2,6 +2,7 @@
 bind of it), mounted onto <bundle>/rootfs before the container is created; unmounted when
 the task is deleted."""
 
+import errno
 import os
 
 from ociruntime.libcontainer import syscalls as sc
@@ -32,16 +33,36 @@ def mount_all(mounts, target):
     return done
 
 
-def unmount_all(target, count=None):
-    """Unmount everything stacked on target (count mounts, or until none is left)."""
+def unmount(target, count=None):
+    """Unmount the count mounts stacked on target (or until none is left), topmost first,
+    as runc's shim: a plain umount, and one still in use (EBUSY: a process's cwd or an
+    open file in it) detached (MNT_DETACH), so nothing is left mounted at target either
+    way.  Nothing (left) mounted there (EINVAL, or no such path) ends it; any other
+    failure raises OSError.  Returns how many were unmounted."""
     n = 0
     while count is None or n < count:
         try:
-            sc.umount2(target, sc.MNT_DETACH)
-        except OSError:
-            break
+            try:
+                sc.umount2(target, 0)
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                sc.umount2(target, sc.MNT_DETACH)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT):
+                break
+            raise
         n += 1
     return n
+
+
+def unmount_all(target, count=None):
+    """unmount() where an error has nowhere to go (a failed Create's undoing, which
+    reports its own error; containerd's cleanup after a crash): best effort."""
+    try:
+        unmount(target, count)
+    except OSError:
+        pass
 
 
 def rootfs_of(bundle):

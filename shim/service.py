@@ -488,14 +488,13 @@ class TaskService:
             except PyruncError:
                 pass
             proc.exited.wait(10)
-        task.container.delete(force=True)
+        if not task.rootfs_mounts:
+            task.container.delete(force=True)
+        else:
+            self._delete_unmounting(task)
         proc.io.close()
         for exec_proc in list(task.execs.values()):
             exec_proc.io.close()
-        if task.rootfs_mounts:
-            from shim.rootfs import unmount_all
-
-            unmount_all(os.path.join(task.bundle, "rootfs"), task.rootfs_mounts)
         with self.lock:
             self.tasks.pop(task.id, None)
         exited_at = _timestamp(proc.exited_at or time.time_ns())
@@ -504,6 +503,27 @@ class TaskService:
             exited_at=exited_at))
         return pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status,
                                  exited_at=exited_at)
+
+    def _delete_unmounting(self, task):
+        """The runtime's delete, then the rootfs's unmount (after it: poststop hooks see
+        the rootfs mounted, as with runc's shim, which unmounts after `runc delete`).  The
+        unmount is tried when the delete failed too, as runc's shim does; the first error
+        is the Delete's."""
+        from shim.rootfs import unmount
+
+        rootfs = os.path.join(task.bundle, "rootfs")
+        try:
+            task.container.delete(force=True)
+        except BaseException:
+            try:
+                unmount(rootfs, task.rootfs_mounts)
+            except OSError as e:
+                sys.stderr.write(f"shim: delete {task.id}: unmounting the rootfs: {e}\n")
+            raise
+        try:
+            unmount(rootfs, task.rootfs_mounts)
+        except OSError as e:
+            raise PyruncError(f"unmounting the rootfs of {task.id}: {e}") from None
 
     def shutdown(self, req):
         """containerd asks after each task's delete.  The server outlives its last task a

@@ -385,6 +385,90 @@ def test_a_created_task_is_deleted_without_start(shim):
     lib.assert_nothing_left(shim.rt, bundle, cid)
 
 
+def _run_to_exit(shim, cid, bundle):
+    path = shim.start(cid, bundle)
+    _create(shim, path, cid, bundle)
+    shim.call(path, "Start", pb.StartRequest(id=cid), pb.StartResponse)
+    shim.call(path, "Wait", pb.WaitRequest(id=cid), pb.WaitResponse)
+    return path
+
+
+def test_delete_removes_the_cgroup_and_unmounts_the_rootfs(shim):
+    """Once Delete answers, nothing is mounted on the rootfs and every cgroup directory
+    the record names is gone."""
+    cid, bundle = shim.bundle("true")
+    path = _run_to_exit(shim, cid, bundle)
+    with open(os.path.join(shim.root, cid, "state.json")) as f:
+        dirs = list(json.load(f)["cgroup"]["dirs"].values())
+    assert dirs and all(os.path.isdir(d) for d in dirs)
+    assert is_mount_point(bundle.rootfs)
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    assert not is_mount_point(bundle.rootfs), "Delete unmounts the rootfs"
+    assert [d for d in dirs if os.path.exists(d)] == []
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def test_poststop_hooks_see_the_rootfs_still_mounted(shim):
+    """The rootfs is unmounted after the runtime's delete, as runc's shim does after
+    `runc delete`: each poststop hook finds it mounted, and Delete leaves nothing
+    mounted."""
+    cid, bundle = shim.bundle("true")
+    seen = os.path.join(shim.scratch.path, "poststop-seen")
+    script = (f"grep -c ' {bundle.rootfs} ' /proc/self/mountinfo >> {seen}; "
+              f"ls {bundle.rootfs}/bin/busybox >> {seen}")
+    bundle.config["hooks"] = {"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", script]}
+                                            for _ in range(2)]}
+    bundle.write()
+    path = _run_to_exit(shim, cid, bundle)
+    shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    with open(seen) as f:
+        assert f.read().split() == ["1", f"{bundle.rootfs}/bin/busybox"] * 2
+    assert not is_mount_point(bundle.rootfs)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def test_a_rootfs_still_in_use_is_detached(shim):
+    """A file open in the rootfs keeps it busy (a plain umount fails with EBUSY): Delete
+    detaches it instead, so nothing is left mounted, and the holder reads on."""
+    cid, bundle = shim.bundle("true")
+    path = _run_to_exit(shim, cid, bundle)
+    fd = os.open(os.path.join(bundle.rootfs, "bin", "busybox"), os.O_RDONLY)
+    try:
+        shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+        assert not is_mount_point(bundle.rootfs)
+        assert os.pread(fd, 4, 0) == b"\x7fELF"
+    finally:
+        os.close(fd)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
+def test_a_failed_unmount_fails_the_delete_and_a_retry_finishes_it(shim):
+    """The rootfs cannot be unmounted (its path no longer resolves: the bundle moved and
+    a file took its place, ENOTDIR): Delete reports it, not success, and keeps the task;
+    once the path is back a second Delete unmounts it."""
+    cid, bundle = shim.bundle("true")
+    path = _run_to_exit(shim, cid, bundle)
+    moved = bundle.path + "-moved"
+    os.rename(bundle.path, moved)  # the mount moves along
+    try:
+        with open(bundle.path, "w"):
+            pass
+        with pytest.raises(ttrpc.TTRPCError) as failed:
+            shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+        assert "unmounting the rootfs" in failed.value.message
+        assert "Not a directory" in failed.value.message, failed.value.message
+        assert is_mount_point(os.path.join(moved, "rootfs"))
+        state = shim.call(path, "State", pb.StateRequest(id=cid), pb.StateResponse)
+        assert state.status == task_pb2.STOPPED
+    finally:
+        os.unlink(bundle.path)
+        os.rename(moved, bundle.path)
+    deleted = shim.call(path, "Delete", pb.DeleteRequest(id=cid), pb.DeleteResponse)
+    assert deleted.exit_status == 0
+    assert not is_mount_point(bundle.rootfs)
+    lib.assert_nothing_left(shim.rt, bundle, cid)
+
+
 def test_a_bad_config_fails_and_leaves_nothing(shim):
     cid, bundle = shim.bundle("true")
     bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]
