@@ -100,12 +100,15 @@ class Proc:
                 return
         fn()
 
-    def set_exited(self, code, when):
+    def set_exited(self, code, when, then=None):
+        """The exit is known (State reports it), then(), then what waited is done."""
         self.exit_status = code
         self.exited_at = when
         with self._exit_lock:
             self.exited.set()
             waiting, self._on_exit = self._on_exit, []
+        if then is not None:
+            then()
         for fn in waiting:
             try:
                 fn()
@@ -345,10 +348,11 @@ class TaskService:
             if not proc.exec_id:
                 self._check_oom(task)  # an OOM kill of the init: before its exit event
             proc.io.wait_output()
-            proc.set_exited(code, when)  # a Wait's answer is sent here, in this thread
-            self.publisher.publish(ev.TaskExit(
+            # TaskExit queued first (containerd handles it beside ctr's reaction to the
+            # Wait), then a Wait's answer sent here, in this thread
+            proc.set_exited(code, when, lambda: self.publisher.publish(ev.TaskExit(
                 container_id=task.id, id=proc.exec_id or task.id, pid=proc.pid,
-                exit_status=code, exited_at=_timestamp(when)))
+                exit_status=code, exited_at=_timestamp(when))))
         if proc.io.terminal:
             proc.exit_after_start(
                 threading.Thread(target=finish, name="exit", daemon=True).start)
