@@ -321,6 +321,14 @@ def _detach(root, keep=-1):
 
     close_fds_but(keep)
     os.setsid()
+    _daemon_stdio(root)
+
+
+def _daemon_stdio(root):
+    """_detach's end (a starter's spare, in a session of its own already, runs it when it
+    becomes a server): stdin and stdout /dev/null, stderr root's shim.log, cwd /."""
+    import os
+
     os.makedirs(root, 0o711, exist_ok=True)
     null = os.open(os.devnull, os.O_RDWR)
     log = os.open(os.path.join(root, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND,

@@ -245,25 +245,33 @@ def spawned(server_pid):
     _work([3, 4, 5, 6, 7], server_pid)
 
 
-def warm(server_pid, bundle=""):
+def warm(server_pid, bundle="", spare=False):
     """A Spawner's warm worker: the library's container module imported first (Create's;
     an Exec imports the rest itself), the task's bundle's config read and parsed
     (create.prepare_config) and the Create's sealed exec stage made (stage.make_ahead)
     while containerd has yet to send the Create; then its one request from the socket
-    on fd 3, as a fork server's.  Never returns."""
+    on fd 3, as a fork server's.  spare: the worker of a starter's spare (shim.starter),
+    which has no task yet: the stage made, it waits on fd 3 for its task's bundle and
+    environment (and its server's log, its fd 2) first.  Never returns."""
     prepared = None
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
             os._exit(0)  # the server died before the death signal was armed
-        from ociruntime.libcontainer import container, create  # noqa: F401  (what Create runs)
+        from ociruntime.libcontainer import container, create, stage  # noqa: F401  (Create's)
 
+        sock = socket.socket(fileno=3)
+        if spare:
+            stage.make_ahead()
+            data, fds = _recv(sock, 1 << 20, 1)
+            if not data:
+                os._exit(0)  # the spare is gone, unused
+            task = jsonlite.loads(data)
+            _become_task_worker(task, fds)
+            bundle = task["bundle"]
         if bundle:
             prepared = create.prepare_config(bundle)
-        from ociruntime.libcontainer import stage
-
         stage.make_ahead()  # the Create's sealed stage, before the Create comes
-        sock = socket.socket(fileno=3)
         data, fds = _recv(sock, 64, 5)
         sock.close()
     except BaseException as e:
@@ -272,6 +280,18 @@ def warm(server_pid, bundle=""):
     if not data:
         os._exit(0)  # the server is gone, or never needed it
     _work(fds, server_pid, prepared)
+
+
+def _become_task_worker(task, fds):
+    """A spare's worker given its task: the task's environment and its server's log (as
+    the worker of a server forked for the task would have them) and the servers' name."""
+    from shim import server, starter
+
+    if fds:
+        os.dup2(fds[0], 2)
+        os.close(fds[0])
+    starter._replace_environ(task["env"])
+    server.set_process_name(server.SERVER_NAME)
 
 
 def _serve(sock, server_pid):

@@ -27,9 +27,24 @@ The protocol (shared with any other client of it, such as a front binary in C):
   reply   one message: b"0" + bytes for stdout, exit 0; b"1" + text for stderr (a newline
           added), exit 1; b"F": the client does the work itself.  Anything else, no
           reply (a closed connection, 60 s), or no starter to connect to: as b"F".
-`start`: the address of the task's group's server (forking one when none runs), written
-into the bundle; `delete` when nothing is left to clean: the DeleteResponse; anything else
-(another action, namespace or address, something to clean): b"F".
+`start`: the address of the task's group's server (forking one when none runs, or
+handing the task to the spare), written into the bundle; `delete` when nothing is left
+to clean: the DeleteResponse; anything else (another action, namespace or address,
+something to clean): b"F".
+
+The spare: a task's own server (idle timeout 0, no fork server) starts up, from the fork
+to its accept, in ~10 ms that would be on its container's path (containerd sends the
+Create as soon as start has answered).  So the starter keeps one forked ahead (make_spare),
+once a task of its own group was started and the starter has been idle SPARE_AFTER s (so
+its making never competes with a container's start for the host's cores), and again after
+one was used or died: single-threaded, in a session of its own, its Create's warm worker
+forked (shim.forkserver.warm, spare), waiting on a socket of its own with the starter.  The
+next start of a task of its own group hands it the task (the listener by SCM_RIGHTS, the
+request's arguments and environment) and answers at once; the spare finishes as a forked
+server would (_become_server) and gives its worker the bundle.  No spare ready, or a
+hand-over that fails: the fork as before.  It carries the starter's name and command line
+(no task's) until it serves, holds none of the starter's fds, and goes with the starter
+(EOF on its socket; the starter waits for that on its way out), its worker with it.
 
 A request is untrusted: from the starter's own uid only (SO_PEERCRED; the socket is 0600),
 one message of at most MAX_REQUEST bytes, parsed strictly; anything wrong is one b"1"
@@ -50,6 +65,9 @@ from ociruntime.state import file_identity
 from shim import cli, server
 
 IDLE = float(os.environ.get("PYRUNC_SHIM_STARTER_IDLE", "600"))
+# a spare server is made this long after the starter's last request (off any container's
+# path: not beside a start on the host's cores); 0 or less: no spare
+SPARE_AFTER = float(os.environ.get("PYRUNC_SHIM_SPARE_AFTER", "0.2"))
 CHECK_EVERY = 3.0
 MAX_REQUEST = 1 << 20
 RECV_TIMEOUT = 2.0  # a client sends its request at once: none holds the starter longer
@@ -132,6 +150,7 @@ def run(listener_fd, path, namespace, containerd_address, idle=IDLE):
     finally:
         server._release(path, bound)
         starter.drain()
+        starter.drop_spare(wait=True)
         _log("exiting")
     return 0
 
@@ -145,6 +164,13 @@ class Starter:
         self.code = code
         self.stale = False  # its code changed: it hands every request back (b"F")
         self.stopped = False
+        # the spare server (Starter.make_spare): our end of its socket; whether it said it
+        # is ready; whether one is wanted (a task of its own group was started)
+        self.spare = None
+        self.spare_ready = False
+        self.spare_wanted = False
+        self.spare_not_before = 0.0  # after a spare died: not another at once
+        self.poller = select.poll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGTERM, self._stop)
@@ -154,12 +180,19 @@ class Starter:
         self.stopped = True
 
     def loop(self, idle):
-        poller = select.poll()
+        poller = self.poller
         poller.register(self.listener.fileno(), select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
         last = time.monotonic()
         while not self.stopped:
-            ready = poller.poll(CHECK_EVERY * 1000)
+            timeout = CHECK_EVERY
+            if self.spare_wanted and self.spare is None and SPARE_AFTER > 0:
+                due = max(last + SPARE_AFTER, self.spare_not_before)
+                timeout = max(0.0, min(timeout, due - time.monotonic()))
+                if not timeout:
+                    self.make_spare()
+                    continue
+            ready = poller.poll(timeout * 1000)
             if self.stopped:
                 break
             changed = self.code.changed()
@@ -171,6 +204,8 @@ class Starter:
                 self.accept_one()
                 last = time.monotonic()
                 continue
+            if self.spare is not None and any(fd == self.spare.fileno() for fd, _ in ready):
+                self.spare_event()
             if any(fd == self.wake_r for fd, _ in ready):
                 try:
                     os.read(self.wake_r, 64)
@@ -242,7 +277,7 @@ class Starter:
             if flags.action == "start":
                 address = cli.serve_task(
                     self.address, self.namespace, cwd, flags.get("id"), mode,
-                    lambda listener, path, group: self.fork_server(
+                    lambda listener, path, group: self.launch(
                         flags, listener, path, cwd, group, env))
                 return b"0" + address.encode()
             if flags.action == "delete":
@@ -252,6 +287,110 @@ class Starter:
             _log(f"{flags.action} {flags.get('id')}: {type(e).__name__}: {e}")
             return b"1" + f"{PROG}: {flags.action}: {e}".encode()
         return b"F"
+
+    def launch(self, flags, listener, path, bundle, group, env):
+        """The group's server: the spare when one is ready and the group is a task's own
+        (the pod's server of a group shared by tasks is forked: it keeps a fork server),
+        else a fork (fork_server), also when the hand-over fails."""
+        if group.startswith("task:"):
+            self.spare_wanted = True
+            if self.spare_ready and self.hand_over(flags, listener, path, bundle, group, env):
+                return
+        self.fork_server(flags, listener, path, bundle, group, env)
+
+    def make_spare(self):
+        """The spare: a task's server forked ahead, a grandchild as fork_server's, that
+        has forked its Create's warm worker (single-threaded still) and waits for a task
+        on a socket of its own with the starter (_spare).  It says b"ready" once its
+        worker is forked; EOF on that socket (the starter gone, or dropping it) ends it
+        and its worker."""
+        self.spare_ready = False
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    cli.close_fds_but(theirs.fileno())
+                    if os.fork() == 0:
+                        _spare(theirs, self.namespace, self.address)  # never returns
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        except OSError as e:
+            mine.close()
+            _log(f"cannot fork a spare server: {e}")
+            self.spare_wanted = False  # until the next start of a task's own group
+            return
+        finally:
+            theirs.close()
+        if status != 0:
+            mine.close()
+            self.spare_wanted = False
+            _log("cannot fork a spare server")
+            return
+        self.spare = mine
+        self.poller.register(mine.fileno(), select.POLLIN)
+
+    def spare_event(self):
+        """The spare's b"ready", or its end (EOF): a new one is made later."""
+        try:
+            data = self.spare.recv(64, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data == b"ready":
+            self.spare_ready = True
+        else:
+            _log("the spare server died")
+            self.drop_spare()
+            self.spare_not_before = time.monotonic() + 1.0
+
+    def drop_spare(self, wait=False):
+        """Close our end of the spare's socket (it exits on the EOF, its worker with it);
+        wait: until it has (its end closed: no process of the starter's is left)."""
+        spare, self.spare = self.spare, None
+        self.spare_ready = False
+        if spare is None:
+            return
+        self.poller.unregister(spare.fileno())
+        try:
+            if wait:
+                spare.shutdown(socket.SHUT_WR)
+                spare.settimeout(2.0)
+                while spare.recv(64):
+                    pass
+        except OSError:
+            pass
+        finally:
+            spare.close()
+
+    def hand_over(self, flags, listener, path, bundle, group, env):
+        """Give the task to the spare: its listener by SCM_RIGHTS, what fork_server's
+        server gets; True once the spare has it (it finishes its start-up itself), False
+        when the spare cannot take it (gone: the fork path then)."""
+        from ociruntime import jsonlite
+        from shim import forkserver
+
+        spare, self.spare = self.spare, None
+        self.spare_ready = False
+        self.poller.unregister(spare.fileno())
+        try:
+            task = {"argv": flags.argv, "path": path, "bundle": bundle, "group": group,
+                    "env": env}
+            forkserver._send(spare, jsonlite.dumps(task).encode(), (listener,))
+            return True
+        except OSError as e:
+            _log(f"the spare server cannot take {group}: {e}")
+            return False
+        finally:
+            spare.close()
 
     def fork_server(self, flags, listener, path, bundle, group, env):
         """The task's (or pod's) server, a grandchild: the child forks it and exits at
@@ -299,6 +438,65 @@ class Starter:
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+
+
+def _spare(sock, namespace, address):
+    """The spare server (Starter.make_spare): in a session of its own, its Create's warm
+    worker forked (shim.forkserver.warm, spare), b"ready", then its task from the
+    starter, or EOF: its worker killed and waited for, and gone.  Given a task it is
+    that task's server as fork_server's (_become_server), its worker given the task's
+    bundle and environment.  Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        me = os.getpid()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        worker = os.fork()
+        if worker == 0:
+            try:
+                sock.close()
+                mine.close()
+                os.dup2(theirs.fileno(), 3)
+                if theirs.fileno() != 3:
+                    theirs.close()
+                from shim.forkserver import warm
+
+                warm(me, spare=True)  # never returns
+            finally:
+                os._exit(1)
+        theirs.close()
+        from ociruntime import jsonlite
+        from shim import forkserver
+
+        sock.send(b"ready")
+        data, fds = forkserver._recv(sock, MAX_REQUEST, 1)
+        if not data or len(fds) != 1:
+            # the worker first: the starter waits for this socket's end (drop_spare)
+            os.kill(worker, signal.SIGKILL)
+            os.waitpid(worker, 0)
+            code = 0
+            return
+        sock.close()
+        task = jsonlite.loads(data)
+        listener, path, bundle, env = fds[0], task["path"], task["bundle"], task["env"]
+        flags = cli.Flags(task["argv"])
+        _replace_environ(env)
+        root = cli.state_root(bundle, namespace)
+        cli._daemon_stdio(root)
+        server.set_process_name(server.SERVER_NAME)
+        forkserver._send(mine, jsonlite.dumps({"bundle": bundle, "env": env}).encode(), (2,))
+        code = server.serve(
+            listener, path, root, namespace=namespace, containerd_address=address,
+            publish_binary=flags.get("publish-binary"),
+            ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
+            idle_timeout=0, warm_worker=f"{worker}:{mine.detach()}")
+    except BaseException as e:
+        cli._last_word("the spare server", e)
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 def _replace_environ(env):

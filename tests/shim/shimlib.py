@@ -85,6 +85,10 @@ class Containerd:
         """Pids of the processes listening on this namespace's starter socket."""
         return listening_on(self.starter_socket())
 
+    def spares(self):
+        """The starter's spare servers, each (pid, [its worker's pid])."""
+        return spares(self.address, self.namespace)
+
     def stop_starters(self):
         """End this namespace's starter as a finalizer must (SIGTERM: it unlinks its
         socket), SIGKILL if it does not go, and its socket then."""
@@ -165,6 +169,25 @@ def starter_socket(address, namespace):
     from shim.cli import starter_socket
 
     return starter_socket(address, namespace)
+
+
+def spares(address, namespace):
+    """(spare, [its worker]) of the starter of (address, namespace) (shim.starter: a task's
+    server forked ahead, part of the starter until it is handed a task): the processes
+    named as the starter, in a session of their own, that do not listen on its socket,
+    and their children."""
+    starters = listening_on(starter_socket(address, namespace))
+    named = [pid for pid in enginelib.processes_with_cmdline(address)
+             if comm(pid) == STARTER_NAME and pid not in starters]
+    return [(pid, [p for p in named if parent_pid(p) == pid]) for pid in named
+            if _session(pid) == pid]
+
+
+def _session(pid):
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def stop_starter(address, namespace, timeout=30.0):
