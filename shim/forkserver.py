@@ -139,9 +139,10 @@ class Spawner:
     requests (Execs) spawn a worker each, cold, as it would cost a whole idle interpreter
     per container to keep one ready."""
 
-    def __init__(self, warm=False):
+    def __init__(self, warm=False, task=None):
         self._lock = threading.Lock()
         self._warm = None  # (pid, socket) of the worker waiting for its request
+        self._task = task  # (message, fds) a spare's warm worker waits for first (tell)
         if isinstance(warm, tuple):  # our child already: its exit is ours to reap
             from ociruntime.libcontainer import monitor
 
@@ -159,10 +160,30 @@ class Spawner:
                 theirs.close()
             self._warm = pid, mine
 
+    def tell(self):
+        """Send the warm worker of a starter's spare its task (shim.forkserver.warm, spare),
+        once; the first call() sends it first otherwise."""
+        with self._lock:
+            self._tell_locked()
+
+    def _tell_locked(self):
+        task, self._task = self._task, None
+        if task is not None and self._warm is not None:
+            try:
+                _send(self._warm[1], *task)
+            except OSError:  # dead, or it cannot have it: call() spawns a cold one
+                from ociruntime.libcontainer import monitor
+
+                pid, sock = self._warm
+                self._warm = None
+                sock.close()  # its EOF: it exits, if alive
+                monitor.current().forget(pid)
+
     def call(self, request, stdio):
         from ociruntime.libcontainer import monitor
 
         with self._lock:
+            self._tell_locked()
             warm, self._warm = self._warm, None
         pids = []
 

@@ -24,7 +24,11 @@ SERVER_NAME = "pyrunc-shim"  # the servers' process name (/proc/PID/comm)
 
 
 def serve(listener_fd, path, root, namespace, containerd_address, publish_binary,
-          ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT, warm_worker=""):
+          ttrpc_address, debug=False, idle_timeout=IDLE_TIMEOUT, warm_worker="",
+          warm_task=None):
+    """warm_task: (message, fds) for the warm worker of a starter's spare (its task:
+    shim.forkserver.warm, spare), sent once this server accepts, so that its config's
+    parse is not beside this start-up on the host's cores (or first by a Create)."""
     from ociruntime.libcontainer import monitor
     from shim.forkserver import ForkServer, Spawner
     from shim.reaper import Reaper
@@ -46,7 +50,7 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
         workers = ForkServer(close_in_child=(listener_fd,))
     else:
         workers = Spawner(warm=tuple(map(int, warm_worker.split(":"))) if warm_worker
-                          else True)
+                          else True, task=warm_task)
     import socket
 
     from ociruntime.libcontainer import cgroups
@@ -72,6 +76,8 @@ def serve(listener_fd, path, root, namespace, containerd_address, publish_binary
                        idle_timeout)
     sys.stderr.write(f"shim: serving {namespace} on {path} (pid {os.getpid()})\n")
     sys.stderr.flush()
+    if warm_task is not None:
+        workers.tell()
     reaper.run(stop)
     if not retired.is_set():
         _release(path, bound)

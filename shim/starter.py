@@ -484,12 +484,12 @@ def _spare(sock, namespace, address):
         root = cli.state_root(bundle, namespace)
         cli._daemon_stdio(root)
         server.set_process_name(server.SERVER_NAME)
-        forkserver._send(mine, jsonlite.dumps({"bundle": bundle, "env": env}).encode(), (2,))
         code = server.serve(
             listener, path, root, namespace=namespace, containerd_address=address,
             publish_binary=flags.get("publish-binary"),
             ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
-            idle_timeout=0, warm_worker=f"{worker}:{mine.detach()}")
+            idle_timeout=0, warm_worker=f"{worker}:{mine.detach()}",
+            warm_task=(jsonlite.dumps({"bundle": bundle, "env": env}).encode(), (2,)))
     except BaseException as e:
         cli._last_word("the spare server", e)
     finally:
@@ -503,6 +503,8 @@ def _replace_environ(env):
     """This process's environment (os.environ, posix.environ, the C library's) becomes
     env, with the starter's one malloc arena."""
     env = dict(env, MALLOC_ARENA_MAX="1")
+    if env == os.environ:
+        return  # the same as the starter's (launched by the same containerd): as it is
     os.environ.clear()
     os.environ.update(env)
     encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
