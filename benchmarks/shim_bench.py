@@ -23,7 +23,8 @@ Then:
 
 Figures are reported, never asserted. Everything is removed at the end, on error too.
 Run as root after .ci/setup: `python3 benchmarks/shim_bench.py [--runs N] [--containers M]`;
-`--baseline CHECKOUT` adds its shim as mode `baseline`, for a before/after in one run.
+`--baseline CHECKOUT` adds its shim as mode `baseline`, for a before/after in one run;
+`--pause S` idles S seconds before each run (containers now and then, not back to back).
 """
 
 import argparse
@@ -156,10 +157,11 @@ def memory(pids):
     return rss, pss
 
 
-def time_runs(cds, modes, runs, warmup):
+def time_runs(cds, modes, runs, warmup, pause=0.0):
     samples = {mode: [] for mode in modes}
     for n in range(warmup + runs):
         for mode in modes:
+            time.sleep(pause)
             runtime, flags, _ = MODES[mode]
             name = f"t{n}-{mode}-{uuid.uuid4().hex[:6]}"
             start = time.perf_counter()
@@ -197,6 +199,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="timed runs per mode")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=0.0, metavar="S",
+                        help="seconds idle before each run (containers started now and "
+                        "then, not back to back: what a shim does while idle counts)")
     parser.add_argument("--containers", type=int, default=20,
                         help="running containers for the memory figures")
     parser.add_argument("--modes", "--runtimes", default=",".join(MODES),
@@ -232,7 +237,7 @@ def main(argv=None):
                                           repo)
                 daemons[key].ctr("images", "import", "--all-platforms", tar)
             cds[mode] = daemons[key]
-        samples = time_runs(cds, modes, args.runs, args.warmup)
+        samples = time_runs(cds, modes, args.runs, args.warmup, args.pause)
         mem = {mode: measure_memory(cds[mode], mode, args.containers) for mode in modes}
     finally:
         for cd in daemons.values():
