@@ -6,6 +6,9 @@ The process model, and why:
     |        and the runtime's modules imported; answers `start` and `delete`, shim.starter)
     +-- (a middle process that exits at once: the double fork)
         +-- shim server (below), one per task or pod: reparented, never the starter's
+        +-- its spare (at most one, forked ahead while the starter is idle: a task's
+            server-to-be and its Create's warm worker, handed the next task of its own
+            group; it goes with the starter until then: shim.starter)
 
     shim server (subreaper; threads: ttrpc accept + connections, events, housekeeping,
     |            pty copies; the reaper in the main thread)
