@@ -307,33 +307,15 @@ class Starter:
         self.spare_ready = False
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    cli.close_fds_but(theirs.fileno())
-                    if os.fork() == 0:
-                        _spare(theirs, self.namespace, self.address)  # never returns
-                    code = 0
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
+            _double_fork(theirs.fileno(), lambda: _spare(theirs, self.namespace, self.address),
+                         "a spare server")
         except OSError as e:
             mine.close()
-            _log(f"cannot fork a spare server: {e}")
-            self.spare_wanted = False  # until the next start of a task's own group
+            _log(str(e))
+            self.spare_wanted = False  # until the next start of a task of its own group
             return
         finally:
             theirs.close()
-        if status != 0:
-            mine.close()
-            self.spare_wanted = False
-            _log("cannot fork a spare server")
-            return
         self.spare = mine
         self.poller.register(mine.fileno(), select.POLLIN)
 
@@ -395,24 +377,8 @@ class Starter:
     def fork_server(self, flags, listener, path, bundle, group, env):
         """The task's (or pod's) server, a grandchild: the child forks it and exits at
         once, so the server is nobody's child here and the starter keeps no process."""
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                # the starter's signal handling, wake-up pipe and socket stay its own
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                cli.close_fds_but(listener)
-                if os.fork() == 0:
-                    self._become_server(flags, listener, path, bundle, group, env)
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise OSError("cannot fork the task's server")
+        _double_fork(listener, lambda: self._become_server(flags, listener, path, bundle,
+                                                           group, env), "the task's server")
 
     def _become_server(self, flags, listener, path, bundle, group, env):
         """In the forked server: the request's environment, a daemon as the exec'd one
@@ -438,6 +404,30 @@ class Starter:
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+
+
+def _double_fork(keep, become, what):
+    """become() (never returns) in a grandchild: the child forks it and exits at once, so
+    it is nobody's child here and the starter keeps no process; with the starter's fds
+    closed but stdio and keep (its listener, lock and sockets stay its own) and its
+    signal handling reset.  OSError when it cannot be forked."""
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            cli.close_fds_but(keep)
+            if os.fork() == 0:
+                become()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(f"cannot fork {what}")
 
 
 def _spare(sock, namespace, address):
