@@ -383,27 +383,42 @@ class Starter:
     def _become_server(self, flags, listener, path, bundle, group, env):
         """In the forked server: the request's environment, a daemon as the exec'd one
         (cli._daemon), its name, then shim.server.serve.  Never returns."""
-        code = 1
-        try:
+        def run():
             _replace_environ(env)
             root = cli.state_root(bundle, self.namespace)
             cli._detach(root, listener)  # closes the starter's fds: its listener, the lock
             server.set_process_name(server.SERVER_NAME)  # before its worker's fork
             alone = group.startswith("task:")  # no other task finds it: no lingering
-            code = server.serve(
-                listener, path, root, namespace=self.namespace,
-                containerd_address=self.address,
-                publish_binary=flags.get("publish-binary"),
-                ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
+            return _serve(
+                flags, env, self.namespace, self.address, listener, path, root,
                 idle_timeout=0 if alone else float(env.get("PYRUNC_SHIM_IDLE_TIMEOUT", "30")),
                 warm_worker=cli._fork_warm_worker(listener, bundle) if alone else "")
-        except BaseException as e:
-            cli._last_word("the server", e)
+
+        _exit_after("the server", run)
+
+
+def _serve(flags, env, namespace, address, listener, path, root, **options):
+    """shim.server.serve for the task's request (its flags and environment)."""
+    return server.serve(listener, path, root, namespace=namespace,
+                        containerd_address=address,
+                        publish_binary=flags.get("publish-binary"),
+                        ttrpc_address=env.get("TTRPC_ADDRESS", ""),
+                        debug="debug" in flags.bools, **options)
+
+
+def _exit_after(what, run):
+    """A forked daemon's end: exit with run()'s status (1, its error in the log, if it
+    raised).  Never returns."""
+    code = 1
+    try:
+        code = run()
+    except BaseException as e:
+        cli._last_word(what, e)
+    finally:
+        try:
+            sys.stderr.flush()
         finally:
-            try:
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            os._exit(code)
 
 
 def _double_fork(keep, become, what):
@@ -436,8 +451,7 @@ def _spare(sock, namespace, address):
     starter, or EOF: its worker killed and waited for, and gone.  Given a task it is
     that task's server as fork_server's (_become_server), its worker given the task's
     bundle and environment.  Never returns."""
-    code = 1
-    try:
+    def run():
         os.setsid()
         me = os.getpid()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -464,8 +478,7 @@ def _spare(sock, namespace, address):
             # the worker first: the starter waits for this socket's end (drop_spare)
             os.kill(worker, signal.SIGKILL)
             os.waitpid(worker, 0)
-            code = 0
-            return
+            return 0
         sock.close()
         task = jsonlite.loads(data)
         listener, path, bundle, env = fds[0], task["path"], task["bundle"], task["env"]
@@ -474,19 +487,12 @@ def _spare(sock, namespace, address):
         root = cli.state_root(bundle, namespace)
         cli._daemon_stdio(root)
         server.set_process_name(server.SERVER_NAME)
-        code = server.serve(
-            listener, path, root, namespace=namespace, containerd_address=address,
-            publish_binary=flags.get("publish-binary"),
-            ttrpc_address=env.get("TTRPC_ADDRESS", ""), debug="debug" in flags.bools,
-            idle_timeout=0, warm_worker=f"{worker}:{mine.detach()}",
+        return _serve(
+            flags, env, namespace, address, listener, path, root, idle_timeout=0,
+            warm_worker=f"{worker}:{mine.detach()}",
             warm_task=(jsonlite.dumps({"bundle": bundle, "env": env}).encode(), (2,)))
-    except BaseException as e:
-        cli._last_word("the spare server", e)
-    finally:
-        try:
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+
+    _exit_after("the spare server", run)
 
 
 def _replace_environ(env):
