@@ -65,6 +65,8 @@ from ociruntime.state import file_identity
 from shim import cli, server
 
 IDLE = float(os.environ.get("PYRUNC_SHIM_STARTER_IDLE", "600"))
+# how long a hand-over waits for the spare's word that it took the task
+HAND_OVER_TIMEOUT = 5.0
 # a spare server is made this long after the starter's last request (off any container's
 # path: not beside a start on the host's cores); 0 or less: no spare
 SPARE_AFTER = float(os.environ.get("PYRUNC_SHIM_SPARE_AFTER", "0.2"))
@@ -367,7 +369,20 @@ class Starter:
             task = {"argv": flags.argv, "path": path, "bundle": bundle, "group": group,
                     "env": env}
             forkserver._send(spare, jsonlite.dumps(task).encode(), (listener,))
-            return True
+            # a send can succeed into the socket of a spare that is dying (killed, or
+            # stopped and then killed): only its word says it has the listener; its end
+            # (EOF) before that word leaves the task to the fork path (our listener is
+            # still open, and the spare that took nothing serves nothing)
+            spare.settimeout(HAND_OVER_TIMEOUT)
+            try:
+                taken = spare.recv(16) == b"taken"
+            except TimeoutError:
+                # alive, and the task is in its socket: it serves it when it runs again
+                _log(f"the spare server took more than {HAND_OVER_TIMEOUT} s to answer")
+                return True
+            if not taken:
+                _log(f"the spare server ended before it took {group}")
+            return taken
         except OSError as e:
             _log(f"the spare server cannot take {group}: {e}")
             return False
@@ -479,6 +494,10 @@ def _spare(sock, namespace, address):
             os.kill(worker, signal.SIGKILL)
             os.waitpid(worker, 0)
             return 0
+        try:
+            sock.send(b"taken")  # the starter replies to start once it reads this
+        except OSError:
+            pass  # the starter gone: the task is ours all the same
         sock.close()
         task = jsonlite.loads(data)
         listener, path, bundle, env = fds[0], task["path"], task["bundle"], task["env"]

@@ -7,6 +7,8 @@ one), and never outlives the starter."""
 import os
 import signal
 import socket
+import threading
+import time
 
 import shimlib
 from shimlib import SERVER_NAME, comm, gone, listening_on, parent_pid, wait_until
@@ -86,3 +88,29 @@ def test_a_spare_that_cannot_take_the_task_is_replaced_by_a_fork(starter):  # no
         s.connect(served)  # it serves
     os.kill(server, signal.SIGTERM)
     wait_until(lambda: gone(server), "the server's exit")
+
+
+def test_a_spare_that_dies_holding_the_task_leaves_it_to_a_fork(containerd):
+    """The hand-over waits for the spare's word that it took the task: a spare stopped
+    when the task is sent (so the send succeeds into its socket) and killed then never
+    answers, and the start goes to the fork path.  Without that word the start would
+    answer with a socket nobody serves: ctr's Create refused, a dead socket left."""
+    c = containerd
+    assert c.run(c.new_name(), "echo", "first", flags=("--rm",)).stdout == "first\n"
+    spare, (worker,) = _one_spare(c.address, c.namespace)
+    os.kill(spare, signal.SIGSTOP)
+    done = {}
+    name = c.new_name()
+    runner = threading.Thread(target=lambda: done.update(
+        result=c.run(name, "echo", "forked", flags=("--rm",), check=False)))
+    runner.start()
+    try:
+        time.sleep(1.0)  # the start is waiting for the stopped spare's word
+        assert runner.is_alive()
+    finally:
+        os.kill(spare, signal.SIGKILL)
+        runner.join(60)
+    result = done["result"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "forked\n"
+    wait_until(lambda: gone(spare) and gone(worker), "the killed spare and its worker")
