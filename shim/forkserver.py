@@ -306,12 +306,12 @@ def warm(server_pid, bundle="", spare=False):
 def _become_task_worker(task, fds):
     """A spare's worker given its task: the task's environment and its server's log (as
     the worker of a server forked for the task would have them) and the servers' name."""
-    from shim import server, starter
+    from shim import server
 
     if fds:
         os.dup2(fds[0], 2)
         os.close(fds[0])
-    starter._replace_environ(task["env"])
+    server.replace_environ(task["env"])
     server.set_process_name(server.SERVER_NAME)
 
 

@@ -99,6 +99,23 @@ def set_process_name(name):
         pass
 
 
+def replace_environ(env):
+    """This process's environment (os.environ, posix.environ, the C library's) becomes
+    env, with the starter's one malloc arena: a server (or its worker) forked by the
+    starter takes its task's request's environment, as an exec'd one would have it."""
+    import posix
+
+    env = dict(env, MALLOC_ARENA_MAX="1")
+    if env == os.environ:
+        return  # the same as the starter's (launched by the same containerd): as it is
+    os.environ.clear()
+    os.environ.update(env)
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    posix.environ.clear()
+    posix.environ.update({k.encode(encoding, errors): v.encode(encoding, errors)
+                          for k, v in env.items()})
+
+
 def _housekeeping(service, server, path, stop, retired, reaper, idle_timeout):
     """OOM events, and the idle exit."""
     while not stop.wait(OOM_POLL):

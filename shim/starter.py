@@ -53,7 +53,6 @@ answer or a dropped connection, never the starter's end.
 
 import gc
 import os
-import posix
 import select
 import signal
 import socket
@@ -399,7 +398,7 @@ class Starter:
         """In the forked server: the request's environment, a daemon as the exec'd one
         (cli._daemon), its name, then shim.server.serve.  Never returns."""
         def run():
-            _replace_environ(env)
+            server.replace_environ(env)
             root = cli.state_root(bundle, self.namespace)
             cli._detach(root, listener)  # closes the starter's fds: its listener, the lock
             server.set_process_name(server.SERVER_NAME)  # before its worker's fork
@@ -502,7 +501,7 @@ def _spare(sock, namespace, address):
         task = jsonlite.loads(data)
         listener, path, bundle, env = fds[0], task["path"], task["bundle"], task["env"]
         flags = cli.Flags(task["argv"])
-        _replace_environ(env)
+        server.replace_environ(env)
         root = cli.state_root(bundle, namespace)
         cli._daemon_stdio(root)
         server.set_process_name(server.SERVER_NAME)
@@ -512,20 +511,6 @@ def _spare(sock, namespace, address):
             warm_task=(jsonlite.dumps({"bundle": bundle, "env": env}).encode(), (2,)))
 
     _exit_after("the spare server", run)
-
-
-def _replace_environ(env):
-    """This process's environment (os.environ, posix.environ, the C library's) becomes
-    env, with the starter's one malloc arena."""
-    env = dict(env, MALLOC_ARENA_MAX="1")
-    if env == os.environ:
-        return  # the same as the starter's (launched by the same containerd): as it is
-    os.environ.clear()
-    os.environ.update(env)
-    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-    posix.environ.clear()
-    posix.environ.update({k.encode(encoding, errors): v.encode(encoding, errors)
-                          for k, v in env.items()})
 
 
 def parse(data):
